@@ -1,0 +1,44 @@
+"""Packaging for AegisGitea MCP: a read-only, access-controlled MCP gateway to one Gitea."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "aegis_tornado" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="aegis-gitea-mcp",
+    version=VERSION,
+    description="A security gate that lets MCP clients (ChatGPT first) read a self-hosted Gitea",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["aegis_tornado", "aegis_tornado.*"]),
+    include_package_data=True,
+    install_requires=[
+        "tornado>=6.4,<7",
+        "pyyaml>=6,<7",
+        "requests-futures>=1.0,<2",
+        "structlog>=24.1",
+    ],
+    extras_require={
+        # Pinned: the tests drive the server with these real clients, so a new release must be a
+        # deliberate upgrade, not a surprise in CI.
+        "test": [
+            "pytest==9.2.0",
+            "pytest-tornado==0.8.1",
+            "mcp==2.3.0",
+            "jsonschema==4.26.0",
+            "hypothesis==6.170.17",
+        ],
+    },
+    entry_points={"console_scripts": ["aegis-mcp = aegis_tornado.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Tornado",
+        "License :: OSI Approved :: MIT License",
+    ],
+)
