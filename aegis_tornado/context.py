@@ -1,0 +1,65 @@
+"""Everything a request handler needs, built once at start-up and shared through the app."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audit import AuditLog
+from .auth.client_ip import ClientIpResolver
+from .auth.keys import KeyRing
+from .auth.limiter import FailedAuthLimiter
+from .settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    keyring: KeyRing
+    limiter: FailedAuthLimiter
+    client_ips: ClientIpResolver
+    audit: AuditLog
+    #: Services the MCP routes use (protocol core, sessions, tool registry); set by app assembly.
+    services: dict[str, Any] = field(default_factory=dict)
+    requests: "RequestTracker" = field(default_factory=lambda: RequestTracker())
+
+    @classmethod
+    def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> "AppContext":
+        return cls(
+            settings=settings,
+            keyring=keyring if keyring is not None else KeyRing(settings.api_keys),
+            limiter=FailedAuthLimiter(
+                settings.max_auth_failures, settings.auth_failure_window, settings.auth_tracked_ips
+            ),
+            client_ips=ClientIpResolver(settings.trusted_proxies),
+            audit=AuditLog(),
+        )
+
+
+class RequestTracker:
+    """Counts requests in progress and open event streams, for graceful shutdown."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.streams: set[Any] = set()  # objects with an ``end()`` method
+        self.shutting_down = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def finished(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """True when every request finished within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False

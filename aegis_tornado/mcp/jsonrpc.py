@@ -1,0 +1,151 @@
+"""JSON-RPC 2.0 framing: parsing untrusted bytes into messages, and building replies."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+#: Messages nested deeper than this are refused before Python's recursion limit is in play.
+MAX_DEPTH = 64
+
+
+class JsonRpcError(Exception):
+    """A protocol-level error, answered as a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: Any = None, request_id: Any = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+        self.request_id = request_id
+
+    def response(self) -> dict[str, Any]:
+        return error_response(self.request_id, self.code, self.message, self.data)
+
+
+def error_response(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def result_response(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def encode(message: Any) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class Message:
+    """One incoming JSON-RPC message."""
+
+    kind: str  # "request", "notification" or "response"
+    method: str | None = None
+    id: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_request(self) -> bool:
+        return self.kind == "request"
+
+
+@dataclass
+class ParsedBody:
+    """A request body: one message, or a batch (a JSON array) of them.
+
+    ``items`` holds a ``Message`` or a ``JsonRpcError`` per element, so that one malformed element
+    of a batch is answered with its own error while the rest are served.
+    """
+
+    items: list[Message | JsonRpcError]
+    is_batch: bool
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def _valid_id(value: Any) -> bool:
+    # Strings and integers only: null is forbidden by MCP, fractions and booleans by sense.
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def parse_body(body: bytes | str) -> ParsedBody:
+    """Parse a request body; raises ``JsonRpcError`` (-32700 or -32600) for the whole body."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise JsonRpcError(PARSE_ERROR, "Parse error: the body is not valid UTF-8 JSON") from None
+    if not _depth_ok(data):
+        raise JsonRpcError(INVALID_REQUEST, f"Invalid request: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(data, list):
+        if not data:
+            raise JsonRpcError(INVALID_REQUEST, "Invalid request: empty batch")
+        return ParsedBody(items=[_classify(item) for item in data], is_batch=True)
+    item = _classify(data)
+    if isinstance(item, JsonRpcError):
+        raise item
+    return ParsedBody(items=[item], is_batch=False)
+
+
+def _classify(data: Any) -> Message | JsonRpcError:
+    if not isinstance(data, dict):
+        return JsonRpcError(INVALID_REQUEST, "Invalid request: a message must be a JSON object")
+    request_id = data.get("id")
+    readable_id = request_id if _valid_id(request_id) else None
+    if data.get("jsonrpc") != "2.0":
+        return JsonRpcError(INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0"',
+                            request_id=readable_id)
+    if "method" in data:
+        method = data["method"]
+        if not isinstance(method, str) or not method:
+            return JsonRpcError(INVALID_REQUEST, 'Invalid request: "method" must be a string',
+                                request_id=readable_id)
+        params = data.get("params", {})
+        if params is None:
+            params = {}
+        if "id" in data and not _valid_id(request_id):
+            return JsonRpcError(INVALID_REQUEST,
+                                'Invalid request: "id" must be a string or an integer')
+        if not isinstance(params, dict):
+            # MCP params are always objects; say so to requests, ignore for notifications.
+            error = JsonRpcError(INVALID_PARAMS, 'Invalid params: "params" must be an object',
+                                 request_id=readable_id)
+            return error if "id" in data else Message(kind="notification", method=method)
+        kind = "request" if "id" in data else "notification"
+        return Message(kind=kind, method=method, id=request_id, params=params)
+    if "result" in data or "error" in data:
+        return Message(kind="response", id=request_id)
+    return JsonRpcError(INVALID_REQUEST, 'Invalid request: no "method", "result" or "error"',
+                        request_id=readable_id)

@@ -1,0 +1,131 @@
+"""MCP sessions for Streamable HTTP: unforgeable ids, bound to the key that opened them.
+
+An id is ``<issued>.<random>.<mac>``, the MAC being an HMAC over the issue time, the random part
+and the identity of the caller's key. So an id cannot be forged, and an id presented with another
+key fails verification exactly like a forged one. Because ids verify themselves, a session that
+is no longer in memory (evicted, or the server restarted) is recreated from the id instead of
+failing: hosted clients often cannot recover from a 404. Only ids that were ended (DELETE),
+expired or fail verification are refused.
+
+Sessions are never used for authentication: every request carries its own key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from . import versions
+from .protocol import ProtocolSession
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Session(ProtocolSession):
+    def __init__(self, session_id: str, key_id: str, version: str):
+        super().__init__(version=version)
+        self.id = session_id
+        self.key_id = key_id
+        self.last_seen = time.monotonic()
+        #: The open GET stream for messages not tied to a request, if any.
+        self.stream = None
+
+
+class SessionStore:
+    def __init__(self, secret: bytes, ttl: float, max_sessions: int,
+                 clock: Callable[[], float] = time.time):
+        self._secret = secret
+        self.ttl = ttl
+        self.max_sessions = max_sessions
+        self._clock = clock
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        # Ended ids, remembered until they would have expired anyway (bounded like sessions).
+        self._ended: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _mac(self, issued: str, nonce: str, key_id: str) -> str:
+        message = f"{issued}.{nonce}.{key_id}".encode()
+        return _b64(hmac.new(self._secret, message, hashlib.sha256).digest()[:18])
+
+    def create(self, key_id: str, version: str) -> Session:
+        issued = format(int(self._clock()), "x")
+        nonce = _b64(secrets.token_bytes(18))
+        session_id = f"{issued}.{nonce}.{self._mac(issued, nonce, key_id)}"
+        return self._remember(Session(session_id, key_id, version))
+
+    def resolve(self, session_id: str, key_id: str,
+                version_hint: str | None = None) -> Session | None:
+        """The session for ``session_id`` presented with ``key_id``, or None (answer 404)."""
+        session = self._sessions.get(session_id)
+        now = self._clock()
+        if session is not None:
+            if session.key_id != key_id:
+                return None
+            if now - self._wall(session) > self.ttl:
+                self.end(session_id, key_id)
+                return None
+            self._sessions.move_to_end(session_id)
+            session.last_seen = time.monotonic()
+            return session
+        issued = self._verify(session_id, key_id)
+        if issued is None or session_id in self._ended or now - issued > self.ttl:
+            return None
+        # Validly signed but unknown here: rebuild it. The version is whatever the client
+        # says it negotiated, else the spec's default for HTTP.
+        version = version_hint if version_hint and versions.is_supported(version_hint) else (
+            versions.HTTP_DEFAULT
+        )
+        return self._remember(Session(session_id, key_id, version))
+
+    def end(self, session_id: str, key_id: str) -> bool:
+        """End a session (DELETE); False when the id is not one this key may end."""
+        session = self._sessions.get(session_id)
+        if session is not None and session.key_id != key_id:
+            return False
+        if session is None and (self._verify(session_id, key_id) is None
+                                or session_id in self._ended):
+            return False
+        if session is not None:
+            del self._sessions[session_id]
+            session.cancel_all()
+            if session.stream is not None:
+                session.stream.end()
+        self._ended[session_id] = self._clock()
+        while len(self._ended) > self.max_sessions * 4:
+            self._ended.popitem(last=False)
+        return True
+
+    def _wall(self, session: Session) -> float:
+        """Wall-clock time of the session's last activity."""
+        return self._clock() - (time.monotonic() - session.last_seen)
+
+    def _verify(self, session_id: str, key_id: str) -> float | None:
+        parts = session_id.split(".")
+        if len(parts) != 3 or len(session_id) > 128:
+            return None
+        issued, nonce, mac = parts
+        if not hmac.compare_digest(mac, self._mac(issued, nonce, key_id)):
+            return None
+        try:
+            return float(int(issued, 16))
+        except ValueError:
+            return None
+
+    def _remember(self, session: Session) -> Session:
+        self._sessions[session.id] = session
+        while len(self._sessions) > self.max_sessions:
+            _, evicted = self._sessions.popitem(last=False)
+            # Evicted, not ended: its id stays valid and is rebuilt if it comes back.
+            evicted.cancel_all()
+            if evicted.stream is not None:
+                evicted.stream.end()
+        return session

@@ -1,0 +1,85 @@
+"""Run the server: listen, serve until SIGTERM/SIGINT, then shut down gracefully.
+
+Shutdown order: stop accepting connections, end the open event streams, give in-flight requests
+``SHUTDOWN_TIMEOUT`` seconds to finish, close the Gitea client, and flush the log pipeline, so
+that every audit line of every request that was answered is on disk when the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import structlog
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from .context import AppContext
+from .settings import Settings
+
+log = structlog.get_logger("aegis.server")
+
+# Slow or stalled clients must not hold connections forever (slowloris). Tornado applies the
+# idle timeout to reading a request's headers as well as to idle keep-alive connections.
+IDLE_CONNECTION_TIMEOUT = 60.0
+BODY_TIMEOUT = 30.0
+
+
+@dataclass
+class RunningServer:
+    """What ``start_server`` started, and how to stop it."""
+
+    ctx: AppContext
+    http_server: HTTPServer
+    port: int
+    cleanups: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+
+    async def shutdown(self) -> bool:
+        """Graceful shutdown; True when every in-flight request finished in time."""
+        ctx = self.ctx
+        ctx.requests.shutting_down = True
+        self.http_server.stop()
+        for stream in list(ctx.requests.streams):
+            stream.end()
+        finished = await ctx.requests.wait_idle(ctx.settings.shutdown_timeout)
+        log.info("server_stopping", drained=finished, unfinished_requests=ctx.requests.in_flight)
+        try:
+            await asyncio.wait_for(self.http_server.close_all_connections(), 2)
+        except asyncio.TimeoutError:
+            pass
+        for cleanup in reversed(self.cleanups):
+            result = cleanup()
+            if asyncio.iscoroutine(result):
+                await result
+        return finished
+
+
+async def start_server(settings: Settings, build_app: Callable[[AppContext], Any],
+                       ctx: AppContext) -> RunningServer:
+    app = build_app(ctx)
+    http_server = HTTPServer(
+        app,
+        xheaders=False,  # forwarded headers are believed only from TRUSTED_PROXIES
+        idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
+        body_timeout=BODY_TIMEOUT,
+        # Tornado's own ceiling; the handlers refuse anything over MAX_BODY_BYTES with a 413.
+        max_body_size=max(settings.max_body_bytes * 4, 16 * 1024 * 1024),
+    )
+    sockets = bind_sockets(settings.port, settings.host)
+    http_server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    return RunningServer(ctx=ctx, http_server=http_server, port=port)
+
+
+async def serve_until_signalled(running: RunningServer) -> int:
+    """Block until SIGTERM or SIGINT, then shut down; the process exit status."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutdown_signal_received")
+    await running.shutdown()
+    return 0

@@ -1,0 +1,1 @@
+"""HTTP layer: Tornado handlers. Each module ends with ``default_handlers``."""

@@ -1,0 +1,27 @@
+"""Assemble the Tornado application: the route table is built here, and only here."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from ..context import AppContext
+from . import health
+from .base import request_log_function
+from .not_found import NotFoundHandler
+
+ROUTE_MODULES = (health,)
+
+
+def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Application:
+    handlers: list = []
+    for module in ROUTE_MODULES:
+        handlers.extend(module.default_handlers)
+    handlers.extend(extra_handlers or [])
+    return web.Application(
+        handlers,
+        default_handler_class=NotFoundHandler,
+        log_function=request_log_function,
+        compress_response=False,  # event streams must reach the client unbuffered
+        xsrf_cookies=False,  # no cookies are used: every request carries its key
+        aegis=ctx,
+    )

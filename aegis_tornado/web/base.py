@@ -1,0 +1,318 @@
+"""The one base handler: request context, authentication, body limits and JSON errors.
+
+Every route is authenticated in ``prepare()`` unless its handler says ``public = True``; there is
+no other way to opt out. Bodies are streamed (``stream_request_body``) so that ``prepare()`` runs
+as soon as the headers arrive: an unauthenticated or oversized request is refused before its body
+is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from tornado import httputil, iostream, web
+
+from ..auth.keys import key_hint
+from ..context import AppContext
+
+log = structlog.get_logger("aegis.http")
+
+_BEARER = re.compile(r"^\s*Bearer\s+(?P<key>\S+)\s*$", re.IGNORECASE)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ApiError(web.HTTPError):
+    """An HTTP error whose ``message`` is safe and useful to show the client.
+
+    ``headers`` survive Tornado's clearing of headers on error (``Retry-After``,
+    ``WWW-Authenticate``); ``body`` replaces the standard ``{"status", "message"}`` JSON body
+    when a protocol needs its own error shape (JSON-RPC).
+    """
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None,
+                 body: dict[str, Any] | None = None):
+        super().__init__(status, message.replace("%", "%%"))
+        self.message = message
+        self.headers = headers or {}
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request, as far as logs and session binding need to know."""
+
+    key_hint: str | None  # first 8 + last 4 characters of the presented key
+    key_name: str | None  # name given to the key in the config, if any
+    key_id: str  # stable, non-secret identity of the key (digest prefix); "anonymous" without auth
+    via: str | None  # "header" or "query"; None when authentication is disabled
+
+
+ANONYMOUS = Caller(key_hint=None, key_name=None, key_id="anonymous", via=None)
+
+
+@web.stream_request_body
+class BaseHandler(web.RequestHandler):
+    #: No authentication at all. Only ``/health`` sets this.
+    public = False
+    #: The ``api_key`` query parameter is accepted here (ChatGPT's UI cannot send headers).
+    query_key_allowed = False
+
+    def initialize(self) -> None:
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+        self._caller: Caller | None = None
+        self._client_ip: str | None = None
+        self._tracked = False
+
+    # --- context ---------------------------------------------------------------------------
+
+    @property
+    def ctx(self) -> AppContext:
+        return self.settings["aegis"]
+
+    @property
+    def caller(self) -> Caller:
+        if self._caller is None:
+            raise RuntimeError("caller read before prepare() authenticated the request")
+        return self._caller
+
+    @property
+    def client_ip(self) -> str:
+        if self._client_ip is None:
+            self._client_ip = self.ctx.client_ips.resolve(
+                self.request.remote_ip or "", self.request.headers
+            )
+        return self._client_ip
+
+    def set_default_headers(self) -> None:
+        # Survive error handling; these responses are API data, never pages to render or cache.
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        self.clear_header("Server")
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        self._tracked = True
+        self.ctx.requests.started()
+        request_id = self.request.headers.get("X-Request-Id", "")
+        if not _REQUEST_ID.match(request_id):
+            request_id = uuid.uuid4().hex
+        self.request_id = request_id
+        self.set_header("X-Request-Id", request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, client_ip=self.client_ip, method=self.request.method,
+            path=self.request.path,
+        )
+        if self.public:
+            self._caller = ANONYMOUS
+        else:
+            self._authenticate()
+        await self._check_declared_body_size()
+
+    def _untrack(self) -> None:
+        if self._tracked:
+            self._tracked = False
+            self.ctx.requests.finished()
+
+    def on_finish(self) -> None:
+        self._untrack()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self._untrack()
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._body_size < 0:
+            return  # already refused
+        self._body_size += len(chunk)
+        if self._body_size > self.ctx.settings.max_body_bytes:
+            # A chunked body grew past the limit: answer now and stop reading.
+            self._body_parts.clear()
+            await self._refuse_body_too_large()
+            return
+        self._body_parts.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        """The request body, assembled once it has been fully received."""
+        if len(self._body_parts) != 1:
+            self._body_parts = [b"".join(self._body_parts)]
+        return self._body_parts[0]
+
+    def json_body(self) -> Any:
+        """The body parsed as JSON (400 when it is not), after a JSON content-type check (415)."""
+        self.require_json_content_type()
+        try:
+            return json.loads(self.body)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise ApiError(400, "Request body is not valid JSON") from None
+
+    def require_json_content_type(self) -> None:
+        content_type = self.request.headers.get("Content-Type", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise ApiError(415, "Content-Type must be application/json")
+
+    # --- authentication --------------------------------------------------------------------
+
+    def _authenticate(self) -> None:
+        ctx = self.ctx
+        if not ctx.settings.auth_enabled:
+            self._caller = ANONYMOUS
+            return
+        path = self.request.path
+        ip = self.client_ip
+        user_agent = self.request.headers.get("User-Agent")
+
+        retry_after = ctx.limiter.retry_after(ip)
+        if retry_after is not None:
+            ctx.audit.access_denied(reason="rate_limited", client_ip=ip, path=path,
+                                    retry_after=retry_after)
+            raise ApiError(
+                429, "Too many failed authentication attempts; try again later",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+        key, via = self._presented_key(ip, user_agent)
+        if key is None:
+            ctx.audit.auth_failure(reason="missing_api_key", client_ip=ip, user_agent=user_agent,
+                                   path=path)
+            raise self._unauthorized(
+                "Missing API key: send the header 'Authorization: Bearer <key>'"
+            )
+        match = ctx.keyring.match(key)
+        if match is None:
+            outcome = ctx.limiter.record_failure(ip)
+            ctx.audit.auth_failure(reason="invalid_api_key", client_ip=ip, user_agent=user_agent,
+                                   path=path)
+            if outcome.blocked:
+                ctx.audit.rate_limit_exceeded(client_ip=ip, failures=outcome.failures,
+                                              window=ctx.settings.auth_failure_window)
+            raise self._unauthorized("Invalid API key", error="invalid_token")
+        hint = key_hint(key)
+        self._caller = Caller(key_hint=hint, key_name=match.name, key_id=match.digest[:16], via=via)
+        structlog.contextvars.bind_contextvars(key_hint=hint)
+        ctx.audit.auth_success(client_ip=ip, user_agent=user_agent, key_hint=hint,
+                               key_name=match.name, path=path, via=via)
+
+    def _presented_key(self, ip: str, user_agent: str | None) -> tuple[str | None, str | None]:
+        """The key the caller presented and how: the header decides when both are present."""
+        has_query_key = "api_key" in self.request.query_arguments
+        if has_query_key and not self.query_key_allowed:
+            # Refused even when valid: keys in URLs end up in proxy logs and browser history.
+            self.ctx.audit.auth_failure(reason="query_key_not_allowed", client_ip=ip,
+                                        user_agent=user_agent, path=self.request.path)
+            raise self._unauthorized(
+                "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
+                "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
+            )
+        header = self.request.headers.get("Authorization")
+        if header is not None:
+            match = _BEARER.match(header)
+            return (match.group("key"), "header") if match else (None, None)
+        if has_query_key:
+            values = self.request.query_arguments["api_key"]
+            return (values[-1].decode("utf-8", "replace"), "query") if values else (None, None)
+        return None, None
+
+    def _unauthorized(self, message: str, error: str | None = None) -> ApiError:
+        challenge = 'Bearer realm="aegis-gitea-mcp"'
+        if error:
+            challenge += f', error="{error}"'
+        return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+
+    async def _check_declared_body_size(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is None:
+            return
+        try:
+            too_large = int(length) > self.ctx.settings.max_body_bytes
+        except ValueError:
+            raise ApiError(400, "Content-Length is not a number") from None
+        if too_large:
+            await self._refuse_body_too_large()
+            raise web.Finish()
+
+    async def _refuse_body_too_large(self) -> None:
+        """Answer 413 and close the connection, so the rest of the body is never read."""
+        self._body_size = -1
+        limit = self.ctx.settings.max_body_bytes
+        self.set_status(413)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Connection", "close")
+        try:
+            await self.finish(json.dumps(
+                {"status": 413, "message": f"Request body too large; the limit is {limit} bytes"}
+            ))
+        except iostream.StreamClosedError:
+            pass
+        stream = self.request.connection.stream
+        if stream is not None and not stream.closed():
+            stream.close()
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.clear_header("Content-Length")
+        if isinstance(exc, ApiError):
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+            if exc.body is not None:
+                self.finish(json.dumps(exc.body))
+                return
+            message = exc.message
+        elif isinstance(exc, web.HTTPError) and exc.reason:
+            message = exc.reason
+        else:
+            message = httputil.responses.get(status_code, "Error")
+            if status_code >= 500:
+                message = "Internal server error; the incident has been logged"
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def log_exception(self, typ, value, tb) -> None:
+        """Log errors without the request URI: its query may hold an api_key."""
+        if isinstance(value, web.HTTPError):
+            if value.status_code >= 500:
+                log.error("http_error", status=value.status_code, reason=value.log_message)
+            return
+        if isinstance(value, iostream.StreamClosedError):
+            log.info("client_disconnected")
+            return
+        log.error(
+            "unhandled_exception", error_type=typ.__name__ if typ else None,
+            traceback="".join(traceback.format_exception(typ, value, tb)),
+        )
+
+
+def request_log_function(handler: web.RequestHandler) -> None:
+    """Tornado's access log, replaced: one JSON line per request, query values not included."""
+    status = handler.get_status()
+    request = handler.request
+    fields = dict(
+        status=status, method=request.method, path=request.path,
+        duration_ms=round(1000.0 * request.request_time(), 2),
+        client_ip=getattr(handler, "_client_ip", None) or request.remote_ip,
+        query_keys=sorted(request.query_arguments) or None,
+    )
+    access = structlog.get_logger("aegis.access")
+    if request.path == "/health" and status < 400:
+        access.debug("http_request", **fields)
+    elif status >= 500:
+        access.error("http_request", **fields)
+    elif status >= 400:
+        access.warning("http_request", **fields)
+    else:
+        access.info("http_request", **fields)
+

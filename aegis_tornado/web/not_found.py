@@ -1,0 +1,12 @@
+"""Every unknown path: authenticated like any other route, then a JSON 404."""
+
+from __future__ import annotations
+
+from .base import ApiError, BaseHandler
+
+
+class NotFoundHandler(BaseHandler):
+    async def prepare(self) -> None:
+        await super().prepare()
+        if not self._finished:
+            raise ApiError(404, f"No such endpoint: {self.request.path[:200]}")
