@@ -37,7 +37,7 @@ from aegis_tornado.auth.keys import KeyFormatError, generate_key, key_hint  # no
 
 CONTAINER = "aegis-gitea-mcp"
 AUDIT_LOG = "/var/log/aegis-mcp/audit.log"
-RELOAD = "docker compose up -d aegis-mcp"
+RELOAD = "docker compose up -d --force-recreate aegis-mcp"
 
 
 def build_parser() -> argparse.ArgumentParser:
