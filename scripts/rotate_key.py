@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"{env_file} assigns {KEYS_ENV_VAR} on several lines ({lines}); keep one and retry")
         current_value = assignments[-1][1] if assignments else None
     elif args.apply:
-        return fail(f"{env_file} does not exist; create it (e.g. from .env.example) before using --apply")
+        return fail(f"{env_file} does not exist; create it first (it also holds GITEA_URL and GITEA_TOKEN), then rerun with --apply")
 
     current = split_keys(current_value)
     entries = []
