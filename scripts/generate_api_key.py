@@ -11,6 +11,7 @@ Runs from a checkout with a plain ``python3 scripts/generate_api_key.py``; nothi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print("    api_keys:")
     print(f'      - sha256: "{digest}"')
     if args.name:
-        print(f"        name: {args.name}")
+        print(f"        name: {json.dumps(args.name)}")  # JSON strings are valid YAML
     print(f"        created: {now.date().isoformat()}")
     print()
     if saved_to:
