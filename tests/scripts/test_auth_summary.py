@@ -120,8 +120,8 @@ def test_counts_are_exact_despite_tricky_user_agents(log_file):
 def test_naive_grep_would_have_been_wrong(log_file):
     """Guards the test itself: the fabricated log does defeat a word search."""
     text = log_file.read_text().splitlines()
-    assert sum("api_authentication" in l and "success" in l for l in text) > 4
-    assert sum("access_denied" in l and "invalid_api_key" in l for l in text) > 8
+    assert sum("api_authentication" in row and "success" in row for row in text) > 4
+    assert sum("access_denied" in row and "invalid_api_key" in row for row in text) > 8
 
 
 def test_empty_log(tmp_path):
