@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             entries.append(parse_entry(value, f"{env_file} {KEYS_ENV_VAR} entry {position}"))
         except KeyFormatError as exc:
-            print(f"warning: {exc}; the server will refuse to start until it is fixed", file=sys.stderr)
+            print(f"warning: {exc}; the server cannot use this entry: fix or remove it", file=sys.stderr)
 
     records = {}
     if meta_path.exists():
