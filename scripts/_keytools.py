@@ -1,0 +1,277 @@
+"""Helpers shared by the key scripts: the metadata file and the ``.env`` file.
+
+Stdlib only. The scripts put the checkout's root on ``sys.path`` before importing this module, so
+``aegis_tornado.auth.keys`` (also stdlib only) is the copy next to them, installed or not.
+
+Nothing here ever writes a key to the metadata file or prints one to stderr: the metadata record
+holds the key's hint and SHA-256 digest only, and the ``.env`` rewrite touches the one
+``MCP_API_KEYS`` line it is asked to change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from aegis_tornado.auth.keys import DIGEST_PREFIX, ConfiguredKey, KeyFormatError, key_digest, key_hint, parse_key
+
+DEFAULT_METADATA_FILE = ".key-metadata.jsonl"
+METADATA_ENV_VAR = "KEY_METADATA_FILE"
+KEYS_ENV_VAR = "MCP_API_KEYS"
+
+# Exit codes shared by the scripts.
+EXIT_OK = 0
+EXIT_WARN = 1  # check_key_age: at least one key is due for rotation
+EXIT_ERROR = 2  # a file could not be read or written, or the arguments make no sense
+
+
+class ToolError(Exception):
+    """A problem the operator must fix; the scripts print it and exit with EXIT_ERROR."""
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+# --------------------------------------------------------------------------- metadata file
+
+
+def metadata_path(cli_value: str | None) -> tuple[Path, bool]:
+    """The metadata file to use, and whether the operator named it (flag or environment)."""
+    if cli_value:
+        return Path(cli_value), True
+    from_env = os.environ.get(METADATA_ENV_VAR, "").strip()
+    if from_env:
+        return Path(from_env), True
+    return Path(DEFAULT_METADATA_FILE), False
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """UTC ISO 8601 with a ``Z`` suffix, to the second: ``2026-11-26T12:00:00Z``."""
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_record(key: str, name: str | None, now: datetime | None = None) -> dict:
+    """The metadata kept about a key: never the key, only what identifies it."""
+    return {
+        "name": name,
+        "created": utc_timestamp(now),
+        "key_hint": key_hint(key),
+        "sha256": key_digest(key),
+    }
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append one JSON line; a new file is created with mode 0600."""
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ToolError(f"cannot open metadata file {path}: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if st.st_size == 0:
+            # Newly created (or empty): make the mode exact whatever the umask did.
+            os.fchmod(fd, 0o600)
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def parse_created(value: object) -> date:
+    """A ``created`` value as a UTC date: ISO timestamp (``Z`` or offset) or plain date."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("created is missing or not a string")
+    text = value.strip()
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc)
+    return parsed.date()
+
+
+@dataclass
+class MetadataRecord:
+    sha256: str
+    name: str | None
+    key_hint: str | None
+    created: date
+    line: int
+
+
+def read_records(path: Path) -> list[MetadataRecord]:
+    """All records of a metadata file; a malformed line is a ToolError naming its line number."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"cannot read metadata file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ToolError(f"metadata file {path} is not UTF-8 text") from exc
+    records = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ToolError(f"{where}: not a JSON object ({exc.msg})") from exc
+        if not isinstance(data, dict):
+            raise ToolError(f"{where}: not a JSON object")
+        digest = data.get("sha256")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ToolError(f"{where}: 'sha256' is not a 64-character lower-case hex digest")
+        try:
+            created = parse_created(data.get("created"))
+        except ValueError as exc:
+            raise ToolError(f"{where}: 'created' is not an ISO 8601 date or timestamp") from exc
+        name = data.get("name")
+        hint = data.get("key_hint")
+        records.append(
+            MetadataRecord(
+                sha256=digest,
+                name=name if isinstance(name, str) and name else None,
+                key_hint=hint if isinstance(hint, str) and hint else None,
+                created=created,
+                line=number,
+            )
+        )
+    return records
+
+
+# --------------------------------------------------------------------------- .env file
+
+_ASSIGNMENT = re.compile(r"^(?P<indent>\s*)(?P<export>export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=(?P<value>.*)$")
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    # Unquoted: a '#' after whitespace starts a comment (as docker compose reads env files).
+    return re.split(r"\s+#", value, maxsplit=1)[0].strip()
+
+
+def _split_line_ending(line: str) -> tuple[str, str]:
+    body = line.rstrip("\r\n")
+    return body, line[len(body) :]
+
+
+def env_assignments(path: Path, name: str) -> list[tuple[int, str]]:
+    """(0-based line index, unquoted value) of every assignment to ``name`` in an env file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ToolError(f"cannot read env file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ToolError(f"env file {path} is not UTF-8 text") from exc
+    found = []
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith("#"):
+            continue
+        match = _ASSIGNMENT.match(line)
+        if match and match.group("name") == name:
+            found.append((index, _unquote(match.group("value"))))
+    return found
+
+
+def env_value(path: Path, name: str = KEYS_ENV_VAR) -> str | None:
+    """The value the env file gives ``name`` (the last assignment wins), or None."""
+    found = env_assignments(path, name)
+    return found[-1][1] if found else None
+
+
+def split_keys(value: str | None) -> list[str]:
+    """The non-empty, stripped entries of a comma-separated ``MCP_API_KEYS`` value."""
+    if not value:
+        return []
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def rewrite_env_var(path: Path, name: str, value: str) -> Path:
+    """Set ``name=value`` in an env file, changing only that line; returns the ``.bak`` path.
+
+    The original is copied to ``<file>.bak`` first; both files end up with mode 0600. If the
+    variable is not assigned yet, the line is appended. Refuses a file that assigns it more than
+    once, since it cannot know which line the operator meant.
+    """
+    found = env_assignments(path, name)
+    if len(found) > 1:
+        lines = ", ".join(str(index + 1) for index, _ in found)
+        raise ToolError(f"{path} assigns {name} on several lines ({lines}); keep one and retry")
+    with open(path, encoding="utf-8", newline="") as handle:
+        original = handle.read()
+    lines = original.splitlines(keepends=True)
+
+    if found:
+        index = found[0][0]
+        body, ending = _split_line_ending(lines[index])
+        match = _ASSIGNMENT.match(body)
+        assert match is not None
+        lines[index] = f"{match.group('indent')}{match.group('export') or ''}{name}={value}{ending}"
+    else:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += "\n"
+        lines.append(f"{name}={value}\n")
+
+    backup = path.with_name(path.name + ".bak")
+    _write_private(backup, original)
+    _write_private(path, "".join(lines))
+    return backup
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a 0600 file holding ``text``."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------- configured keys
+
+
+@dataclass
+class Entry:
+    """One configured key as a script sees it: its digest, and a hint when the plain key is known."""
+
+    key: ConfiguredKey
+    hint: str | None
+    source: str
+
+
+def parse_entry(value: str, source: str, *, name=None, created=None) -> Entry:
+    """Validate a configured key; a KeyFormatError message names the source, never the key."""
+    try:
+        configured = parse_key(value, name=name, created=created)
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"{source}: key {exc}") from exc
+    value = value.strip()
+    hint = None if value.startswith(DIGEST_PREFIX) else key_hint(value)
+    return Entry(key=configured, hint=hint, source=source)
