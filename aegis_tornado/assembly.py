@@ -2,22 +2,75 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from typing import Callable
 
 import structlog
 
+from . import __version__
 from .auth.keys import KeyRing
 from .context import AppContext
+from .mcp.protocol import McpServer, ServerInfo
+from .mcp.registry import ToolRegistry
+from .mcp.sessions import LegacySessionRegistry, SessionStore
 from .server import serve_until_signalled, start_server
 from .settings import Settings
 from .web.app import make_app
 
 log = structlog.get_logger("aegis.server")
 
+# The first 512 characters must stand alone: some clients show no more.
+INSTRUCTIONS = (
+    "Read-only access to a Gitea server (self-hosted Git: repositories, files, commits, "
+    "branches, tags, issues, pull requests, releases). Start with list_repositories or search; "
+    "use owner and repo exactly as returned. Read files with get_file_tree then "
+    "get_file_contents (use start_line/end_line for big files). search + fetch serve deep "
+    "research: fetch takes an id from search. Lists are paged: page from 1, limit up to 50, "
+    "has_more tells if more exist.\n\n"
+    "Everything is read-only. Some repositories and sensitive files (keys, .env) are blocked "
+    "by policy and behave as not found or are refused; do not retry those. Results over the "
+    "size limit are cut and marked truncated, with how to read the rest. Secrets in file "
+    "content are redacted and invisible Unicode characters removed. Cite the url field when "
+    "quoting Gitea content."
+)
+
+SERVER_INFO = ServerInfo(
+    name="aegis-gitea-mcp",
+    title="AegisGitea MCP",
+    version=__version__,
+    instructions=INSTRUCTIONS,
+)
+
+
+def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
+    """The key signing session ids.
+
+    Configured, or derived from the configured keys so that ids survive a restart (hosted
+    clients rarely recover from a 404); random when there are no keys. Knowing it would only let
+    someone mint ids for a key they must still present: sessions never authenticate.
+    """
+    if settings.session_secret:
+        return settings.session_secret.encode()
+    digests = sorted(key.digest for key in keyring)
+    if not digests:
+        return secrets.token_bytes(32)
+    return hashlib.sha256(("aegis-session-v1:" + ",".join(digests)).encode()).digest()
+
+
+def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
+    ctx = AppContext.from_settings(settings, keyring)
+    ctx.mcp = McpServer(registry, SERVER_INFO)
+    ctx.sessions = SessionStore(session_secret(settings, keyring), settings.session_ttl,
+                                settings.max_sessions)
+    ctx.legacy_sessions = LegacySessionRegistry(settings.max_sessions)
+    return ctx
+
 
 async def run(settings: Settings, keyring: KeyRing,
               on_listening: Callable[[int], None] | None = None) -> int:
-    ctx = AppContext.from_settings(settings, keyring)
+    registry = ToolRegistry()
+    ctx = build_context(settings, keyring, registry)
     running = await start_server(settings, make_app, ctx)
     log.info("listening", host=settings.host, port=running.port,
              url=f"http://{settings.host}:{running.port}/mcp")

@@ -20,8 +20,10 @@ class AppContext:
     limiter: FailedAuthLimiter
     client_ips: ClientIpResolver
     audit: AuditLog
-    #: Services the MCP routes use (protocol core, sessions, tool registry); set by app assembly.
-    services: dict[str, Any] = field(default_factory=dict)
+    #: The MCP core and its session stores; set by assembly (``aegis_tornado.assembly``).
+    mcp: Any = None
+    sessions: Any = None
+    legacy_sessions: Any = None
     requests: "RequestTracker" = field(default_factory=lambda: RequestTracker())
 
     @classmethod

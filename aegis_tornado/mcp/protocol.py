@@ -88,7 +88,7 @@ class _CallContext:
         self._session = session
         self._outbound = outbound
         self._token = progress_token
-        self._progress = 0
+        self._progress = -1  # the first notification says 0: the call has started
         self.tool_name = tool_name
 
     async def progress(self, message: str | None = None, total: float | None = None) -> None:

@@ -12,6 +12,7 @@ Sessions are never used for authentication: every request carries its own key.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -48,6 +49,7 @@ class SessionStore:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         # Ended ids, remembered until they would have expired anyway (bounded like sessions).
         self._ended: OrderedDict[str, float] = OrderedDict()
+        self._stateless: dict[str, dict] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -85,6 +87,10 @@ class SessionStore:
             versions.HTTP_DEFAULT
         )
         return self._remember(Session(session_id, key_id, version))
+
+    def stateless_calls(self, key_id: str) -> dict:
+        """In-flight calls of sessionless requests, per key (there are only a few keys)."""
+        return self._stateless.setdefault(key_id, {})
 
     def end(self, session_id: str, key_id: str) -> bool:
         """End a session (DELETE); False when the id is not one this key may end."""
@@ -129,3 +135,55 @@ class SessionStore:
             if evicted.stream is not None:
                 evicted.stream.end()
         return session
+
+
+class LegacySession(ProtocolSession):
+    """A legacy HTTP+SSE session: lives exactly as long as its event stream."""
+
+    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256):
+        super().__init__(version="2024-11-05")
+        self.id = session_id
+        self.key_id = key_id
+        self.outbox: asyncio.Queue = asyncio.Queue(maxsize=outbox_size)
+        self.tasks: set[asyncio.Task] = set()
+        self.stream = None
+
+    async def send(self, message: dict) -> None:
+        """``Outbound``: everything for this client goes out on its one stream, in order."""
+        await self.outbox.put(message)
+
+    def close(self) -> None:
+        self.cancel_all()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.stream is not None:
+            self.stream.end()
+
+
+class LegacySessionRegistry:
+    def __init__(self, max_sessions: int):
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, LegacySession] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, key_id: str) -> LegacySession:
+        session = LegacySession(secrets.token_hex(16), key_id)
+        self._sessions[session.id] = session
+        while len(self._sessions) > self.max_sessions:
+            _, oldest = self._sessions.popitem(last=False)
+            oldest.close()
+        return session
+
+    def get(self, session_id: str, key_id: str) -> LegacySession | None:
+        """The session, if it exists and was opened with the same key (else None: 404)."""
+        session = self._sessions.get(session_id)
+        if session is None or not hmac.compare_digest(session.key_id, key_id):
+            return None
+        return session
+
+    def close(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.close()

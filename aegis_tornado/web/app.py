@@ -5,11 +5,11 @@ from __future__ import annotations
 from tornado import web
 
 from ..context import AppContext
-from . import health
+from . import health, legacy_sse, rest, streamable
 from .base import request_log_function
 from .not_found import NotFoundHandler
 
-ROUTE_MODULES = (health,)
+ROUTE_MODULES = (health, rest, legacy_sse, streamable)
 
 
 def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Application:

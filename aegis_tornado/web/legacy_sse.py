@@ -1,0 +1,116 @@
+"""Legacy HTTP+SSE transport (MCP 2024-11-05) at /mcp/sse.
+
+GET opens the event stream and names, in an ``endpoint`` event, the URL to POST messages to:
+``/mcp/sse?session_id=...`` (plus the caller's own ``api_key`` when the stream was opened with
+one, for clients that cannot send headers). POSTs answer 202 at once; replies, progress and log
+messages go out on the stream as ``message`` events. Closing the stream ends the session and
+cancels its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import quote
+
+from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError, error_response, parse_body
+from ..mcp.sessions import LegacySession
+from .base import ApiError
+from .mcp_base import McpHandler
+from .sse import EventStream
+
+_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class LegacySseHandler(McpHandler):
+    transport = "sse"
+    query_key_allowed = True
+
+    async def get(self) -> None:
+        """GET /mcp/sse: the session's event stream."""
+        registry = self.ctx.legacy_sessions
+        session = registry.open(self.caller.key_id)
+        stream = EventStream(self)
+        session.stream = stream
+        stream.open()
+        self.ctx.requests.streams.add(stream)
+        try:
+            await stream.send_event(self._endpoint_url(session), event="endpoint")
+            await self._pump(session, stream)
+        finally:
+            self.ctx.requests.streams.discard(stream)
+            registry.close(session.id)
+        if not stream.closed:
+            self.finish()
+
+    async def post(self) -> None:
+        """POST /mcp/sse?session_id=...: one JSON-RPC message (or a batch, under 2025-03-26)."""
+        session_id = self.get_query_argument("session_id", None)
+        if not session_id:
+            raise self.bad_request("Missing session_id query parameter")
+        if not _SESSION_ID.match(session_id):
+            raise self.bad_request("Malformed session_id")
+        session = self.ctx.legacy_sessions.get(session_id, self.caller.key_id)
+        if session is None:
+            # Also for a session opened with another key: its existence is not revealed.
+            raise ApiError(404, "Session not found; open a new stream with GET /mcp/sse")
+        self.require_json_content_type()
+        try:
+            parsed = parse_body(self.body)
+        except JsonRpcError as error:
+            raise ApiError(400, error.message, body=error.response()) from None
+        task = asyncio.ensure_future(self._process(session, parsed, self.tool_observer()))
+        session.tasks.add(task)
+        task.add_done_callback(session.tasks.discard)
+        self.set_status(202)
+        self.finish("Accepted")
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _endpoint_url(self, session: LegacySession) -> str:
+        # Path-absolute, so the client resolves it against the URL it connected to (and any
+        # reverse-proxy origin); it rejects endpoints on another origin.
+        url = f"{self.request.path}?session_id={session.id}"
+        if self.caller.via == "query":
+            # Hand the caller's own key back, so a client that cannot send headers can POST.
+            url += "&api_key=" + quote(self.get_query_argument("api_key"), safe="")
+        return url
+
+    async def _pump(self, session: LegacySession, stream: EventStream) -> None:
+        keepalive = self.ctx.settings.sse_keepalive
+        ended = asyncio.ensure_future(stream.ended.wait())
+        try:
+            while not stream.closed and not stream.ended.is_set():
+                getter = asyncio.ensure_future(session.outbox.get())
+                done, _ = await asyncio.wait({getter, ended}, timeout=keepalive,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await stream.send(getter.result())
+                    continue
+                getter.cancel()
+                if not done:
+                    await stream.keepalive()
+        finally:
+            ended.cancel()
+
+    async def _process(self, session: LegacySession, parsed, observer) -> None:
+        mcp = self.mcp
+        try:
+            if parsed.is_batch:
+                if session.version != "2025-03-26":
+                    await session.send(error_response(
+                        None, INVALID_REQUEST,
+                        f"Batches are not allowed in protocol version {session.version}"))
+                    return
+                replies = await mcp.handle_batch(parsed.items, session, session, observer)
+                if replies:
+                    await session.send(replies)
+                return
+            reply = await mcp.handle(parsed.items[0], session, session, observer)
+            if reply is not None:
+                await session.send(reply)
+        except asyncio.CancelledError:
+            pass  # the stream closed: nobody is listening
+
+
+default_handlers = [(r"/mcp/sse/?", LegacySseHandler)]

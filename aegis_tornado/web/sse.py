@@ -1,0 +1,67 @@
+"""Server-sent events, written one way: ``write`` then ``await flush()`` per event.
+
+A failed flush means the client went away; the stream then reports itself closed instead of
+raising into the caller, so producers just stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tornado import iostream, web
+
+from ..mcp.jsonrpc import encode
+
+
+class EventStream:
+    def __init__(self, handler: web.RequestHandler):
+        self._handler = handler
+        self.closed = False
+        self.ended = asyncio.Event()  # set to ask the stream's owner to finish it
+        self._lock = asyncio.Lock()  # events from concurrent producers never interleave
+
+    def open(self) -> None:
+        handler = self._handler
+        handler.set_status(200)
+        handler.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        handler.set_header("Cache-Control", "no-cache, no-transform")
+        handler.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
+        handler.set_header("Connection", "keep-alive")
+
+    async def _write(self, chunk: str) -> bool:
+        if self.closed:
+            return False
+        async with self._lock:
+            try:
+                self._handler.write(chunk)
+                await self._handler.flush()
+                return True
+            except iostream.StreamClosedError:
+                self.mark_closed()
+                return False
+
+    async def send_event(self, data: str, event: str = "message") -> bool:
+        # One data line per event: the JSON encoder never emits raw newlines.
+        return await self._write(f"event: {event}\ndata: {data}\n\n")
+
+    async def send(self, message: dict) -> None:
+        """``Outbound`` for the protocol core: a JSON-RPC message as a ``message`` event."""
+        await self.send_event(encode(message))
+
+    async def keepalive(self) -> bool:
+        return await self._write(": keepalive\n\n")
+
+    def mark_closed(self) -> None:
+        self.closed = True
+        self.ended.set()
+
+    def end(self) -> None:
+        """Ask the stream to finish (shutdown, session ended)."""
+        self.ended.set()
+
+    async def wait_ended(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.ended.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False

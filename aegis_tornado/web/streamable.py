@@ -1,0 +1,171 @@
+"""Streamable HTTP transport at /mcp (MCP 2025-03-26 and later).
+
+Sessions are offered but not required: a POST without ``Mcp-Session-Id`` is served statelessly,
+because hosted clients (ChatGPT, Claude.ai) drop the header between requests. The reply to a
+request is plain JSON, unless it is a tool call that may emit progress or log messages first and
+the client accepts an event stream: then the reply goes out as SSE.
+"""
+
+from __future__ import annotations
+
+from ..mcp import versions
+from ..mcp.jsonrpc import JsonRpcError, Message, error_response, parse_body
+from ..mcp.protocol import Discard, ProtocolSession
+from ..mcp.sessions import Session
+from .base import ApiError
+from .mcp_base import McpHandler
+from .sse import EventStream
+
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+
+
+class StreamableHttpHandler(McpHandler):
+    transport = "streamable_http"
+
+    # --- request context -------------------------------------------------------------------
+
+    def _version_header(self) -> str | None:
+        version = self.request.headers.get(VERSION_HEADER)
+        if version is None:
+            return None
+        version = version.strip()
+        if not versions.is_supported(version):
+            raise self.bad_request(
+                f"Unsupported MCP-Protocol-Version; supported: {', '.join(versions.SUPPORTED)}"
+            )
+        return version
+
+    def _session(self, version_header: str | None) -> Session | None:
+        session_id = self.request.headers.get(SESSION_HEADER)
+        if session_id is None:
+            return None
+        session = self.ctx.sessions.resolve(session_id.strip(), self.caller.key_id,
+                                            version_header)
+        if session is None:
+            message = "Session not found: it ended or expired; initialize a new one"
+            raise ApiError(404, message, body=error_response(None, -32001, message))
+        return session
+
+    def _stateless_session(self, version_header: str | None) -> ProtocolSession:
+        # One in-flight table per key, so notifications/cancelled from a sessionless client
+        # still finds its call.
+        in_flight = self.ctx.sessions.stateless_calls(self.caller.key_id)
+        return ProtocolSession(version=version_header or versions.HTTP_DEFAULT,
+                               in_flight=in_flight)
+
+    # --- verbs -----------------------------------------------------------------------------
+
+    async def post(self) -> None:
+        """POST /mcp: one JSON-RPC message (or a batch, under 2025-03-26)."""
+        version_header = self._version_header()
+        session = self._session(version_header)
+        try:
+            parsed = parse_body(self.body)
+        except JsonRpcError as error:
+            raise ApiError(400, error.message, body=error.response()) from None
+
+        items = parsed.items
+        first = items[0]
+        if not parsed.is_batch and isinstance(first, Message) and first.method == "initialize":
+            await self._initialize(first)
+            return
+        protocol_session = session or self._stateless_session(version_header)
+        if parsed.is_batch and not versions.allows_batches(protocol_session.version):
+            raise self.bad_request(
+                f"Batches are not allowed in protocol version {protocol_session.version}"
+            )
+        observer = self.tool_observer()
+        requests = [m for m in items if isinstance(m, Message) and m.is_request]
+        if not requests and not any(isinstance(m, JsonRpcError) for m in items):
+            for message in items:
+                await self.mcp.handle(message, protocol_session, Discard(), observer)
+            self.set_status(202)
+            self.finish()
+            return
+
+        if self.accepts_event_stream() and any(
+            self._may_emit_before_reply(m, protocol_session) for m in requests
+        ):
+            await self._reply_as_event_stream(parsed, protocol_session, observer)
+            return
+        reply = await self.until_disconnect(self._dispatch(parsed, protocol_session, Discard(),
+                                                           observer))
+        if self.request.connection.stream is None or self.request.connection.stream.closed():
+            return
+        if reply is None or reply == []:
+            self.set_status(202)  # a cancelled call: nothing to say
+            self.finish()
+            return
+        self.write_json(reply)
+
+    async def get(self) -> None:
+        """GET /mcp: a held-open stream for server messages not tied to a request."""
+        if not self.accepts_event_stream():
+            raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
+        session = self._session(self._version_header())
+        stream = EventStream(self)
+        stream.open()
+        if session is not None:
+            if session.stream is not None:
+                session.stream.end()  # one GET stream per session: the newest wins
+            session.stream = stream
+        self.ctx.requests.streams.add(stream)
+        try:
+            await stream.keepalive()  # sends the headers now, so the client sees 200 at once
+            while not stream.closed:
+                if await stream.wait_ended(self.ctx.settings.sse_keepalive):
+                    break
+                await stream.keepalive()
+        finally:
+            self.ctx.requests.streams.discard(stream)
+            if session is not None and session.stream is stream:
+                session.stream = None
+        if not stream.closed:
+            self.finish()
+
+    async def delete(self) -> None:
+        """DELETE /mcp: end the session named by Mcp-Session-Id."""
+        session_id = self.request.headers.get(SESSION_HEADER)
+        if not session_id:
+            raise self.bad_request("DELETE /mcp needs the Mcp-Session-Id header")
+        if not self.ctx.sessions.end(session_id.strip(), self.caller.key_id):
+            message = "Session not found"
+            raise ApiError(404, message, body=error_response(None, -32001, message))
+        self.set_status(204)
+        self.finish()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _initialize(self, message: Message) -> None:
+        session = self.ctx.sessions.create(self.caller.key_id, versions.HTTP_DEFAULT)
+        reply = await self.mcp.handle(message, session, Discard(), self.tool_observer())
+        self.set_header(SESSION_HEADER, session.id)
+        self.write_json(reply)
+
+    @staticmethod
+    def _may_emit_before_reply(message: Message, session: ProtocolSession) -> bool:
+        if message.method != "tools/call":
+            return False
+        meta = message.params.get("_meta")
+        asked_progress = isinstance(meta, dict) and meta.get("progressToken") is not None
+        return asked_progress or session.log_level is not None
+
+    async def _dispatch(self, parsed, session: ProtocolSession, outbound, observer):
+        if parsed.is_batch:
+            return await self.mcp.handle_batch(parsed.items, session, outbound, observer)
+        return await self.mcp.handle(parsed.items[0], session, outbound, observer)
+
+    async def _reply_as_event_stream(self, parsed, session: ProtocolSession, observer) -> None:
+        stream = EventStream(self)
+        stream.open()
+        reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer))
+        if reply is not None and not stream.closed:
+            for message in reply if isinstance(reply, list) else [reply]:
+                await stream.send(message)
+        # A cancelled call ends its stream without a reply, as the spec asks.
+        if not stream.closed:
+            self.finish()
+
+
+default_handlers = [(r"/mcp/?", StreamableHttpHandler)]

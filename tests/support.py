@@ -1,0 +1,67 @@
+"""Test tools for exercising the transports: the real registry, with tools that behave on demand.
+
+Transports must not care which tools they serve, so their tests use these instead of the Gitea
+tools: one that echoes, one that is slow and reports progress, one that fails, one the policy
+denies, and one with a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aegis_tornado.mcp.registry import Tool, ToolDenied, ToolError, ToolRegistry
+
+#: Calls of ``slow`` that were cancelled, so tests can see cancellation reach the tool.
+CANCELLED: list[str] = []
+STARTED: list[str] = []
+
+
+async def _echo(arguments, context):
+    return {"text": arguments["text"]}
+
+
+async def _slow(arguments, context):
+    STARTED.append(arguments["label"])
+    try:
+        for step in range(arguments["steps"]):
+            await context.progress(f"step {step + 1}", total=arguments["steps"])
+            await context.log("info", {"step": step + 1})
+            await asyncio.sleep(arguments["seconds"] / max(1, arguments["steps"]))
+    except asyncio.CancelledError:
+        CANCELLED.append(arguments["label"])
+        raise
+    return {"done": arguments["label"]}
+
+
+async def _fail(arguments, context):
+    raise ToolError(f"It failed as asked: {arguments.get('why', 'no reason')}", reason="asked")
+
+
+async def _denied(arguments, context):
+    raise ToolDenied("Blocked by policy: this file is sensitive", reason="sensitive_path")
+
+
+async def _crash(arguments, context):
+    raise RuntimeError("bug with secret details /etc/shadow")
+
+
+def demo_tools() -> ToolRegistry:
+    text_schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 1000}},
+                   "required": ["text"], "additionalProperties": False}
+    return ToolRegistry([
+        Tool("echo", "Echo", "Returns the text it is given.", text_schema, _echo),
+        Tool("slow", "Slow", "Sleeps, reporting progress; for cancellation tests.", {
+            "type": "object",
+            "properties": {
+                "seconds": {"type": "number", "minimum": 0, "maximum": 60, "default": 5},
+                "steps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+                "label": {"type": "string", "default": "slow"},
+            },
+            "additionalProperties": False,
+        }, _slow),
+        Tool("fail", "Fail", "Always fails with an isError result.", {
+            "type": "object", "properties": {"why": {"type": "string"}},
+            "additionalProperties": False}, _fail),
+        Tool("denied", "Denied", "Always refused by policy.", {"type": "object"}, _denied),
+        Tool("crash", "Crash", "Raises an unexpected exception.", {"type": "object"}, _crash),
+    ])
