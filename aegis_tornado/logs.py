@@ -94,7 +94,19 @@ class _LoudFileHandler(logging.handlers.WatchedFileHandler):
         self._last_alarm = 0.0
         self.failures = 0
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (stdlib name)
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self.handleError(None)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            self.handleError(None)
+
+    def handleError(self, record: logging.LogRecord | None) -> None:  # noqa: N802 (stdlib)
         self.failures += 1
         error = sys.exc_info()[1]
         now = time.monotonic()
@@ -186,10 +198,7 @@ class LoggingRuntime:
         self._stopped.set()
         self.listener.stop()  # processes everything queued, then joins the thread
         for handler in self.listener.handlers:
-            try:
-                handler.flush()
-            except Exception:  # noqa: BLE001
-                pass
+            handler.flush()
             handler.close()
 
 

@@ -135,7 +135,7 @@ END {
     print ""
     row("Total auth attempts:", auth)
     row("  Successful:", ok)
-    row("  Failed (invalid key):", failed)
+    row("  Failed:", failed)
     row("Requests denied:", denied)
     n = split("invalid_api_key missing_api_key query_key_not_allowed rate_limited", known, " ")
     for (i = 1; i <= n; i++) { row("  " known[i] ":", reasons[known[i]]); seen[known[i]] = 1 }

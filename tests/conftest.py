@@ -1,8 +1,7 @@
 """Shared fixtures: the real application on a random port, with its log pipeline captured.
 
-Override ``settings_overrides`` (a dict of Settings fields) in a test module or with
-``@pytest.mark.parametrize(..., indirect=True)`` to run the app with other settings, and
-``registry`` to serve other tools.
+Decorate a test with ``@with_settings(field=value, ...)`` to run the app with other settings,
+and override the ``registry`` fixture to serve other tools.
 """
 
 from __future__ import annotations
@@ -29,8 +28,14 @@ UNKNOWN_KEY = "eff3db891a67514c4b9b5395386ceeac691cc7b9a103846e6312dfb926022a18"
 
 
 @pytest.fixture
-def settings_overrides() -> dict[str, Any]:
-    return {}
+def settings_overrides(request) -> dict[str, Any]:
+    return getattr(request, "param", {})
+
+
+def with_settings(**overrides: Any):
+    """Run a test against an app whose Settings differ from the default test settings."""
+    return pytest.mark.parametrize("settings_overrides", [overrides], indirect=True,
+                                   ids=lambda o: ",".join(sorted(o)))
 
 
 @pytest.fixture
@@ -135,7 +140,7 @@ class Api:
 
 
 @pytest.fixture
-def api(http_server, base_url) -> Api:
+def api(app, http_server, base_url) -> Api:
     return Api(base_url)
 
 

@@ -102,7 +102,7 @@ def test_counts_are_exact_despite_tricky_user_agents(log_file):
     got = counts(result.stdout)
     assert got["Total auth attempts"] == 12
     assert got["Successful"] == 4
-    assert got["Failed (invalid key)"] == 8
+    assert got["Failed"] == 8
     assert got["Requests denied"] == 8 + 2 + 3 + 1
     assert got["invalid_api_key"] == 8
     assert got["missing_api_key"] == 3

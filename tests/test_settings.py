@@ -1,0 +1,122 @@
+"""Settings: defaults < YAML < environment < flags, and one-line errors that leak nothing."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+
+import pytest
+
+from aegis_tornado.settings import SCHEMA, ConfigError, Settings, load_settings
+
+KEY = "73bb1be4017875dc532cd855c009b11ce38343f7c786edeee13c5317b1a303be"
+ENV = {"GITEA_URL": "https://git.example.com", "MCP_API_KEYS": KEY}
+
+
+def test_defaults():
+    settings = load_settings(environ=ENV)
+    assert settings.host == "127.0.0.1" and settings.port == 8080
+    assert settings.auth_enabled and settings.max_auth_failures == 5
+    assert settings.auth_failure_window == 300
+    assert settings.max_body_bytes == 1048576 and settings.max_sessions == 1000
+    assert not settings.demo_mode
+
+
+def test_yaml_then_env_then_flags(tmp_path):
+    config = tmp_path / "aegis.yaml"
+    config.write_text("max_auth_failures: 9\nport: 9000\nlog_level: warning\n")
+    settings = load_settings(str(config), environ={**ENV, "MCP_PORT": "9100"})
+    assert settings.max_auth_failures == 9  # from YAML
+    assert settings.port == 9100  # env beats YAML
+    assert settings.log_level == "warning"
+    flagged = load_settings(str(config), environ={**ENV, "MCP_PORT": "9100"},
+                            overrides={"port": "9200", "host": None})
+    assert flagged.port == 9200 and flagged.host == "127.0.0.1"
+
+
+def test_yaml_keys_with_metadata(tmp_path):
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    config = tmp_path / "aegis.yaml"
+    config.write_text(
+        "gitea_url: https://git.example.com\n"
+        "api_keys:\n"
+        f"  - key: {KEY}\n    name: chatgpt\n    created: 2026-11-01\n"
+        f"  - sha256: {digest[:-1]}0\n"
+        f"  - 'sha256:{'1' * 64}'\n"
+    )
+    settings = load_settings(str(config), environ={})
+    first = settings.api_keys[0]
+    assert first.name == "chatgpt" and first.created == datetime.date(2026, 11, 1)
+    assert first.digest == digest
+    assert len(settings.api_keys) == 3
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"MCP_API_KEYS": "abc"}, "MCP_API_KEYS: key #1 is too short (3 characters"),
+    ({"MCP_API_KEYS": f"{KEY},{'g' * 64}"}, "MCP_API_KEYS: key #2 is not hexadecimal"),
+    ({"AUTH_FAILURE_WINDOW": "five"}, "AUTH_FAILURE_WINDOW: must be a number of seconds"),
+    ({"MAX_AUTH_FAILURES": "0"}, "MAX_AUTH_FAILURES: must be between 1 and"),
+    ({"MCP_PORT": "70000"}, "MCP_PORT: must be between 0 and 65535"),
+    ({"AUTH_ENABLED": "maybe"}, "AUTH_ENABLED: must be true or false"),
+    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: must be one of"),
+    ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES: 'proxy' is not an IP"),
+    ({"GITEA_URL": "ftp://x"}, "GITEA_URL: must be an http:// or https:// URL"),
+    ({"GITEA_URL": "https://bot:pw@git.example.com"}, "GITEA_URL: must not contain credentials"),
+    ({"REPO_DENYLIST": "justaname"}, "REPO_DENYLIST: 'justaname' is not a pattern"),
+    ({"ALLOWED_ORIGINS": "chat.openai.com"}, "ALLOWED_ORIGINS: 'chat.openai.com' is not an origin"),
+])
+def test_invalid_values_name_the_setting(env, expected):
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={**ENV, **env})
+    message = str(error.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+
+
+def test_key_errors_never_show_the_key():
+    secretish = "deadbeef" * 3  # too short, but still a secret
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={**ENV, "MCP_API_KEYS": f"{KEY},{secretish}"})
+    assert secretish not in str(error.value) and KEY not in str(error.value)
+
+
+def test_no_keys_with_auth_enabled_is_refused():
+    with pytest.raises(ConfigError, match="No API keys configured in environment"):
+        load_settings(environ={"GITEA_URL": "https://git.example.com"})
+    # Demo mode generates a key at start-up instead; auth disabled needs none.
+    assert load_settings(environ={}).demo_mode
+    assert not load_settings(environ={"GITEA_URL": "https://g.example", "AUTH_ENABLED": "false"}
+                             ).auth_enabled
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("port: 8080\napi_keys: [unclosed\nlog_level: info\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(str(config), environ={})
+    assert "YAML syntax error at line" in str(error.value)
+
+
+def test_yaml_unknown_setting_and_wrong_shape(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("prot: 1\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(str(config), environ={})
+    config.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_settings(str(config), environ={})
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(str(tmp_path / "missing.yaml"), environ={})
+
+
+def test_schema_is_complete_and_documented():
+    names = {s.name for s in SCHEMA}
+    assert names == set(Settings.__dataclass_fields__)
+    assert all(s.help and s.env.isupper() for s in SCHEMA)
+    assert {s.env for s in SCHEMA} >= {
+        "GITEA_URL", "GITEA_TOKEN", "MCP_HOST", "MCP_PORT", "MCP_API_KEYS", "AUTH_ENABLED",
+        "MAX_AUTH_FAILURES", "AUTH_FAILURE_WINDOW", "AUDIT_LOG_PATH", "LOG_LEVEL",
+        "TRUSTED_PROXIES", "ALLOWED_ORIGINS", "MAX_BODY_BYTES", "MAX_SESSIONS",
+        "REPO_ALLOWLIST", "REPO_DENYLIST", "SENSITIVE_PATHS", "MAX_RESULT_BYTES",
+        "GITEA_TIMEOUT", "GITEA_RETRIES", "GITEA_PUBLIC_URL",
+    }
