@@ -14,7 +14,7 @@ from .context import AppContext
 from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
 from .mcp.sessions import LegacySessionRegistry, SessionStore
-from .server import serve_until_signalled, start_server
+from .server import serve_until, start_server, stop_on_signals
 from .settings import Settings
 from .web.app import make_app
 
@@ -69,6 +69,7 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
 
 async def run(settings: Settings, keyring: KeyRing,
               on_listening: Callable[[int], None] | None = None) -> int:
+    stop = stop_on_signals()
     registry = ToolRegistry()
     ctx = build_context(settings, keyring, registry)
     running = await start_server(settings, make_app, ctx)
@@ -76,4 +77,4 @@ async def run(settings: Settings, keyring: KeyRing,
              url=f"http://{settings.host}:{running.port}/mcp")
     if on_listening:
         on_listening(running.port)
-    return await serve_until_signalled(running)
+    return await serve_until(stop, running)

@@ -73,12 +73,18 @@ async def start_server(settings: Settings, build_app: Callable[[AppContext], Any
     return RunningServer(ctx=ctx, http_server=http_server, port=port)
 
 
-async def serve_until_signalled(running: RunningServer) -> int:
-    """Block until SIGTERM or SIGINT, then shut down; the process exit status."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT. Installed before listening, so that a signal arriving
+    right after start-up is a graceful stop, not the default kill."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def serve_until(stop: asyncio.Event, running: RunningServer) -> int:
+    """Serve until ``stop`` is set, then shut down; the process exit status."""
     await stop.wait()
     log.info("shutdown_signal_received")
     await running.shutdown()

@@ -34,7 +34,7 @@ class Session(ProtocolSession):
         super().__init__(version=version)
         self.id = session_id
         self.key_id = key_id
-        self.last_seen = time.monotonic()
+        self.last_seen = 0.0  # set by the store, on its clock
         #: The open GET stream for messages not tied to a request, if any.
         self.stream = None
 
@@ -72,11 +72,11 @@ class SessionStore:
         if session is not None:
             if session.key_id != key_id:
                 return None
-            if now - self._wall(session) > self.ttl:
+            if now - session.last_seen > self.ttl:
                 self.end(session_id, key_id)
                 return None
             self._sessions.move_to_end(session_id)
-            session.last_seen = time.monotonic()
+            session.last_seen = now
             return session
         issued = self._verify(session_id, key_id)
         if issued is None or session_id in self._ended or now - issued > self.ttl:
@@ -110,10 +110,6 @@ class SessionStore:
             self._ended.popitem(last=False)
         return True
 
-    def _wall(self, session: Session) -> float:
-        """Wall-clock time of the session's last activity."""
-        return self._clock() - (time.monotonic() - session.last_seen)
-
     def _verify(self, session_id: str, key_id: str) -> float | None:
         parts = session_id.split(".")
         if len(parts) != 3 or len(session_id) > 128:
@@ -127,6 +123,7 @@ class SessionStore:
             return None
 
     def _remember(self, session: Session) -> Session:
+        session.last_seen = self._clock()
         self._sessions[session.id] = session
         while len(self._sessions) > self.max_sessions:
             _, evicted = self._sessions.popitem(last=False)
