@@ -120,3 +120,16 @@ def test_schema_is_complete_and_documented():
         "REPO_ALLOWLIST", "REPO_DENYLIST", "SENSITIVE_PATHS", "MAX_RESULT_BYTES",
         "GITEA_TIMEOUT", "GITEA_RETRIES", "GITEA_PUBLIC_URL",
     }
+
+
+def test_example_files_document_every_setting_and_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env_example = (root / ".env.example").read_text()
+    yaml_example = (root / "conf" / "aegis.example.yaml").read_text()
+    for setting in SCHEMA:
+        assert f"{setting.env}=" in env_example, setting.env
+        assert f"{setting.name}:" in yaml_example, setting.name
+    settings = load_settings(str(root / "conf" / "aegis.example.yaml"), environ={})
+    assert settings.api_keys[0].name == "chatgpt-workspace"
