@@ -287,8 +287,9 @@ def test_files_inside_sensitive_directories_are_blocked(path, glob):
 
 
 @pytest.mark.parametrize(
-    "path", [".ENV", "Config/.Env.Local", "ID_RSA", "keys/Id_Ed25519.PUB", "CERT.PEM", "SECRETS.YML",
-             ".NPMRC", ".Git-Credentials"],
+    "path",
+    [".ENV", "Config/.Env.Local", "ID_RSA", "keys/Id_Ed25519.PUB", "CERT.PEM", "SECRETS.YML",
+     ".NPMRC", ".Git-Credentials"],
 )
 def test_matching_ignores_case(path):
     assert PathPolicy().is_sensitive(path)
