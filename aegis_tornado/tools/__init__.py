@@ -1,0 +1,1 @@
+"""MCP tools: the read-only operations an assistant may run against Gitea, and their guards."""
