@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .auth.keys import ConfiguredKey, KeyFormatError, parse_key
+from .tools.policy import DEFAULT_SENSITIVE_PATHS, PathPolicy, RepoPolicy
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -133,18 +134,19 @@ def _as_origins(raw: Any) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def _as_repo_patterns(raw: Any) -> tuple[str, ...]:
-    patterns = []
-    for item in _as_list(raw):
-        owner, slash, repo = item.partition("/")
-        if not slash or not owner or not repo or "/" in repo or owner == "*":
-            raise ValueError(f"'{item[:60]}' is not a pattern like owner/* or owner/repo")
-        patterns.append(item.lower())
-    return tuple(patterns)
+def _repo_patterns(kind: str) -> Callable[[Any], tuple[str, ...]]:
+    def parse(raw: Any) -> tuple[str, ...]:
+        patterns = tuple(_as_list(raw))
+        RepoPolicy(**{kind: patterns})  # the policy's own parser: one definition of valid
+        return patterns
+
+    return parse
 
 
 def _as_globs(raw: Any) -> tuple[str, ...]:
-    return tuple(_as_list(raw))
+    globs = tuple(_as_list(raw))
+    PathPolicy(globs)
+    return globs
 
 
 def _as_date(raw: Any) -> date | None:
@@ -201,20 +203,6 @@ class Setting:
     secret: bool = False
 
 
-DEFAULT_SENSITIVE_PATHS = (
-    ".env*",
-    "*.pem",
-    "*.key",
-    "id_rsa*",
-    "id_ed25519*",
-    "*.p12",
-    "*.pfx",
-    ".git-credentials",
-    ".npmrc",
-    ".pypirc",
-    "secrets.*",
-)
-
 SCHEMA: tuple[Setting, ...] = (
     # Gitea
     Setting("gitea_url", "GITEA_URL", _as_url, None,
@@ -267,9 +255,9 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("shutdown_timeout", "SHUTDOWN_TIMEOUT", _seconds(0), 10.0,
             "Seconds in-flight requests get to finish after SIGTERM."),
     # Access policy and output safety
-    Setting("repo_allowlist", "REPO_ALLOWLIST", _as_repo_patterns, (),
+    Setting("repo_allowlist", "REPO_ALLOWLIST", _repo_patterns("allow"), (),
             "Only these repositories are reachable (owner/* or owner/repo). Empty: all."),
-    Setting("repo_denylist", "REPO_DENYLIST", _as_repo_patterns, (),
+    Setting("repo_denylist", "REPO_DENYLIST", _repo_patterns("deny"), (),
             "These repositories are never reachable; they behave as not found."),
     Setting("sensitive_paths", "SENSITIVE_PATHS", _as_globs, DEFAULT_SENSITIVE_PATHS,
             "Globs of files never returned (replaces the default list)."),

@@ -62,7 +62,7 @@ def test_yaml_keys_with_metadata(tmp_path):
     ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES: 'proxy' is not an IP"),
     ({"GITEA_URL": "ftp://x"}, "GITEA_URL: must be an http:// or https:// URL"),
     ({"GITEA_URL": "https://bot:pw@git.example.com"}, "GITEA_URL: must not contain credentials"),
-    ({"REPO_DENYLIST": "justaname"}, "REPO_DENYLIST: 'justaname' is not a pattern"),
+    ({"REPO_DENYLIST": "justaname"}, "REPO_DENYLIST: invalid deny pattern 'justaname'"),
     ({"ALLOWED_ORIGINS": "chat.openai.com"}, "ALLOWED_ORIGINS: 'chat.openai.com' is not an origin"),
 ])
 def test_invalid_values_name_the_setting(env, expected):
