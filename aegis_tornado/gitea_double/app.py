@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, quote, urlencode
 
+import structlog
 from tornado import httputil, iostream, web
 
 from . import render
@@ -48,6 +49,19 @@ _AUTH_RE = re.compile(r"^\s*(token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 _BASIC_RE = re.compile(r"^\s*basic\s+(\S+)\s*$", re.IGNORECASE)
 _BAD_REF_RE = re.compile(r"(\.\.|[\s~^:?*\[\\]|@\{)")
 JSON_TYPE = "application/json;charset=utf-8"
+log = structlog.get_logger("aegis.gitea_double")
+
+
+def _log_request(handler: web.RequestHandler) -> None:
+    """One debug line per request on its own logger, so that a double embedded in the product
+    (demo mode) never mixes into the product's ``tornado.access`` lines. No query, no headers."""
+    log.debug(
+        "gitea_double.request",
+        method=handler.request.method,
+        path=handler.request.path,
+        status=handler.get_status(),
+        duration_ms=round(handler.request.request_time() * 1000, 1),
+    )
 
 
 @dataclass
@@ -993,7 +1007,7 @@ def make_double_app(
         default_handler_class=NotFoundHandler,
         default_handler_args={"double": double},
         gitea_prefix=prefix,
-        **settings,
+        **{"log_function": _log_request, **settings},
     )
     app.double = double  # type: ignore[attr-defined]
     app.faults = double.faults  # type: ignore[attr-defined]

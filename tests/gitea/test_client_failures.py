@@ -310,7 +310,7 @@ async def test_token_never_appears_in_errors_or_logs(make_client, app, caplog):
         errors.append(caught.value)
     assert len(errors) == len(scenarios) + 2
     assert "[redacted]" in str(errors[1])
-    assert logs and all(e["event"].startswith("gitea.") for e in logs)
+    assert any(e["event"] == "gitea.request" for e in logs)
     for entry in logs:
         assert TOKEN not in repr(entry) and "Authorization" not in repr(entry)
         if entry["event"] == "gitea.request":
