@@ -274,6 +274,8 @@ class ApiHandler(web.RequestHandler):
                 raise web.Finish()
             elif fault.kind == "status":
                 self.set_status(fault.status or 500)
+                for name, value in (fault.headers or {}).items():
+                    self.set_header(name, value)
                 body = fault.body if fault.body is not None else json.dumps({"message": "", "url": self.root + "api/swagger"})
                 self.finish(body)
                 raise web.Finish()

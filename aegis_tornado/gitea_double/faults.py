@@ -5,7 +5,8 @@ built with ``control=True``, over HTTP (``POST /__double__/faults`` with the sam
 
 Kinds:
 
-``status``     answer ``status`` (default 500) with a Gitea JSON error body (or ``body`` verbatim).
+``status``     answer ``status`` (default 500) with a Gitea JSON error body (or ``body`` verbatim)
+               and any extra ``headers`` (e.g. ``{"Retry-After": "2"}``).
 ``hang``       say nothing for ``delay`` seconds (default 30; ends early when the client hangs up
                or :meth:`Faults.release` is called), then answer normally.
 ``slow``       wait ``delay`` seconds, then answer normally (stacks with one other fault).
@@ -50,6 +51,7 @@ class Fault:
     chunked: bool = False
     location: str | None = None
     body: str | None = None
+    headers: dict[str, str] | None = None
     id: int = 0
     hits: int = 0
 
@@ -80,7 +82,7 @@ class Faults:
     _release: asyncio.Event | None = field(default=None, repr=False)
 
     def add(self, kind: str, **options: Any) -> Fault:
-        allowed = {"status", "delay", "times", "path", "size", "chunked", "location", "body"}
+        allowed = {"status", "delay", "times", "path", "size", "chunked", "location", "body", "headers"}
         unknown = set(options) - allowed
         if unknown:
             raise ValueError(f"unknown fault options {sorted(unknown)}")

@@ -129,6 +129,21 @@ async def test_gateway_errors_give_up_after_the_retries(make_client, app, double
 
 
 @pytest.mark.gen_test
+async def test_retry_after_is_honoured_when_it_fits_the_deadline(make_client, app, double):
+    client = make_client(timeout=1.0, retries=1)  # deadline about 2.1 s
+    app.faults.add("status", status=503, times=1, headers={"Retry-After": "1"})
+    started = time.monotonic()
+    assert (await client.get_json("version"))["version"] == "1.27.0"
+    assert time.monotonic() - started >= 1.0
+    app.faults.add("status", status=503, times=1, headers={"Retry-After": "120"})
+    started = time.monotonic()
+    with pytest.raises(GiteaUnavailable):
+        await client.get_json("version")
+    assert time.monotonic() - started < 0.5  # waiting 120 s could never fit: give up at once
+    assert [r.status for r in double.requests] == [503, 200, 503]
+
+
+@pytest.mark.gen_test
 async def test_no_retries_when_retries_is_zero(make_client, app, double):
     app.faults.add("status", status=502)
     with pytest.raises(GiteaUnavailable):
