@@ -35,6 +35,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
@@ -46,7 +47,7 @@ from requests_futures.sessions import FuturesSession
 
 from aegis_tornado import __version__
 
-from .endpoints import ENDPOINTS, SHAPES, build_path
+from .endpoints import SHAPES, build_path
 from .errors import (
     GiteaAuthError,
     GiteaBadRequest,
@@ -241,6 +242,9 @@ class GiteaClient:
             },
         )
         self._session.auth = _TokenAuth(token)
+        # Token auth needs no cookies; a jar shared by worker threads would only carry whatever
+        # session cookie Gitea hands out from one call to the next.
+        self._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._session.headers.update(
             {
                 "User-Agent": user_agent or f"aegis-gitea-mcp/{__version__}",

@@ -48,6 +48,24 @@ async def test_user_agent_and_token_header(client, monkeypatch):
 
 
 @pytest.mark.gen_test
+async def test_cookies_are_never_sent_back(client, monkeypatch):
+    from aegis_tornado.gitea_double.app import ApiHandler
+
+    cookies = []
+    original_prepare = ApiHandler.prepare
+
+    async def cookie_prepare(self):
+        cookies.append(self.request.headers.get("Cookie"))
+        self.set_cookie("i_like_gitea", "session-id")
+        await original_prepare(self)
+
+    monkeypatch.setattr(ApiHandler, "prepare", cookie_prepare)
+    await client.get_json("version")
+    await client.get_json("version")
+    assert cookies == [None, None]
+
+
+@pytest.mark.gen_test
 async def test_anonymous_client_sees_only_public(make_client, double):
     anonymous = make_client(token=None)
     page = await anonymous.get_page("repo_search", limit=50)
