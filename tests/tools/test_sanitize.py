@@ -439,7 +439,8 @@ def test_ordinary_source_code_is_untouched():
     import aegis_tornado
 
     root = __import__("pathlib").Path(aegis_tornado.__file__).parent
-    sources = sorted(root.rglob("*.py"))
+    # The Gitea double's dataset plants fake secrets on purpose, for the redaction tests.
+    sources = sorted(p for p in root.rglob("*.py") if "gitea_double" not in p.parts)
     assert len(sources) >= 5
     for source in sources:
         text = source.read_text(encoding="utf-8")
