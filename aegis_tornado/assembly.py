@@ -12,10 +12,13 @@ from . import __version__
 from .auth.keys import KeyRing
 from .context import AppContext
 from .mcp.protocol import McpServer, ServerInfo
+from .gitea import GiteaClient
 from .mcp.registry import ToolRegistry
 from .mcp.sessions import LegacySessionRegistry, SessionStore
 from .server import serve_until, start_server, stop_on_signals
 from .settings import Settings
+from .tools import ToolEnv, build_registry
+from .tools.policy import PathPolicy, RepoPolicy
 from .web.app import make_app
 
 log = structlog.get_logger("aegis.server")
@@ -67,14 +70,41 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     return ctx
 
 
+def gitea_tools(settings: Settings, gitea_url: str, token: str | None,
+                public_url: str | None = None) -> tuple[GiteaClient, ToolRegistry]:
+    """The Gitea client and the tools over it, as the settings describe them."""
+    client = GiteaClient(gitea_url, token, timeout=settings.gitea_timeout,
+                         retries=settings.gitea_retries, pool_size=settings.gitea_pool_size)
+    env = ToolEnv(
+        client=client,
+        repos=RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist),
+        paths=PathPolicy(settings.sensitive_paths),
+        public_url=public_url or settings.gitea_public_url or gitea_url,
+        max_result_bytes=settings.max_result_bytes,
+    )
+    return client, build_registry(env)
+
+
 async def run(settings: Settings, keyring: KeyRing,
               on_listening: Callable[[int], None] | None = None) -> int:
     stop = stop_on_signals()
-    registry = ToolRegistry()
+    cleanups = []
+    gitea_url, token = settings.gitea_url, settings.gitea_token
+    if settings.demo_mode:
+        # The Gitea double, in-process on a free loopback port, serves the sample repositories.
+        from .gitea_double import DEMO_TOKEN, start_double, stop_double
+
+        double_server, double_port, double_app = await start_double()
+        gitea_url, token = f"http://127.0.0.1:{double_port}", DEMO_TOKEN
+        cleanups.append(lambda: stop_double(double_server, double_app))
+        log.warning("demo_gitea_started", url=gitea_url)
+    client, registry = gitea_tools(settings, gitea_url, token)
+    cleanups.insert(0, client.close)
     ctx = build_context(settings, keyring, registry)
     running = await start_server(settings, make_app, ctx)
+    running.cleanups.extend(cleanups)
     log.info("listening", host=settings.host, port=running.port,
-             url=f"http://{settings.host}:{running.port}/mcp")
+             url=f"http://{settings.host}:{running.port}/mcp", tools=len(registry))
     if on_listening:
         on_listening(running.port)
     return await serve_until(stop, running)

@@ -131,7 +131,15 @@ def test_demo_mode_generates_and_prints_a_key_that_works(tmp_path):
         request = urllib.request.Request(server.url("/mcp/tools"),
                                          headers={"Authorization": f"Bearer {key}"})
         with urllib.request.urlopen(request) as response:
-            assert response.status == 200
+            assert len(json.load(response)["tools"]) == 15
+        # The built-in demo Gitea answers the tools: a newcomer can try them at once.
+        call = urllib.request.Request(
+            server.url("/mcp/tool/call"), method="POST",
+            data=json.dumps({"tool": "get_file_contents", "arguments": {
+                "owner": "northwind", "repo": "lighthouse", "path": "README.md"}}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(call) as response:
+            assert json.load(response)["structuredContent"]["text"].startswith("# Lighthouse")
     finally:
         code, out, _ = server.stop()
     assert code == 0

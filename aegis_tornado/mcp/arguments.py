@@ -1,8 +1,9 @@
 """Check tool arguments against the tool's input schema before the tool runs.
 
 Only the JSON Schema keywords our tools use are understood (type, properties, required,
-additionalProperties, enum, minimum, maximum, minLength, maxLength, items, default); a schema
-using anything else is refused when the tool is registered, so no constraint is silently ignored.
+additionalProperties, enum, minimum, maximum, minLength, maxLength, items, maxItems, default);
+a schema using anything else is refused when the tool is registered, so no constraint is
+silently ignored.
 Messages name the argument and say what is expected, for a model to correct its call.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 KNOWN_KEYWORDS = {
     "type", "properties", "required", "additionalProperties", "enum", "minimum", "maximum",
-    "minLength", "maxLength", "items", "default", "description", "title", "examples",
+    "minLength", "maxLength", "items", "maxItems", "default", "description", "title", "examples",
 }
 
 _TYPE_NAMES = {
@@ -89,8 +90,8 @@ def _validate(value: Any, schema: dict[str, Any], path: str) -> Any:
                 f"{_describe(path)} is too long (at most {schema['maxLength']} characters)"
             )
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise ArgumentError(f"{_describe(path)} has too many items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise ArgumentError(f"{_describe(path)} has more than {schema['maxItems']} items")
         value = [_validate(item, schema["items"], f"{path}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, dict) and ("properties" in schema or "required" in schema):
         properties = schema.get("properties", {})

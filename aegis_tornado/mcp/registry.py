@@ -65,11 +65,10 @@ class Tool:
         if versions.has_structured_output(version) and self.output_schema is not None:
             entry["outputSchema"] = self.output_schema
         if versions.has_annotations(version):
-            annotations: dict[str, Any] = {
-                "title": self.title,
-                "readOnlyHint": self.read_only,
-                "openWorldHint": self.open_world,
-            }
+            annotations: dict[str, Any] = {}
+            if not versions.has_structured_output(version):
+                annotations["title"] = self.title  # the only place this version has a title
+            annotations.update(readOnlyHint=self.read_only, openWorldHint=self.open_world)
             if self.read_only:
                 annotations["idempotentHint"] = True
             else:

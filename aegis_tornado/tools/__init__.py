@@ -1,1 +1,21 @@
-"""MCP tools: the read-only operations an assistant may run against Gitea, and their guards."""
+"""The Gitea tools: a read-only view of Gitea for AI models, with an access policy and output
+safety. Tools know nothing of transports; the registry serves them to every transport."""
+
+from __future__ import annotations
+
+from ..mcp.registry import ToolRegistry
+from . import commits, files, issues, releases, repos, search
+from .base import ToolEnv
+
+TOOL_MODULES = (search, repos, files, commits, issues, releases)
+
+
+def build_registry(env: ToolEnv) -> ToolRegistry:
+    registry = ToolRegistry()
+    for module in TOOL_MODULES:
+        for tool in module.tools(env):
+            registry.add(tool)
+    return registry
+
+
+__all__ = ["ToolEnv", "build_registry"]

@@ -1,0 +1,332 @@
+"""What every Gitea tool shares: the environment it runs in, argument checks, Gitea error
+mapping, the access policy, web links, and the finishing of results (sanitised, size-limited).
+
+Tools know nothing of transports: they receive checked arguments and a ``ToolContext``, and
+return a JSON-ready dict or raise ``ToolError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, TypeVar
+from urllib.parse import quote
+
+from ..gitea import (
+    GiteaAuthError,
+    GiteaBadRequest,
+    GiteaBadResponse,
+    GiteaClient,
+    GiteaEmptyRepository,
+    GiteaError,
+    GiteaNotFound,
+    GiteaUnavailable,
+    Page,
+)
+from ..mcp.registry import Tool, ToolContext, ToolDenied, ToolError
+from .policy import PathPolicy, RepoPolicy
+from .sanitize import clean_text, truncate_utf8
+from .validation import (
+    ValidationError,
+    normalize_path,
+    validate_owner,
+    validate_ref,
+    validate_repo,
+)
+
+T = TypeVar("T")
+_FULL_SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+
+#: Text longer than this is cleaned off the event loop.
+_CLEAN_IN_THREAD_BYTES = 64 * 1024
+REPO_CACHE_SECONDS = 30.0
+
+
+def not_found(what: str) -> str:
+    return f"{what} not found, or not visible to the server's Gitea account"
+
+
+@dataclass
+class ToolEnv:
+    """The services and settings the tools run with."""
+
+    client: GiteaClient
+    repos: RepoPolicy
+    paths: PathPolicy
+    public_url: str  # Gitea's web address, for links given to the model
+    max_result_bytes: int = 100_000
+    _repo_cache: dict[tuple[str, str], tuple[float, dict]] = field(default_factory=dict)
+
+    # --- links ---------------------------------------------------------------------------
+
+    def web_url(self, *parts: str) -> str:
+        """A Gitea web URL from already-validated parts (each percent-encoded, '/' kept)."""
+        return "/".join([self.public_url.rstrip("/"), *(quote(p, safe="/") for p in parts if p)])
+
+    def repo_url(self, owner: str, repo: str) -> str:
+        return self.web_url(owner, repo)
+
+    def src_url(self, owner: str, repo: str, ref: str, path: str = "") -> str:
+        """The web page of a path at a ref. Gitea's URL names the kind of ref; a full SHA is a
+        commit, anything else is taken for a branch (tags still resolve: Gitea redirects)."""
+        kind = "commit" if _FULL_SHA.fullmatch(ref) else "branch"
+        return self.web_url(owner, repo, "src", kind, ref, path)
+
+    def link(self, gitea_url: Any, fallback: str) -> str:
+        """A URL Gitea gave us, moved onto the public web address; else ``fallback``."""
+        base = self.client.base_url.rstrip("/")
+        if isinstance(gitea_url, str) and gitea_url.startswith(base + "/"):
+            return self.public_url.rstrip("/") + gitea_url[len(base):]
+        return fallback
+
+    # --- policy ---------------------------------------------------------------------------
+
+    def check_repo(self, owner: str, repo: str) -> None:
+        """A denied repository is indistinguishable from a missing one, and Gitea never hears
+        its name."""
+        if not self.repos.allows(owner, repo):
+            raise ToolDenied(not_found(f"Repository {owner}/{repo}"), reason="repo_policy")
+
+    def target(self, arguments: dict[str, Any]) -> tuple[str, str]:
+        """The validated ``owner``/``repo`` of a call, refused here if the policy denies it:
+        every repository tool starts with this, so none can forget the policy."""
+        owner, repo = owner_repo(arguments)
+        self.check_repo(owner, repo)
+        return owner, repo
+
+    def check_path(self, path: str) -> None:
+        pattern = self.paths.blocked_reason(path) if path else None
+        if pattern is not None:
+            raise ToolDenied(
+                f"Blocked by policy: '{path}' matches the sensitive-file pattern '{pattern}'. "
+                "Its content is never returned; do not retry it.",
+                reason="sensitive_path",
+            )
+
+    # --- Gitea calls ----------------------------------------------------------------------
+
+    async def gitea(self, call: Awaitable[T], what: str = "") -> T:
+        """Await a Gitea call, turning its failures into messages a model can act on."""
+        try:
+            return await call
+        except GiteaNotFound:
+            raise ToolError(not_found(what or "The requested object"), reason="not_found") from None
+        except GiteaEmptyRepository:
+            raise ToolError("The repository is empty: it has no commits, files or branches yet.",
+                            reason="empty_repository") from None
+        except GiteaAuthError as error:
+            raise ToolError(
+                "Gitea refused the server's own token (rejected, expired or missing a read "
+                f"scope): {error.message} Tell the server's operator; retrying will not help.",
+                reason="gitea_auth",
+            ) from None
+        except GiteaUnavailable as error:
+            raise ToolError(
+                f"Gitea is unavailable right now ({error.message}). Try again in a minute.",
+                reason="gitea_unavailable",
+            ) from None
+        except GiteaBadRequest as error:
+            raise ToolError(f"Gitea rejected the request: {error.message}",
+                            reason="gitea_bad_request") from None
+        except GiteaBadResponse as error:
+            raise ToolError(f"Gitea sent a response the server could not use: {error.message}",
+                            reason="gitea_bad_response") from None
+        except GiteaError as error:  # any future subclass
+            raise ToolError(f"Gitea call failed: {error.message}", reason="gitea_error") from None
+
+    async def repository(self, owner: str, repo: str) -> dict:
+        """Repository metadata (policy-checked), cached briefly: most tools need the default
+        branch, and a conversation reads the same repository many times in a row."""
+        self.check_repo(owner, repo)
+        key = (owner.lower(), repo.lower())
+        cached = self._repo_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < REPO_CACHE_SECONDS:
+            return cached[1]
+        data = await self.gitea(self.client.get_json("repo", owner=owner, repo=repo),
+                                f"Repository {owner}/{repo}")
+        full_name = str(data.get("full_name") or f"{owner}/{repo}")
+        if "/" in full_name and not self.repos.allows_full_name(full_name):
+            # A renamed repository redirected us into a denied one.
+            raise ToolDenied(not_found(f"Repository {owner}/{repo}"), reason="repo_policy")
+        if len(self._repo_cache) >= 512:
+            self._repo_cache.clear()
+        self._repo_cache[key] = (now, data)
+        return data
+
+    async def default_branch(self, owner: str, repo: str) -> str:
+        data = await self.repository(owner, repo)
+        if data.get("empty"):
+            raise ToolError(f"Repository {owner}/{repo} is empty: it has no commits or files yet.",
+                            reason="empty_repository")
+        return str(data.get("default_branch") or "main")
+
+    # --- results --------------------------------------------------------------------------
+
+    async def clean(self, text: str | None) -> tuple[str | None, int, tuple[str, ...]]:
+        """Strip invisible characters and redact secrets (off the loop for big texts)."""
+        if not text:
+            return text, 0, ()
+        if len(text) > _CLEAN_IN_THREAD_BYTES:
+            result = await asyncio.to_thread(clean_text, text)
+        else:
+            result = clean_text(text)
+        return result.text, result.invisible_removed, result.redactions
+
+    async def finish(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Sanitise every string in the result, then keep it within MAX_RESULT_BYTES."""
+        stats = {"invisible": 0, "redactions": []}
+
+        async def walk(node: Any) -> Any:
+            if isinstance(node, str):
+                text, removed, redactions = await self.clean(node)
+                stats["invisible"] += removed
+                stats["redactions"].extend(redactions)
+                return text
+            if isinstance(node, dict):
+                return {k: await walk(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [await walk(v) for v in node]
+            return node
+
+        cleaned = await walk(value)
+        if stats["invisible"] or stats["redactions"]:
+            cleaned["sanitized"] = {
+                "invisible_characters_removed": stats["invisible"],
+                "secrets_redacted": sorted(set(stats["redactions"])),
+            }
+        return fit_result(cleaned, self.max_result_bytes)
+
+
+def encoded_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def fit_result(value: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """Keep a result within ``max_bytes`` of JSON, saying what was cut.
+
+    Lists lose items from the end; otherwise the longest strings are shortened. Either way the
+    result says ``truncated: true`` and how to get the rest.
+    """
+    if encoded_size(value) <= max_bytes:
+        return value
+    value = dict(value)
+    items = value.get("items")
+    if isinstance(items, list) and items:
+        kept = list(items)
+        while kept and encoded_size({**value, "items": kept}) > max_bytes - 300:
+            kept.pop()
+        omitted = len(items) - len(kept)
+        value.update(items=kept, has_more=True, truncated=True, truncated_note=(
+            f"{omitted} item(s) omitted to stay under {max_bytes} bytes; ask for a smaller "
+            "limit or the next page"))
+        if encoded_size(value) <= max_bytes:
+            return value
+    # Shorten the longest strings until it fits.
+    value["truncated"] = True
+    value.setdefault("truncated_note", f"long text was cut to stay under {max_bytes} bytes")
+    for _ in range(50):
+        excess = encoded_size(value) - max_bytes
+        if excess <= 0:
+            break
+        path, text = _longest_string(value)
+        if text is None or not text:
+            break
+        budget = max(0, len(text.encode("utf-8")) - excess - 200)
+        _set_path(value, path, truncate_utf8(text, budget)[0] + " [...truncated]")
+    return value
+
+
+def _longest_string(node: Any, path: tuple = ()) -> tuple[tuple, str | None]:
+    best: tuple[tuple, str | None] = ((), None)
+    if isinstance(node, str):
+        return path, node
+    children = node.items() if isinstance(node, dict) else enumerate(node) \
+        if isinstance(node, list) else ()
+    for key, child in children:
+        if key == "truncated_note":
+            continue
+        found = _longest_string(child, path + (key,))
+        if found[1] is not None and (best[1] is None or len(found[1]) > len(best[1])):
+            best = found
+    return best
+
+
+def _set_path(node: Any, path: tuple, value: str) -> None:
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def list_result(page: Page, items: list[Any], *, total_known: bool = True) -> dict[str, Any]:
+    """The shape every list tool returns."""
+    return {
+        "items": items,
+        "page": page.page,
+        "limit": page.limit,
+        "has_more": page.has_more,
+        "total": page.total if total_known else None,
+    }
+
+
+# --- argument handling ------------------------------------------------------------------
+
+
+def checked(function: Callable[..., T], value: Any, *args: Any, **kwargs: Any) -> T:
+    """Run a validator, turning its failure into the tool error the model sees."""
+    try:
+        return function(value, *args, **kwargs)
+    except ValidationError as error:
+        raise ToolError(str(error), reason="invalid_arguments") from None
+
+
+def owner_repo(arguments: dict[str, Any]) -> tuple[str, str]:
+    return checked(validate_owner, arguments["owner"]), checked(validate_repo, arguments["repo"])
+
+
+def optional_ref(arguments: dict[str, Any]) -> str | None:
+    ref = arguments.get("ref")
+    return checked(validate_ref, ref) if ref else None
+
+
+def repo_path(arguments: dict[str, Any], field: str = "path") -> str:
+    return checked(normalize_path, arguments.get(field) or "", field=field)
+
+
+# --- schemas ------------------------------------------------------------------------------
+# The same argument names, types and limits in every tool.
+
+# Descriptions only where the name does not say it all: tools/list must stay small (< 12 KB).
+OWNER = {"type": "string", "minLength": 1, "maxLength": 100}
+REPO = {"type": "string", "minLength": 1, "maxLength": 100}
+REF = {"type": "string", "maxLength": 255, "description": "Branch, tag or commit SHA; "
+       "default: the default branch."}
+PATH = {"type": "string", "maxLength": 4096, "description": "From the repository root."}
+PAGE = {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 50, "default": 30}
+NUMBER = {"type": "integer", "minimum": 1, "maximum": 2147483647}
+STATE = {"type": "string", "enum": ["open", "closed", "all"], "default": "open"}
+
+
+def schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": False}
+
+
+def repo_schema(*extra_required: str, **properties: dict[str, Any]) -> dict[str, Any]:
+    return schema(["owner", "repo", *extra_required], owner=OWNER, repo=REPO, **properties)
+
+
+def make_tool(env: ToolEnv, name: str, title: str, description: str,
+              input_schema: dict[str, Any],
+              handler: Callable[[ToolEnv, dict[str, Any], ToolContext], Awaitable[dict]]) -> Tool:
+    """A read-only Gitea tool whose result is always finished (sanitised, size-limited)."""
+
+    async def run(arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+        return await env.finish(await handler(env, arguments, context))
+
+    return Tool(name=name, title=title, description=description, input_schema=input_schema,
+                handler=run, read_only=True, open_world=False)

@@ -1,0 +1,100 @@
+"""Commits and their diffs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..mcp.registry import Tool
+from .base import (
+    LIMIT,
+    PAGE,
+    PATH,
+    REF,
+    ToolEnv,
+    checked,
+    list_result,
+    make_tool,
+    optional_ref,
+    repo_path,
+    repo_schema,
+)
+from .diffs import filter_diff
+from .sanitize import truncate_utf8
+from .validation import validate_sha
+
+SHA = {"type": "string", "minLength": 4, "maxLength": 64,
+       "description": "Commit SHA (at least 4 hex characters)."}
+
+
+def commit_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
+    commit = data.get("commit") or {}
+    author = commit.get("author") or {}
+    message = commit.get("message") or ""
+    sha = str(data.get("sha") or "")
+    return {
+        "sha": sha,
+        "title": message.split("\n", 1)[0],
+        "author": author.get("name"),
+        "date": author.get("date") or data.get("created"),
+        "url": env.web_url(owner, repo, "commit", sha),
+    }
+
+
+async def list_commits(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    params: dict[str, Any] = {"stat": "false", "verification": "false", "files": "false"}
+    ref = optional_ref(arguments)
+    if ref:
+        params["sha"] = ref
+    path = repo_path(arguments)
+    if path:
+        params["path"] = path
+    page = await env.gitea(env.client.get_page("commits", owner=owner, repo=repo,
+                                               page=arguments["page"], limit=arguments["limit"],
+                                               params=params),
+                           f"Commits of {ref or 'the default branch'} in {owner}/{repo}")
+    return list_result(page, [commit_summary(env, owner, repo, c) for c in page.items])
+
+
+async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    sha = checked(validate_sha, arguments["sha"])
+    what = f"Commit {sha} in {owner}/{repo}"
+    data = await env.gitea(env.client.get_json("commit", owner=owner, repo=repo, sha=sha,
+                                               params={"verification": "false"}), what)
+    full_sha = str(data.get("sha") or sha)
+    await context.progress("reading the diff")
+    diff = await env.gitea(env.client.get_text("commit_diff", owner=owner, repo=repo,
+                                               sha=full_sha, diffType="diff"), what)
+    diff, omitted = filter_diff(diff, env.paths)
+    diff, cut = truncate_utf8(diff, env.max_result_bytes // 2)
+    result = commit_summary(env, owner, repo, data)
+    stats = data.get("stats") or {}
+    result.update(
+        message=(data.get("commit") or {}).get("message") or "",
+        committer=((data.get("commit") or {}).get("committer") or {}).get("name"),
+        parents=[p.get("sha") for p in data.get("parents") or []],
+        stats={"additions": stats.get("additions"), "deletions": stats.get("deletions")},
+        files=[{"path": f.get("filename"), "status": f.get("status")}
+               for f in data.get("files") or []],
+        diff=diff,
+        diff_truncated=cut,
+    )
+    if omitted:
+        result["diff_omitted_by_policy"] = omitted
+    if cut:
+        result["note"] = f"The diff was cut; see the full change at {result['url']}"
+    return result
+
+
+def tools(env: ToolEnv) -> list[Tool]:
+    return [
+        make_tool(env, "list_commits", "List commits",
+                  "Commits of a branch, tag or commit (default branch when ref is absent), "
+                  "newest first; path limits them to those touching a file or directory. "
+                  "Paged: page from 1, limit 1-50.",
+                  repo_schema(ref=REF, path=PATH, page=PAGE, limit=LIMIT), list_commits),
+        make_tool(env, "get_commit", "Get commit",
+                  "One commit: message, author, changed files and its diff (capped in size).",
+                  repo_schema("sha", sha=SHA), get_commit),
+    ]

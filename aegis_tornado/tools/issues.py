@@ -1,0 +1,178 @@
+"""Issues and pull requests (they share one number space per repository)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..mcp.registry import Tool, ToolError
+from .base import (
+    LIMIT,
+    NUMBER,
+    PAGE,
+    STATE,
+    ToolEnv,
+    checked,
+    list_result,
+    make_tool,
+    repo_schema,
+)
+from .diffs import filter_diff
+from .sanitize import truncate_utf8
+from .validation import validate_number
+
+MAX_COMMENTS = 100
+LABELS = {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 20,
+          "description": "Only items with all these label names."}
+
+
+def _login(user: Any) -> str | None:
+    return user.get("login") if isinstance(user, dict) else None
+
+
+def issue_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
+    number = data.get("number")
+    is_pull = bool(data.get("pull_request"))
+    return {
+        "number": number,
+        "type": "pull" if is_pull else "issue",
+        "title": data.get("title"),
+        "state": data.get("state"),
+        "author": _login(data.get("user")),
+        "labels": [label.get("name") for label in data.get("labels") or []],
+        "comments": data.get("comments", 0),
+        "created_at": data.get("created_at"),
+        "updated_at": data.get("updated_at"),
+        "url": env.web_url(owner, repo, "pulls" if is_pull else "issues", str(number)),
+    }
+
+
+async def list_issues(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    params: dict[str, Any] = {"state": arguments["state"]}
+    if arguments.get("type"):
+        params["type"] = arguments["type"]
+    if arguments.get("labels"):
+        params["labels"] = ",".join(arguments["labels"])
+    if arguments.get("query"):
+        params["q"] = arguments["query"]
+    page = await env.gitea(env.client.get_page("issues", owner=owner, repo=repo,
+                                               page=arguments["page"], limit=arguments["limit"],
+                                               params=params),
+                           f"Issues of {owner}/{repo}")
+    return list_result(page, [issue_summary(env, owner, repo, i) for i in page.items])
+
+
+async def get_issue(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    number = checked(validate_number, arguments["number"])
+    what = f"Issue #{number} of {owner}/{repo}"
+    data = await env.gitea(env.client.get_json("issue", owner=owner, repo=repo, index=number),
+                           what)
+    result = issue_summary(env, owner, repo, data)
+    result["body"] = data.get("body") or ""
+    result["assignees"] = [_login(u) for u in data.get("assignees") or []]
+    result["milestone"] = (data.get("milestone") or {}).get("title")
+    result["closed_at"] = data.get("closed_at")
+    comments: list = []
+    if data.get("comments"):
+        await context.progress("reading comments")
+        comments = await env.gitea(env.client.get_json("issue_comments", owner=owner, repo=repo,
+                                                       index=number), what)
+    result["comment_list"] = [{
+        "author": _login(c.get("user")), "created_at": c.get("created_at"),
+        "body": c.get("body") or "",
+    } for c in comments[:MAX_COMMENTS]]
+    if len(comments) > MAX_COMMENTS:
+        result["note"] = (f"Only the first {MAX_COMMENTS} of {len(comments)} comments are shown; "
+                          f"see {result['url']}")
+    if result["type"] == "pull":
+        result.setdefault("note", "This is a pull request: get_pull_request shows its changes.")
+    return result
+
+
+def pull_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
+    number = data.get("number")
+    return {
+        "number": number,
+        "title": data.get("title"),
+        "state": data.get("state"),
+        "draft": bool(data.get("draft")),
+        "merged": bool(data.get("merged")),
+        "author": _login(data.get("user")),
+        "head": (data.get("head") or {}).get("ref"),
+        "base": (data.get("base") or {}).get("ref"),
+        "labels": [label.get("name") for label in data.get("labels") or []],
+        "updated_at": data.get("updated_at"),
+        "url": env.web_url(owner, repo, "pulls", str(number)),
+    }
+
+
+async def list_pull_requests(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    page = await env.gitea(env.client.get_page("pulls", owner=owner, repo=repo,
+                                               page=arguments["page"], limit=arguments["limit"],
+                                               params={"state": arguments["state"]}),
+                           f"Pull requests of {owner}/{repo}")
+    return list_result(page, [pull_summary(env, owner, repo, p) for p in page.items])
+
+
+async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    number = checked(validate_number, arguments["number"])
+    what = f"Pull request #{number} of {owner}/{repo}"
+    data = await env.gitea(env.client.get_json("pull", owner=owner, repo=repo, index=number),
+                           what)
+    await context.progress("reading changed files")
+    files = await env.gitea(env.client.get_page("pull_files", owner=owner, repo=repo,
+                                                index=number, page=1, limit=50), what)
+    await context.progress("reading the diff")
+    diff = await env.gitea(env.client.get_text("pull_diff", owner=owner, repo=repo, index=number,
+                                               diffType="diff"), what)
+    diff, omitted = filter_diff(diff, env.paths)
+    diff, cut = truncate_utf8(diff, env.max_result_bytes // 2)
+    result = pull_summary(env, owner, repo, data)
+    result.update(
+        body=data.get("body") or "",
+        mergeable=data.get("mergeable"),
+        merged_at=data.get("merged_at"),
+        additions=data.get("additions"),
+        deletions=data.get("deletions"),
+        changed_files=data.get("changed_files"),
+        files=[{"path": f.get("filename"), "status": f.get("status"),
+                "additions": f.get("additions"), "deletions": f.get("deletions")}
+               for f in files.items],
+        diff=diff,
+        diff_truncated=cut,
+    )
+    if files.has_more:
+        result["files_note"] = "Only the first 50 changed files are listed."
+    if omitted:
+        result["diff_omitted_by_policy"] = omitted
+    if cut:
+        result["note"] = f"The diff was cut; see the full change at {result['url']}/files"
+    return result
+
+
+def tools(env: ToolEnv) -> list[Tool]:
+    return [
+        make_tool(env, "list_issues", "List issues",
+                  "Issues and pull requests of a repository (type=issues or pulls for only "
+                  "one kind), newest first, filtered by state (default open), labels and words "
+                  "in the title or body (query). Paged: page from 1, limit 1-50.",
+                  repo_schema(state=STATE, labels=LABELS,
+                              type={"type": "string", "enum": ["issues", "pulls"]},
+                              query={"type": "string", "maxLength": 200},
+                              page=PAGE, limit=LIMIT),
+                  list_issues),
+        make_tool(env, "get_issue", "Get issue",
+                  "One issue (or pull request) by number, with its body and comments.",
+                  repo_schema("number", number=NUMBER), get_issue),
+        make_tool(env, "list_pull_requests", "List pull requests",
+                  "Pull requests of a repository by state (default open) with head and base "
+                  "branches. Paged: page from 1, limit 1-50.",
+                  repo_schema(state=STATE, page=PAGE, limit=LIMIT), list_pull_requests),
+        make_tool(env, "get_pull_request", "Get pull request",
+                  "One pull request by number: description, status, changed files and the diff "
+                  "(capped in size).",
+                  repo_schema("number", number=NUMBER), get_pull_request),
+    ]

@@ -1,0 +1,33 @@
+"""Releases."""
+
+from __future__ import annotations
+
+from ..mcp.registry import Tool
+from .base import LIMIT, PAGE, ToolEnv, list_result, make_tool, repo_schema
+
+
+async def list_releases(env: ToolEnv, arguments: dict, context) -> dict:
+    owner, repo = env.target(arguments)
+    page = await env.gitea(env.client.get_page("releases", owner=owner, repo=repo,
+                                               page=arguments["page"], limit=arguments["limit"]),
+                           f"Releases of {owner}/{repo}")
+    items = [{
+        "tag": release.get("tag_name"),
+        "name": release.get("name"),
+        "draft": bool(release.get("draft")),
+        "prerelease": bool(release.get("prerelease")),
+        "published_at": release.get("published_at"),
+        "author": (release.get("author") or {}).get("login"),
+        "notes": release.get("body") or "",
+        "url": env.web_url(owner, repo, "releases/tag", release.get("tag_name") or ""),
+    } for release in page.items]
+    return list_result(page, items)
+
+
+def tools(env: ToolEnv) -> list[Tool]:
+    return [
+        make_tool(env, "list_releases", "List releases",
+                  "Releases of a repository, newest first, with their notes. Paged: page from "
+                  "1, limit 1-50.",
+                  repo_schema(page=PAGE, limit=LIMIT), list_releases),
+    ]

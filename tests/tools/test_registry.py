@@ -1,0 +1,48 @@
+"""The toolset as a whole: what tools/list shows a model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+EXPECTED = {
+    "search", "fetch", "list_repositories", "get_repository", "list_branches", "list_tags",
+    "get_file_tree", "get_file_contents", "list_commits", "get_commit", "list_issues",
+    "get_issue", "list_pull_requests", "get_pull_request", "list_releases",
+}
+#: One name, one meaning, in every tool.
+SHARED_ARGUMENTS = {"owner": "string", "repo": "string", "path": "string", "ref": "string",
+                    "number": "integer", "sha": "string", "query": "string", "state": "string",
+                    "labels": "array", "type": "string", "recursive": "boolean",
+                    "page": "integer", "limit": "integer", "start_line": "integer",
+                    "end_line": "integer", "id": "string"}
+
+
+@pytest.mark.gen_test
+async def test_tools_list_is_complete_read_only_and_small(api):
+    response = await api.request("/mcp/tools")
+    assert len(response.body) < 12 * 1024
+    tools = json.loads(response.body)["tools"]
+    assert {t["name"] for t in tools} == EXPECTED
+    for tool in tools:
+        assert len(tool["description"]) > 40, tool["name"]
+        assert tool["annotations"]["readOnlyHint"] is True
+        schema = tool["inputSchema"]
+        assert schema["type"] == "object" and schema["additionalProperties"] is False
+        for name, prop in schema["properties"].items():
+            assert name in SHARED_ARGUMENTS, (tool["name"], name)
+            assert prop["type"] == SHARED_ARGUMENTS[name], (tool["name"], name)
+            if name == "limit":
+                assert (prop["minimum"], prop["maximum"], prop["default"]) == (1, 50, 30)
+            if name == "state":
+                assert prop["enum"] == ["open", "closed", "all"]
+
+
+@pytest.mark.gen_test
+async def test_search_and_fetch_have_chatgpts_shapes(api):
+    tools = {t["name"]: t for t in json.loads((await api.request("/mcp/tools")).body)["tools"]}
+    assert tools["search"]["inputSchema"]["required"] == ["query"]
+    assert list(tools["search"]["inputSchema"]["properties"]) == ["query"]
+    assert tools["fetch"]["inputSchema"]["required"] == ["id"]
+    assert list(tools["fetch"]["inputSchema"]["properties"]) == ["id"]
