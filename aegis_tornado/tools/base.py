@@ -137,6 +137,13 @@ class ToolEnv:
         except GiteaError as error:  # any future subclass
             raise ToolError(f"Gitea call failed: {error.message}", reason="gitea_error") from None
 
+    async def page(self, endpoint: str, arguments: dict[str, Any], what: str,
+                   params: dict[str, Any] | None = None, **path: Any) -> Page:
+        """One page of a Gitea list, as the call's ``page`` and ``limit`` ask."""
+        return await self.gitea(self.client.get_page(endpoint, page=arguments["page"],
+                                                     limit=arguments["limit"], params=params,
+                                                     **path), what)
+
     async def repository(self, owner: str, repo: str) -> dict:
         """Repository metadata (policy-checked), cached briefly: most tools need the default
         branch, and a conversation reads the same repository many times in a row."""

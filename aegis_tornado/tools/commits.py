@@ -18,8 +18,7 @@ from .base import (
     repo_path,
     repo_schema,
 )
-from .diffs import filter_diff
-from .sanitize import truncate_utf8
+from .diffs import read_diff
 from .validation import validate_sha
 
 SHA = {"type": "string", "minLength": 4, "maxLength": 64,
@@ -49,10 +48,9 @@ async def list_commits(env: ToolEnv, arguments: dict, context) -> dict:
     path = repo_path(arguments)
     if path:
         params["path"] = path
-    page = await env.gitea(env.client.get_page("commits", owner=owner, repo=repo,
-                                               page=arguments["page"], limit=arguments["limit"],
-                                               params=params),
-                           f"Commits of {ref or 'the default branch'} in {owner}/{repo}")
+    page = await env.page("commits", arguments,
+                          f"Commits of {ref or 'the default branch'} in {owner}/{repo}",
+                          params, owner=owner, repo=repo)
     return list_result(page, [commit_summary(env, owner, repo, c) for c in page.items])
 
 
@@ -64,10 +62,7 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
                                                params={"verification": "false"}), what)
     full_sha = str(data.get("sha") or sha)
     await context.progress("reading the diff")
-    diff = await env.gitea(env.client.get_text("commit_diff", owner=owner, repo=repo,
-                                               sha=full_sha, diffType="diff"), what)
-    diff, omitted = filter_diff(diff, env.paths)
-    diff, cut = truncate_utf8(diff, env.max_result_bytes // 2)
+    diff = await read_diff(env, "commit_diff", what, owner=owner, repo=repo, sha=full_sha)
     result = commit_summary(env, owner, repo, data)
     stats = data.get("stats") or {}
     result.update(
@@ -77,12 +72,9 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
         stats={"additions": stats.get("additions"), "deletions": stats.get("deletions")},
         files=[{"path": f.get("filename"), "status": f.get("status")}
                for f in data.get("files") or []],
-        diff=diff,
-        diff_truncated=cut,
+        **diff,
     )
-    if omitted:
-        result["diff_omitted_by_policy"] = omitted
-    if cut:
+    if diff["diff_truncated"]:
         result["note"] = f"The diff was cut; see the full change at {result['url']}"
     return result
 

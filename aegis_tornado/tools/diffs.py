@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 from .policy import PathPolicy
+from .sanitize import truncate_utf8
+
+if TYPE_CHECKING:
+    from .base import ToolEnv
 
 _FILE_HEADER = re.compile(r"^diff --git a/(?P<a>.*?) b/(?P<b>.*)$", re.M)
 
@@ -30,3 +35,15 @@ def filter_diff(diff: str, paths: PathPolicy) -> tuple[str, list[str]]:
             kept.append(section)
     return "".join(kept), omitted
 
+
+
+async def read_diff(env: "ToolEnv", endpoint: str, what: str, **path: Any) -> dict[str, Any]:
+    """The result fields for a commit's or pull request's diff: filtered, then capped at half
+    the result size so the rest of the result always fits."""
+    diff = await env.gitea(env.client.get_text(endpoint, diffType="diff", **path), what)
+    diff, omitted = filter_diff(diff, env.paths)
+    diff, cut = truncate_utf8(diff, env.max_result_bytes // 2)
+    fields: dict[str, Any] = {"diff": diff, "diff_truncated": cut}
+    if omitted:
+        fields["diff_omitted_by_policy"] = omitted
+    return fields

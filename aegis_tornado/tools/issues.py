@@ -16,8 +16,7 @@ from .base import (
     make_tool,
     repo_schema,
 )
-from .diffs import filter_diff
-from .sanitize import truncate_utf8
+from .diffs import read_diff
 from .validation import validate_number
 
 MAX_COMMENTS = 100
@@ -55,10 +54,8 @@ async def list_issues(env: ToolEnv, arguments: dict, context) -> dict:
         params["labels"] = ",".join(arguments["labels"])
     if arguments.get("query"):
         params["q"] = arguments["query"]
-    page = await env.gitea(env.client.get_page("issues", owner=owner, repo=repo,
-                                               page=arguments["page"], limit=arguments["limit"],
-                                               params=params),
-                           f"Issues of {owner}/{repo}")
+    page = await env.page("issues", arguments, f"Issues of {owner}/{repo}", params,
+                          owner=owner, repo=repo)
     return list_result(page, [issue_summary(env, owner, repo, i) for i in page.items])
 
 
@@ -109,10 +106,8 @@ def pull_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> d
 
 async def list_pull_requests(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.gitea(env.client.get_page("pulls", owner=owner, repo=repo,
-                                               page=arguments["page"], limit=arguments["limit"],
-                                               params={"state": arguments["state"]}),
-                           f"Pull requests of {owner}/{repo}")
+    page = await env.page("pulls", arguments, f"Pull requests of {owner}/{repo}",
+                          {"state": arguments["state"]}, owner=owner, repo=repo)
     return list_result(page, [pull_summary(env, owner, repo, p) for p in page.items])
 
 
@@ -126,10 +121,7 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
     files = await env.gitea(env.client.get_page("pull_files", owner=owner, repo=repo,
                                                 index=number, page=1, limit=50), what)
     await context.progress("reading the diff")
-    diff = await env.gitea(env.client.get_text("pull_diff", owner=owner, repo=repo, index=number,
-                                               diffType="diff"), what)
-    diff, omitted = filter_diff(diff, env.paths)
-    diff, cut = truncate_utf8(diff, env.max_result_bytes // 2)
+    diff = await read_diff(env, "pull_diff", what, owner=owner, repo=repo, index=number)
     result = pull_summary(env, owner, repo, data)
     result.update(
         body=data.get("body") or "",
@@ -141,14 +133,11 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
         files=[{"path": f.get("filename"), "status": f.get("status"),
                 "additions": f.get("additions"), "deletions": f.get("deletions")}
                for f in files.items],
-        diff=diff,
-        diff_truncated=cut,
+        **diff,
     )
     if files.has_more:
         result["files_note"] = "Only the first 50 changed files are listed."
-    if omitted:
-        result["diff_omitted_by_policy"] = omitted
-    if cut:
+    if diff["diff_truncated"]:
         result["note"] = f"The diff was cut; see the full change at {result['url']}/files"
     return result
 

@@ -8,9 +8,8 @@ from .base import LIMIT, PAGE, ToolEnv, list_result, make_tool, repo_schema
 
 async def list_releases(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.gitea(env.client.get_page("releases", owner=owner, repo=repo,
-                                               page=arguments["page"], limit=arguments["limit"]),
-                           f"Releases of {owner}/{repo}")
+    page = await env.page("releases", arguments, f"Releases of {owner}/{repo}",
+                          owner=owner, repo=repo)
     items = [{
         "tag": release.get("tag_name"),
         "name": release.get("name"),

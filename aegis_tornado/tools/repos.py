@@ -96,9 +96,8 @@ async def get_repository(env: ToolEnv, arguments: dict, context) -> dict:
 
 async def list_branches(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.gitea(env.client.get_page("branches", owner=owner, repo=repo,
-                                               page=arguments["page"], limit=arguments["limit"]),
-                           f"Repository {owner}/{repo}")
+    page = await env.page("branches", arguments, f"Repository {owner}/{repo}",
+                          owner=owner, repo=repo)
     items = []
     for branch in page.items:
         commit = branch.get("commit") or {}
@@ -115,9 +114,8 @@ async def list_branches(env: ToolEnv, arguments: dict, context) -> dict:
 
 async def list_tags(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.gitea(env.client.get_page("tags", owner=owner, repo=repo,
-                                               page=arguments["page"], limit=arguments["limit"]),
-                           f"Repository {owner}/{repo}")
+    page = await env.page("tags", arguments, f"Repository {owner}/{repo}",
+                          owner=owner, repo=repo)
     items = [{
         "name": tag.get("name"),
         "commit_sha": (tag.get("commit") or {}).get("sha"),
