@@ -21,11 +21,6 @@ from .settings import Settings
 
 log = structlog.get_logger("aegis.server")
 
-# Slow or stalled clients must not hold connections forever (slowloris). Tornado applies the
-# idle timeout to reading a request's headers as well as to idle keep-alive connections.
-IDLE_CONNECTION_TIMEOUT = 60.0
-BODY_TIMEOUT = 30.0
-
 
 @dataclass
 class RunningServer:
@@ -56,17 +51,24 @@ class RunningServer:
         return finished
 
 
-async def start_server(settings: Settings, build_app: Callable[[AppContext], Any],
-                       ctx: AppContext) -> RunningServer:
-    app = build_app(ctx)
-    http_server = HTTPServer(
+def make_http_server(app: Any, settings: Settings) -> HTTPServer:
+    """The HTTP server as production runs it (tests build theirs here too)."""
+    return HTTPServer(
         app,
         xheaders=False,  # forwarded headers are believed only from TRUSTED_PROXIES
-        idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
-        body_timeout=BODY_TIMEOUT,
+        # Slow or stalled clients must not hold connections forever (slowloris). Tornado applies
+        # the idle timeout to reading a request's headers as well as to idle keep-alive
+        # connections, and the body timeout to the whole body.
+        idle_connection_timeout=settings.http_idle_timeout,
+        body_timeout=settings.http_body_timeout,
         # Tornado's own ceiling; the handlers refuse anything over MAX_BODY_BYTES with a 413.
         max_body_size=max(settings.max_body_bytes * 4, 16 * 1024 * 1024),
     )
+
+
+async def start_server(settings: Settings, build_app: Callable[[AppContext], Any],
+                       ctx: AppContext) -> RunningServer:
+    http_server = make_http_server(build_app(ctx), settings)
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]

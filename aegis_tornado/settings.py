@@ -254,6 +254,11 @@ SCHEMA: tuple[Setting, ...] = (
             "Seconds between keep-alive comments on idle event streams."),
     Setting("shutdown_timeout", "SHUTDOWN_TIMEOUT", _seconds(0), 10.0,
             "Seconds in-flight requests get to finish after SIGTERM."),
+    Setting("http_idle_timeout", "HTTP_IDLE_TIMEOUT", _seconds(0.1), 60.0,
+            "Seconds a connection may take to send a request's headers, or sit idle between "
+            "requests, before it is closed (slow clients)."),
+    Setting("http_body_timeout", "HTTP_BODY_TIMEOUT", _seconds(0.1), 30.0,
+            "Seconds a client may take to send a request body before the connection is closed."),
     # Access policy and output safety
     Setting("repo_allowlist", "REPO_ALLOWLIST", _repo_patterns("allow"), (),
             "Only these repositories are reachable (owner/* or owner/repo). Empty: all."),
@@ -293,6 +298,8 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)
     sse_keepalive: float = 15.0
     shutdown_timeout: float = 10.0
+    http_idle_timeout: float = 60.0
+    http_body_timeout: float = 30.0
     repo_allowlist: tuple[str, ...] = ()
     repo_denylist: tuple[str, ...] = ()
     sensitive_paths: tuple[str, ...] = DEFAULT_SENSITIVE_PATHS
