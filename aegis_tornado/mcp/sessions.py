@@ -16,6 +16,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -23,6 +24,9 @@ from typing import Callable
 
 from . import versions
 from .protocol import ProtocolSession
+
+
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
 
 def _b64(data: bytes) -> str:
@@ -111,8 +115,12 @@ class SessionStore:
         return True
 
     def _verify(self, session_id: str, key_id: str) -> float | None:
+        # Ids are visible ASCII; anything else is refused before compare_digest, which raises
+        # on non-ASCII strings.
+        if len(session_id) > 128 or not _VISIBLE_ASCII.match(session_id):
+            return None
         parts = session_id.split(".")
-        if len(parts) != 3 or len(session_id) > 128:
+        if len(parts) != 3:
             return None
         issued, nonce, mac = parts
         if not hmac.compare_digest(mac, self._mac(issued, nonce, key_id)):

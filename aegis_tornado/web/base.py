@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from tornado import httputil, iostream, web
 
+from .. import untrusted_json
 from ..auth.keys import key_hint
 from ..context import AppContext
 
@@ -150,17 +151,19 @@ class BaseHandler(web.RequestHandler):
         return self._body_parts[0]
 
     def json_body(self) -> Any:
-        """The body parsed as JSON (400 when it is not), after a JSON content-type check (415)."""
+        """The body parsed as strict JSON (400 when it is not), after a content-type check (415)."""
         self.require_json_content_type()
         try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise ApiError(400, "Request body is not valid JSON") from None
+            return untrusted_json.decode(self.body)
+        except untrusted_json.UnacceptableJson as error:
+            raise ApiError(400, f"Request body is not valid JSON: {error.message}") from None
+
+    def has_json_content_type(self) -> bool:
+        content_type = self.request.headers.get("Content-Type", "")
+        return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
     def require_json_content_type(self) -> None:
-        content_type = self.request.headers.get("Content-Type", "")
-        media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type != "application/json":
+        if not self.has_json_content_type():
             raise ApiError(415, "Content-Type must be application/json")
 
     # --- authentication --------------------------------------------------------------------

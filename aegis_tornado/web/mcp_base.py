@@ -72,11 +72,15 @@ class McpHandler(BaseHandler):
                 return
         raise self.forbidden("Origin not allowed; add it to ALLOWED_ORIGINS if it is yours")
 
+    def rpc_error(self, status: int, message: str) -> ApiError:
+        """An HTTP error whose body is a JSON-RPC error without id, as MCP transports answer."""
+        return ApiError(status, message, body=error_response(None, INVALID_REQUEST, message))
+
     def bad_request(self, message: str) -> ApiError:
-        return ApiError(400, message, body=error_response(None, INVALID_REQUEST, message))
+        return self.rpc_error(400, message)
 
     def forbidden(self, message: str) -> ApiError:
-        return ApiError(403, message, body=error_response(None, INVALID_REQUEST, message))
+        return self.rpc_error(403, message)
 
     # --- tool calls ------------------------------------------------------------------------
 

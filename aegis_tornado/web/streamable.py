@@ -58,6 +58,8 @@ class StreamableHttpHandler(McpHandler):
 
     async def post(self) -> None:
         """POST /mcp: one JSON-RPC message (or a batch, under 2025-03-26)."""
+        if not self.has_json_content_type():
+            raise self.rpc_error(415, "Content-Type must be application/json")
         version_header = self._version_header()
         session = self._session(version_header)
         try:
