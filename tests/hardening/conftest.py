@@ -190,6 +190,20 @@ class RawConnection:
             pass
         return status, headers, body
 
+    async def still_open_after(self, seconds: float) -> bool:
+        """Read for ``seconds``; True when the server did not close the connection meanwhile."""
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    if not await asyncio.wait_for(self.reader.read(65536), left):
+                        return False
+                except asyncio.TimeoutError:
+                    return True
+        except ConnectionError:
+            return False
+        return True
+
     async def closed_by_server(self, timeout: float = 5.0) -> bool:
         """True when the server closes the connection within ``timeout`` (reads the rest)."""
         try:
