@@ -24,7 +24,9 @@ from ..context import AppContext
 
 log = structlog.get_logger("aegis.http")
 
-_BEARER = re.compile(r"^\s*Bearer\s+(?P<key>\S+)\s*$", re.IGNORECASE)
+# Only HTTP's own spacing (space, tab) separates the scheme and surrounds the key: any other
+# character, Unicode spaces included, is part of what was presented and compared exactly.
+_BEARER = re.compile(r"\A[ \t]*Bearer[ \t]+(?P<key>[\x21-\x7e]+)[ \t]*\Z", re.IGNORECASE | re.ASCII)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -115,6 +117,8 @@ class BaseHandler(web.RequestHandler):
             path=self.request.path,
         )
         if self.public:
+            if self.ctx.settings.auth_enabled:
+                self._refuse_misplaced_query_key()
             self._caller = ANONYMOUS
         else:
             self._authenticate()
@@ -208,17 +212,23 @@ class BaseHandler(web.RequestHandler):
         ctx.audit.auth_success(client_ip=ip, user_agent=user_agent, key_hint=hint,
                                key_name=match.name, path=path, via=via)
 
+    def _refuse_misplaced_query_key(self) -> None:
+        """401 for ``?api_key=`` where it is not accepted (public routes included), even when
+        valid: keys in URLs end up in proxy logs and browser history."""
+        if self.query_key_allowed or "api_key" not in self.request.query_arguments:
+            return
+        self.ctx.audit.auth_failure(reason="query_key_not_allowed", client_ip=self.client_ip,
+                                    user_agent=self.request.headers.get("User-Agent"),
+                                    path=self.request.path)
+        raise self._unauthorized(
+            "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
+            "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
+        )
+
     def _presented_key(self, ip: str, user_agent: str | None) -> tuple[str | None, str | None]:
         """The key the caller presented and how: the header decides when both are present."""
+        self._refuse_misplaced_query_key()
         has_query_key = "api_key" in self.request.query_arguments
-        if has_query_key and not self.query_key_allowed:
-            # Refused even when valid: keys in URLs end up in proxy logs and browser history.
-            self.ctx.audit.auth_failure(reason="query_key_not_allowed", client_ip=ip,
-                                        user_agent=user_agent, path=self.request.path)
-            raise self._unauthorized(
-                "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
-                "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
-            )
         header = self.request.headers.get("Authorization")
         if header is not None:
             match = _BEARER.match(header)
