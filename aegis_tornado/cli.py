@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.audit_log_path,
         SecretScrubber(
             key_digests=[k.digest for k in keyring],
+            key_lengths=[k.length for k in keyring if k.length],
             literals=[settings.gitea_token, settings.session_secret],
         ),
     )
