@@ -69,7 +69,8 @@ class StreamableHttpHandler(McpHandler):
 
         items = parsed.items
         first = items[0]
-        if not parsed.is_batch and isinstance(first, Message) and first.method == "initialize":
+        if (not parsed.is_batch and isinstance(first, Message) and first.is_request
+                and first.method == "initialize"):
             await self._initialize(first)
             return
         protocol_session = session or self._stateless_session(version_header)

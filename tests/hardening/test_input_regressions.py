@@ -172,3 +172,11 @@ async def test_json_content_types_are_accepted_however_written(api, content_type
         response = await api.request(path, "POST", body=json.dumps(body),
                                      headers={"Content-Type": content_type})
         assert response.code == 200, (path, content_type)
+
+
+@pytest.mark.gen_test
+async def test_an_initialize_notification_is_ignored_like_any_notification(api, ctx):
+    """Was: 200 with the body 'null' and a new session per message (found by the fuzzer)."""
+    response = await api.mcp({"jsonrpc": "2.0", "method": "initialize", "params": {}})
+    assert response.code == 202 and response.body == b""
+    assert "Mcp-Session-Id" not in response.headers and len(ctx.sessions) == 0
