@@ -145,13 +145,22 @@ class SessionStore:
 class LegacySession(ProtocolSession):
     """A legacy HTTP+SSE session: lives exactly as long as its event stream."""
 
-    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256):
+    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256,
+                 max_pending: int = 64):
         super().__init__(version="2024-11-05")
         self.id = session_id
         self.key_id = key_id
         self.outbox: asyncio.Queue = asyncio.Queue(maxsize=outbox_size)
         self.tasks: set[asyncio.Task] = set()
+        #: Messages posted whose processing has not finished: each POST is answered 202 at
+        #: once, so without a bound a client could queue unlimited work on one session.
+        self.max_pending = max_pending
         self.stream = None
+
+    @property
+    def busy(self) -> bool:
+        """As many messages in progress as the session takes: refuse more for now."""
+        return len(self.tasks) >= self.max_pending
 
     async def send(self, message: dict) -> None:
         """``Outbound``: everything for this client goes out on its one stream, in order."""

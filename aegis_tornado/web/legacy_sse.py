@@ -30,9 +30,8 @@ class LegacySseHandler(McpHandler):
         """GET /mcp/sse: the session's event stream."""
         registry = self.ctx.legacy_sessions
         session = registry.open(self.caller.key_id)
-        stream = EventStream(self)
+        stream = self.open_event_stream()
         session.stream = stream
-        stream.open()
         self.ctx.requests.streams.add(stream)
         try:
             await stream.send_event(self._endpoint_url(session), event="endpoint")
@@ -54,6 +53,9 @@ class LegacySseHandler(McpHandler):
         if session is None:
             # Also for a session opened with another key: its existence is not revealed.
             raise ApiError(404, "Session not found; open a new stream with GET /mcp/sse")
+        if session.busy:
+            raise ApiError(429, f"{session.max_pending} messages of this session are still in "
+                           "progress; wait for their replies", headers={"Retry-After": "1"})
         self.require_json_content_type()
         try:
             parsed = parse_body(self.body)

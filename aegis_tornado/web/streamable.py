@@ -14,7 +14,6 @@ from ..mcp.protocol import Discard, ProtocolSession
 from ..mcp.sessions import Session
 from .base import ApiError
 from .mcp_base import McpHandler
-from .sse import EventStream
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
@@ -107,8 +106,7 @@ class StreamableHttpHandler(McpHandler):
         if not self.accepts_event_stream():
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = self._session(self._version_header())
-        stream = EventStream(self)
-        stream.open()
+        stream = self.open_event_stream()
         if session is not None:
             if session.stream is not None:
                 session.stream.end()  # one GET stream per session: the newest wins
@@ -160,8 +158,7 @@ class StreamableHttpHandler(McpHandler):
         return await self.mcp.handle(parsed.items[0], session, outbound, observer)
 
     async def _reply_as_event_stream(self, parsed, session: ProtocolSession, observer) -> None:
-        stream = EventStream(self)
-        stream.open()
+        stream = self.open_event_stream()
         reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer))
         if reply is not None and not stream.closed:
             for message in reply if isinstance(reply, list) else [reply]:
