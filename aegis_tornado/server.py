@@ -1,8 +1,10 @@
 """Run the server: listen, serve until SIGTERM/SIGINT, then shut down gracefully.
 
-Shutdown order: stop accepting connections, end the open event streams, give in-flight requests
-``SHUTDOWN_TIMEOUT`` seconds to finish, close the Gitea client, and flush the log pipeline, so
-that every audit line of every request that was answered is on disk when the process exits.
+Shutdown order: stop accepting connections (new requests on open keep-alive connections get
+503), end the open event streams once they have sent the replies they owe, give in-flight
+requests ``SHUTDOWN_TIMEOUT`` seconds to finish, close the Gitea client, and flush the log
+pipeline, so that every audit line of every request that was answered is on disk when the
+process exits.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ class RunningServer:
         ctx = self.ctx
         ctx.requests.shutting_down = True
         self.http_server.stop()
-        for stream in list(ctx.requests.streams):
-            stream.end()
+        for stream in ctx.requests.streams:
+            stream.end(drain=True)
         finished = await ctx.requests.wait_idle(ctx.settings.shutdown_timeout)
         log.info("server_stopping", drained=finished, unfinished_requests=ctx.requests.in_flight)
         try:

@@ -116,6 +116,12 @@ class BaseHandler(web.RequestHandler):
             request_id=request_id, client_ip=self.client_ip, method=self.request.method,
             path=self.request.path,
         )
+        if self.ctx.requests.shutting_down:
+            # Keep-alive connections outlive the listening socket: refuse new work on them so
+            # the drain ends, and close them so clients reconnect (to another instance).
+            await self._refuse_and_close(503, "The server is shutting down; retry shortly",
+                                         {"Retry-After": "1"})
+            raise web.Finish()
         if self.public:
             if self.ctx.settings.auth_enabled:
                 self._refuse_misplaced_query_key()
@@ -260,13 +266,18 @@ class BaseHandler(web.RequestHandler):
         """Answer 413 and close the connection, so the rest of the body is never read."""
         self._body_size = -1
         limit = self.ctx.settings.max_body_bytes
-        self.set_status(413)
+        await self._refuse_and_close(413, f"Request body too large; the limit is {limit} bytes")
+
+    async def _refuse_and_close(self, status: int, message: str,
+                                headers: dict[str, str] | None = None) -> None:
+        """Answer with a JSON error, then close the connection."""
+        self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Connection", "close")
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         try:
-            await self.finish(json.dumps(
-                {"status": 413, "message": f"Request body too large; the limit is {limit} bytes"}
-            ))
+            await self.finish(json.dumps({"status": status, "message": message}))
         except iostream.StreamClosedError:
             pass
         stream = self.request.connection.stream

@@ -92,8 +92,26 @@ class LegacySseHandler(McpHandler):
                 getter.cancel()
                 if not done:
                     await stream.keepalive()
+            if stream.drain:
+                await self._deliver_remaining(session, stream)
         finally:
             ended.cancel()
+
+    async def _deliver_remaining(self, session: LegacySession, stream: EventStream) -> None:
+        """Shutdown: the calls already accepted finish and their replies go out (the server's
+        SHUTDOWN_TIMEOUT bounds the wait), then the stream ends."""
+        gone = asyncio.ensure_future(stream.gone.wait())
+        try:
+            while not stream.closed and (session.tasks or not session.outbox.empty()):
+                getter = asyncio.ensure_future(session.outbox.get())
+                done, _ = await asyncio.wait({getter, gone, *session.tasks},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await stream.send(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            gone.cancel()
 
     async def _process(self, session: LegacySession, parsed, observer) -> None:
         mcp = self.mcp
