@@ -219,8 +219,15 @@ def check_audit_path(path: str) -> None:
         datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         os.getpid(),
     )
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:  # makedirs' own wording ("File exists") hides what is wrong
+        raise AuditFileError(
+            f"AUDIT_LOG_PATH: cannot write {path}: {directory} is not a directory") from None
+    except OSError as error:
+        raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
+    try:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
