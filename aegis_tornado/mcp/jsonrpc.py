@@ -15,6 +15,10 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
+#: Messages in one batch. Each may be a tool call and all of them run at once, so without a
+#: bound one request of MAX_BODY_BYTES could start thousands of calls (to Gitea).
+MAX_BATCH = 50
+
 
 class JsonRpcError(Exception):
     """A protocol-level error, answered as a JSON-RPC error object."""
@@ -101,6 +105,9 @@ def parse_body(body: bytes | str) -> ParsedBody:
     if isinstance(data, list):
         if not data:
             raise JsonRpcError(INVALID_REQUEST, "Invalid request: empty batch")
+        if len(data) > MAX_BATCH:
+            raise JsonRpcError(INVALID_REQUEST,
+                               f"Invalid request: a batch holds at most {MAX_BATCH} messages")
         return ParsedBody(items=[_classify(item) for item in data], is_batch=True)
     item = _classify(data)
     if isinstance(item, JsonRpcError):

@@ -180,3 +180,25 @@ async def test_an_initialize_notification_is_ignored_like_any_notification(api, 
     response = await api.mcp({"jsonrpc": "2.0", "method": "initialize", "params": {}})
     assert response.code == 202 and response.body == b""
     assert "Mcp-Session-Id" not in response.headers and len(ctx.sessions) == 0
+
+
+@pytest.mark.gen_test
+async def test_one_batch_cannot_start_thousands_of_calls(api, base_url, logs):
+    """Was: a 900 KB batch of 8000 tools/call ran 8000 calls at once (each one a Gitea request
+    with the real tools). Batches now hold at most 50 messages, on both transports."""
+    def batch(size):
+        return [rpc("tools/call", n, name="echo", arguments={"text": "x"}) for n in range(size)]
+
+    headers = {"MCP-Protocol-Version": "2025-03-26"}
+    response = await api.mcp(batch(51), headers=headers)
+    assert response.code == 400
+    assert "at most 50 messages" in body_json(response)["error"]["message"]
+    assert logs.audit("tool_call") == []
+    response = await api.mcp(batch(50), headers=headers)
+    assert response.code == 200 and len(body_json(response)) == 50
+    # Legacy SSE: refused at the POST as well.
+    reader = await SseReader.open(base_url + "/mcp/sse", headers={"Authorization": f"Bearer {KEY}"})
+    _, endpoint = await reader.next()
+    refused = await api.request(endpoint, "POST", body=json.dumps(batch(51)), headers=JSON)
+    assert refused.code == 400 and body_json(refused)["error"]["code"] == -32600
+    reader.close()
