@@ -96,10 +96,13 @@ async def wait_until(condition, timeout: float = 5.0, interval: float = 0.02) ->
 
 
 def drained(ctx) -> bool:
-    """Nothing left running: requests, event streams, legacy sessions and their tasks."""
+    """Nothing left running: requests, event streams, legacy sessions and their tasks, and the
+    tool calls registered for cancellation (per session, and per key for sessionless ones)."""
     legacy_tasks = sum(len(s.tasks) for s in ctx.legacy_sessions._sessions.values())
+    calls = sum(len(s.in_flight) for s in ctx.sessions._sessions.values())
+    calls += sum(len(table) for table in ctx.sessions._stateless.values())
     return (ctx.requests.in_flight == 0 and not ctx.requests.streams
-            and len(ctx.legacy_sessions) == 0 and legacy_tasks == 0)
+            and len(ctx.legacy_sessions) == 0 and legacy_tasks == 0 and calls == 0)
 
 
 # --- the in-process server, with invariants checked after each test --------------------------

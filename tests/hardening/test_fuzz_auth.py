@@ -40,7 +40,8 @@ def near_keys(draw) -> str:
         return key[:position]
     if change == "extend":
         return key + draw(st.text(st.sampled_from(HEX), min_size=1, max_size=8))
-    if change == "inner_space":
+    if change == "inner_space":  # inside the key: at its ends, space and tab are HTTP's spacing
+        position = max(position, 1)
         return key[:position] + draw(st.sampled_from([" ", "\t", "\u00a0"])) + key[position:]
     if change == "lookalike":  # fullwidth digit or Cyrillic 'а' for 'a'
         swaps = {"0": "\uff10", "1": "\uff11", "a": "\u0430", "e": "\u0435", "c": "\u0441"}
