@@ -245,7 +245,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("max_body_bytes", "MAX_BODY_BYTES", _int_between(1024, 64 * 1024 * 1024), 1_048_576,
             "Largest request body accepted; larger ones get 413."),
     Setting("max_sessions", "MAX_SESSIONS", _int_between(1, 1_000_000), 1000,
-            "MCP sessions kept at once; the least recently used is evicted beyond it."),
+            "MCP sessions kept at once, and event streams open at once; beyond it the least "
+            "recently used session is evicted and the oldest stream ended."),
     Setting("session_ttl", "SESSION_TTL", _seconds(60), 86400.0,
             "Seconds an idle MCP session lives before its id is refused with 404."),
     Setting("session_secret", "SESSION_SECRET", _as_optional_str, None,
