@@ -37,7 +37,7 @@ from aegis_tornado.web.app import make_app
 from ..conftest import KEY, OTHER_KEY, Api
 from ..support import demo_tools
 
-FUZZ_EXAMPLES = int(os.environ.get("AEGIS_FUZZ_EXAMPLES", "60"))
+FUZZ_EXAMPLES = int(os.environ.get("AEGIS_FUZZ_EXAMPLES", "100"))
 
 settings.register_profile(
     "aegis-fuzz",

@@ -149,7 +149,7 @@ def test_sigterm_mid_load_finishes_calls_closes_streams_and_loses_no_audit_line(
 
     assert outcome["new_connection"] == "refused"
     assert outcome["keepalive"] == [(503, "1", True)] * 3
-    assert max(outcome["standalone_closed_after"]) < 2
+    assert max(outcome["standalone_closed_after"]) < 3
     for status, result in outcome["rest"]:
         assert status == 200 and result["structuredContent"]["done"].startswith("r")
     for status, reply in outcome["mcp_json"]:
