@@ -78,7 +78,9 @@ def log_startup(settings: Settings, keyring: KeyRing) -> None:
         log.warning("gitea_token_missing", note="only public repositories will be visible")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, run=None) -> int:
+    """The entry point. ``run`` replaces ``assembly.run`` (tests serve their own tools through
+    the same settings, logging, signal and shutdown handling)."""
     args = parse_args(argv)
     try:
         settings = load_settings(args.config, overrides={"host": args.host, "port": args.port})
@@ -94,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.audit_log_path,
         SecretScrubber(
             key_digests=[k.digest for k in keyring],
+            key_lengths=[k.length for k in keyring if k.length],
             literals=[settings.gitea_token, settings.session_secret],
         ),
     )
     try:
         log_startup(settings, keyring)
-        from .assembly import run
+        if run is None:
+            from .assembly import run
 
         return asyncio.run(run(settings, keyring, on_listening=(
             (lambda port: announce_demo_key(generated_key, port)) if generated_key else None

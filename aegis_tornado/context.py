@@ -36,15 +36,47 @@ class AppContext:
             ),
             client_ips=ClientIpResolver(settings.trusted_proxies),
             audit=AuditLog(),
+            requests=RequestTracker(max_streams=settings.max_sessions),
         )
+
+
+class OpenStreams:
+    """Open event streams (objects with an ``end()`` method), oldest first.
+
+    Beyond ``limit`` the oldest is asked to end: an authenticated client opening streams and
+    never closing them costs a bounded number of connections, as sessions do.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self._streams: dict[Any, None] = {}
+
+    def add(self, stream: Any) -> None:
+        self._streams[stream] = None
+        while self.limit is not None and len(self._streams) > self.limit:
+            oldest = next(iter(self._streams))
+            del self._streams[oldest]
+            oldest.end()
+
+    def discard(self, stream: Any) -> None:
+        self._streams.pop(stream, None)
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def __iter__(self):
+        return iter(list(self._streams))
+
+    def __contains__(self, stream: Any) -> bool:
+        return stream in self._streams
 
 
 class RequestTracker:
     """Counts requests in progress and open event streams, for graceful shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_streams: int | None = None) -> None:
         self.in_flight = 0
-        self.streams: set[Any] = set()  # objects with an ``end()`` method
+        self.streams = OpenStreams(max_streams)
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()

@@ -10,6 +10,7 @@ which keeps receiving every audit line.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import logging.handlers
 import os
@@ -32,6 +33,9 @@ _CREDENTIAL_PATTERNS = re.compile(
     r"(?P<secret>[^\s&\"',;]+)"
 )
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{32,}")
+#: Hex runs longer than this are withheld whole: no log line needs one, and searching a longer
+#: run for an embedded key would cost time quadratic in its length.
+MAX_HEX_RUN = 128
 REDACTED = "[REDACTED]"
 
 
@@ -39,12 +43,16 @@ class SecretScrubber:
     """Removes credentials from rendered log lines.
 
     Configured API keys are known only by their SHA-256 digests, so a long hex run is hashed and
-    compared with them; the Gitea token is held in plain text anyway (it is sent to Gitea), so it
-    is matched literally. Credential-shaped substrings are removed whatever they contain.
+    compared with them, and so is every stretch of it as long as a configured key, because a key
+    may be glued to other hex digits (Python's repr writes a vertical tab before it as ``\x0b``).
+    The Gitea token is held in plain text anyway (it is sent to Gitea), so it is matched
+    literally. Credential-shaped substrings are removed whatever they contain.
     """
 
-    def __init__(self, key_digests: Iterable[str] = (), literals: Iterable[str | None] = ()):
+    def __init__(self, key_digests: Iterable[str] = (), literals: Iterable[str | None] = (),
+                 key_lengths: Iterable[int] = ()):
         self.key_digests = frozenset(key_digests)
+        self.key_lengths = tuple(sorted({64, *key_lengths}))
         self.literals = tuple(sorted({s for s in literals if s and len(s) >= 8}, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
@@ -56,9 +64,21 @@ class SecretScrubber:
             text = _HEX_RUN.sub(self._redact_if_key, text)
         return text
 
+    def _is_key(self, text: str) -> bool:
+        return hashlib.sha256(text.encode()).hexdigest() in self.key_digests
+
     def _redact_if_key(self, match: re.Match) -> str:
-        digest = hashlib.sha256(match.group(0).encode()).hexdigest()
-        return REDACTED if digest in self.key_digests else match.group(0)
+        run = match.group(0)
+        if len(run) > MAX_HEX_RUN:
+            return REDACTED
+        for candidate in {run, run.lower()}:
+            if self._is_key(candidate):
+                return REDACTED
+            for width in self.key_lengths:
+                for start in range(len(candidate) - width + 1):
+                    if self._is_key(candidate[start:start + width]):
+                        return REDACTED
+        return run
 
 
 def _timestamp(_, __, event_dict: dict) -> dict:
@@ -86,19 +106,49 @@ class _ScrubbingJSONRenderer:
 
 
 class _LoudFileHandler(logging.handlers.WatchedFileHandler):
-    """An audit file handler that, when writing fails, says so on stdout (at most every 10 s)."""
+    """An audit file handler that, when writing fails, says so on stdout (at most every 10 s),
+    says so again when writing works again, and never lets a failure escape: an exception out
+    of a handler would kill the thread that writes every log line, stdout included."""
 
     def __init__(self, path: str, alarm_stream):
         super().__init__(path, encoding="utf-8", delay=False)
         self._alarm_stream = alarm_stream
         self._last_alarm = 0.0
         self.failures = 0
+        self._failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.reopenIfNeeded()
+            logging.FileHandler.emit(self, record)
+        except Exception:  # noqa: BLE001 - reported, and stdout keeps the line
+            self.handleError(record)
+
+    def reopenIfNeeded(self) -> None:  # noqa: N802 (stdlib)
+        try:
+            super().reopenIfNeeded()
+        except OSError:
+            # The old file would not take its buffered lines (disk full) so the stdlib never
+            # moved to the new one: give the old file up, with what it held, and open the path.
+            self.handleError(None)
+            stream, self.stream = self.stream, None
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self.stream = self._open()
+            self._statstream()
 
     def flush(self) -> None:
         try:
             super().flush()
         except OSError:
             self.handleError(None)
+            return
+        if self._failing and self.stream is not None:
+            self._failing = False
+            self._alarm("audit_log_write_recovered", "warning", None)
 
     def close(self) -> None:
         try:
@@ -108,28 +158,46 @@ class _LoudFileHandler(logging.handlers.WatchedFileHandler):
 
     def handleError(self, record: logging.LogRecord | None) -> None:  # noqa: N802 (stdlib)
         self.failures += 1
+        self._failing = True
         error = sys.exc_info()[1]
         now = time.monotonic()
         if now - self._last_alarm < 10:
             return
         self._last_alarm = now
-        detail = getattr(error, "strerror", None) or type(error).__name__
-        line = (
-            '{"timestamp": "%s", "event": "audit_log_write_failed", "level": "critical", '
-            '"path": "%s", "error": "%s", "failures": %d, '
-            '"note": "audit lines continue on stdout"}\n'
-            % (
-                datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-                self.baseFilename.replace('"', "'"),
-                str(detail).replace('"', "'"),
-                self.failures,
-            )
-        )
+        self._alarm("audit_log_write_failed", "critical",
+                    getattr(error, "strerror", None) or type(error).__name__)
+
+    def _alarm(self, event: str, level: str, error: str | None) -> None:
+        fields = {
+            "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "event": event, "level": level, "path": self.baseFilename,
+        }
+        if error is not None:
+            fields["error"] = str(error)
+        fields["failures"] = self.failures
+        fields["note"] = ("audit lines continue on stdout" if error is not None
+                          else "the audit file is written again; lines in between are on stdout")
         try:
-            self._alarm_stream.write(line)
+            self._alarm_stream.write(json.dumps(fields) + "\n")
             self._alarm_stream.flush()
         except Exception:  # noqa: BLE001 - nowhere left to report to
             pass
+
+
+_QUOTED = re.compile("b?'(?:[^'\\\\]|\\\\.)*'|b?\"(?:[^\"\\\\]|\\\\.)*\"")
+
+
+class _WithholdRawInput(logging.Filter):
+    """Tornado quotes what it could not parse ("Malformed HTTP message from ...: Invalid header
+    value '...'"), and the header may be Authorization. Keep the reason, withhold the bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("tornado."):
+            message = record.getMessage()
+            withheld = _QUOTED.sub("[withheld]", message)
+            if withheld != message:
+                record.msg, record.args = withheld, None
+        return True
 
 
 class _OnlyAudit(logging.Filter):
@@ -151,8 +219,15 @@ def check_audit_path(path: str) -> None:
         datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         os.getpid(),
     )
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:  # makedirs' own wording ("File exists") hides what is wrong
+        raise AuditFileError(
+            f"AUDIT_LOG_PATH: cannot write {path}: {directory} is not a directory") from None
+    except OSError as error:
+        raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
+    try:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
@@ -170,7 +245,17 @@ class _Listener(logging.handlers.QueueListener):
         if isinstance(record, _FlushMarker):
             record.done.set()
             return
-        super().handle(record)
+        for handler in self.handlers:
+            if record.levelno < handler.level:
+                continue
+            try:
+                handler.handle(record)
+            except Exception:  # noqa: BLE001 - one broken output must not silence the others
+                try:
+                    sys.__stderr__.write("aegis-mcp: a log handler failed: %r\n"
+                                         % (sys.exc_info()[1],))
+                except Exception:  # noqa: BLE001
+                    pass
 
 
 class LoggingRuntime:
@@ -236,6 +321,7 @@ def configure_logging(
     line_queue: queue.SimpleQueue = queue.SimpleQueue()
     queue_handler = logging.handlers.QueueHandler(line_queue)
     queue_handler.setFormatter(formatter)  # render in the caller's thread (context, scrubbing)
+    queue_handler.addFilter(_WithholdRawInput())
 
     stdout_handler = logging.StreamHandler(stream)
     stdout_handler.setFormatter(logging.Formatter("%(message)s"))

@@ -1,8 +1,10 @@
 """Run the server: listen, serve until SIGTERM/SIGINT, then shut down gracefully.
 
-Shutdown order: stop accepting connections, end the open event streams, give in-flight requests
-``SHUTDOWN_TIMEOUT`` seconds to finish, close the Gitea client, and flush the log pipeline, so
-that every audit line of every request that was answered is on disk when the process exits.
+Shutdown order: stop accepting connections (new requests on open keep-alive connections get
+503), end the open event streams once they have sent the replies they owe, give in-flight
+requests ``SHUTDOWN_TIMEOUT`` seconds to finish, close the Gitea client, and flush the log
+pipeline, so that every audit line of every request that was answered is on disk when the
+process exits.
 """
 
 from __future__ import annotations
@@ -21,11 +23,6 @@ from .settings import Settings
 
 log = structlog.get_logger("aegis.server")
 
-# Slow or stalled clients must not hold connections forever (slowloris). Tornado applies the
-# idle timeout to reading a request's headers as well as to idle keep-alive connections.
-IDLE_CONNECTION_TIMEOUT = 60.0
-BODY_TIMEOUT = 30.0
-
 
 @dataclass
 class RunningServer:
@@ -41,8 +38,8 @@ class RunningServer:
         ctx = self.ctx
         ctx.requests.shutting_down = True
         self.http_server.stop()
-        for stream in list(ctx.requests.streams):
-            stream.end()
+        for stream in ctx.requests.streams:
+            stream.end(drain=True)
         finished = await ctx.requests.wait_idle(ctx.settings.shutdown_timeout)
         log.info("server_stopping", drained=finished, unfinished_requests=ctx.requests.in_flight)
         try:
@@ -56,17 +53,24 @@ class RunningServer:
         return finished
 
 
-async def start_server(settings: Settings, build_app: Callable[[AppContext], Any],
-                       ctx: AppContext) -> RunningServer:
-    app = build_app(ctx)
-    http_server = HTTPServer(
+def make_http_server(app: Any, settings: Settings) -> HTTPServer:
+    """The HTTP server as production runs it (tests build theirs here too)."""
+    return HTTPServer(
         app,
         xheaders=False,  # forwarded headers are believed only from TRUSTED_PROXIES
-        idle_connection_timeout=IDLE_CONNECTION_TIMEOUT,
-        body_timeout=BODY_TIMEOUT,
+        # Slow or stalled clients must not hold connections forever (slowloris). Tornado applies
+        # the idle timeout to reading a request's headers as well as to idle keep-alive
+        # connections, and the body timeout to the whole body.
+        idle_connection_timeout=settings.http_idle_timeout,
+        body_timeout=settings.http_body_timeout,
         # Tornado's own ceiling; the handlers refuse anything over MAX_BODY_BYTES with a 413.
         max_body_size=max(settings.max_body_bytes * 4, 16 * 1024 * 1024),
     )
+
+
+async def start_server(settings: Settings, build_app: Callable[[AppContext], Any],
+                       ctx: AppContext) -> RunningServer:
+    http_server = make_http_server(build_app(ctx), settings)
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]

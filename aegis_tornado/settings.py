@@ -245,7 +245,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("max_body_bytes", "MAX_BODY_BYTES", _int_between(1024, 64 * 1024 * 1024), 1_048_576,
             "Largest request body accepted; larger ones get 413."),
     Setting("max_sessions", "MAX_SESSIONS", _int_between(1, 1_000_000), 1000,
-            "MCP sessions kept at once; the least recently used is evicted beyond it."),
+            "MCP sessions kept at once, and event streams open at once; beyond it the least "
+            "recently used session is evicted and the oldest stream ended."),
     Setting("session_ttl", "SESSION_TTL", _seconds(60), 86400.0,
             "Seconds an idle MCP session lives before its id is refused with 404."),
     Setting("session_secret", "SESSION_SECRET", _as_optional_str, None,
@@ -254,6 +255,11 @@ SCHEMA: tuple[Setting, ...] = (
             "Seconds between keep-alive comments on idle event streams."),
     Setting("shutdown_timeout", "SHUTDOWN_TIMEOUT", _seconds(0), 10.0,
             "Seconds in-flight requests get to finish after SIGTERM."),
+    Setting("http_idle_timeout", "HTTP_IDLE_TIMEOUT", _seconds(0.1), 60.0,
+            "Seconds a connection may take to send a request's headers, or sit idle between "
+            "requests, before it is closed (slow clients)."),
+    Setting("http_body_timeout", "HTTP_BODY_TIMEOUT", _seconds(0.1), 30.0,
+            "Seconds a client may take to send a request body before the connection is closed."),
     # Access policy and output safety
     Setting("repo_allowlist", "REPO_ALLOWLIST", _repo_patterns("allow"), (),
             "Only these repositories are reachable (owner/* or owner/repo). Empty: all."),
@@ -293,6 +299,8 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)
     sse_keepalive: float = 15.0
     shutdown_timeout: float = 10.0
+    http_idle_timeout: float = 60.0
+    http_body_timeout: float = 30.0
     repo_allowlist: tuple[str, ...] = ()
     repo_denylist: tuple[str, ...] = ()
     sensitive_paths: tuple[str, ...] = DEFAULT_SENSITIVE_PATHS

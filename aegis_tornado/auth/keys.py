@@ -56,6 +56,7 @@ class ConfiguredKey:
     name: str | None = None
     created: date | None = None
     short: bool = False  # shorter than the recommended 64 characters (plain keys only)
+    length: int | None = None  # characters of a plain key (not secret); None when by digest
 
     @property
     def label(self) -> str:
@@ -91,6 +92,7 @@ def parse_key(value: str, *, name: str | None = None, created: date | None = Non
         name=name,
         created=created,
         short=len(value) < RECOMMENDED_KEY_LENGTH,
+        length=len(value),
     )
 
 

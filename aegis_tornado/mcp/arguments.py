@@ -9,6 +9,7 @@ Messages name the argument and say what is expected, for a model to correct its 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 KNOWN_KEYWORDS = {
@@ -43,6 +44,8 @@ _PY_TYPES = {"string": str, "boolean": bool, "object": dict, "array": list, "nul
 def _is_type(value: Any, expected: str) -> bool:
     if isinstance(value, bool):  # bool is an int subclass in Python, never in JSON
         return expected == "boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # NaN passes every bound check; JSON has neither it nor infinity
     if expected == "integer":
         return isinstance(value, int) or (
             isinstance(value, float) and value.is_integer() and abs(value) < 2**53

@@ -6,14 +6,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import untrusted_json
+from ..untrusted_json import UnacceptableJson
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
-#: Messages nested deeper than this are refused before Python's recursion limit is in play.
-MAX_DEPTH = 64
+#: Messages in one batch. Each may be a tool call and all of them run at once, so without a
+#: bound one request of MAX_BODY_BYTES could start thousands of calls (to Gitea).
+MAX_BATCH = 50
 
 
 class JsonRpcError(Exception):
@@ -49,7 +53,14 @@ def notification(method: str, params: dict[str, Any] | None = None) -> dict[str,
 
 
 def encode(message: Any) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    """Compact, strictly valid JSON that is always valid UTF-8, whatever a tool returned: a lone
+    surrogate becomes U+FFFD, and NaN or Infinity (which JSON lacks) null."""
+    try:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(untrusted_json.finite(message), ensure_ascii=False,
+                          separators=(",", ":"), allow_nan=False)
+    return untrusted_json.without_surrogates(text)
 
 
 @dataclass
@@ -78,23 +89,6 @@ class ParsedBody:
     is_batch: bool
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _depth_ok(value: Any) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
-
-
 def _valid_id(value: Any) -> bool:
     # Strings and integers only: null is forbidden by MCP, fractions and booleans by sense.
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
@@ -103,15 +97,17 @@ def _valid_id(value: Any) -> bool:
 def parse_body(body: bytes | str) -> ParsedBody:
     """Parse a request body; raises ``JsonRpcError`` (-32700 or -32600) for the whole body."""
     try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        data = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise JsonRpcError(PARSE_ERROR, "Parse error: the body is not valid UTF-8 JSON") from None
-    if not _depth_ok(data):
-        raise JsonRpcError(INVALID_REQUEST, f"Invalid request: nested deeper than {MAX_DEPTH} levels")
+        data = untrusted_json.decode(body)
+    except UnacceptableJson as error:
+        if error.structural:
+            raise JsonRpcError(INVALID_REQUEST, f"Invalid request: {error.message}") from None
+        raise JsonRpcError(PARSE_ERROR, f"Parse error: {error.message}") from None
     if isinstance(data, list):
         if not data:
             raise JsonRpcError(INVALID_REQUEST, "Invalid request: empty batch")
+        if len(data) > MAX_BATCH:
+            raise JsonRpcError(INVALID_REQUEST,
+                               f"Invalid request: a batch holds at most {MAX_BATCH} messages")
         return ParsedBody(items=[_classify(item) for item in data], is_batch=True)
     item = _classify(data)
     if isinstance(item, JsonRpcError):

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -23,6 +24,9 @@ from typing import Callable
 
 from . import versions
 from .protocol import ProtocolSession
+
+
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
 
 def _b64(data: bytes) -> str:
@@ -111,8 +115,12 @@ class SessionStore:
         return True
 
     def _verify(self, session_id: str, key_id: str) -> float | None:
+        # Ids are visible ASCII; anything else is refused before compare_digest, which raises
+        # on non-ASCII strings.
+        if len(session_id) > 128 or not _VISIBLE_ASCII.match(session_id):
+            return None
         parts = session_id.split(".")
-        if len(parts) != 3 or len(session_id) > 128:
+        if len(parts) != 3:
             return None
         issued, nonce, mac = parts
         if not hmac.compare_digest(mac, self._mac(issued, nonce, key_id)):
@@ -137,13 +145,22 @@ class SessionStore:
 class LegacySession(ProtocolSession):
     """A legacy HTTP+SSE session: lives exactly as long as its event stream."""
 
-    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256):
+    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256,
+                 max_pending: int = 64):
         super().__init__(version="2024-11-05")
         self.id = session_id
         self.key_id = key_id
         self.outbox: asyncio.Queue = asyncio.Queue(maxsize=outbox_size)
         self.tasks: set[asyncio.Task] = set()
+        #: Messages posted whose processing has not finished: each POST is answered 202 at
+        #: once, so without a bound a client could queue unlimited work on one session.
+        self.max_pending = max_pending
         self.stream = None
+
+    @property
+    def busy(self) -> bool:
+        """As many messages in progress as the session takes: refuse more for now."""
+        return len(self.tasks) >= self.max_pending
 
     async def send(self, message: dict) -> None:
         """``Outbound``: everything for this client goes out on its one stream, in order."""

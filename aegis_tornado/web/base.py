@@ -18,12 +18,15 @@ from typing import Any
 import structlog
 from tornado import httputil, iostream, web
 
+from .. import untrusted_json
 from ..auth.keys import key_hint
 from ..context import AppContext
 
 log = structlog.get_logger("aegis.http")
 
-_BEARER = re.compile(r"^\s*Bearer\s+(?P<key>\S+)\s*$", re.IGNORECASE)
+# Only HTTP's own spacing (space, tab) separates the scheme and surrounds the key: any other
+# character, Unicode spaces included, is part of what was presented and compared exactly.
+_BEARER = re.compile(r"\A[ \t]*Bearer[ \t]+(?P<key>[\x21-\x7e]+)[ \t]*\Z", re.IGNORECASE | re.ASCII)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -113,7 +116,15 @@ class BaseHandler(web.RequestHandler):
             request_id=request_id, client_ip=self.client_ip, method=self.request.method,
             path=self.request.path,
         )
+        if self.ctx.requests.shutting_down:
+            # Keep-alive connections outlive the listening socket: refuse new work on them so
+            # the drain ends, and close them so clients reconnect (to another instance).
+            await self._refuse_and_close(503, "The server is shutting down; retry shortly",
+                                         {"Retry-After": "1"})
+            raise web.Finish()
         if self.public:
+            if self.ctx.settings.auth_enabled:
+                self._refuse_misplaced_query_key()
             self._caller = ANONYMOUS
         else:
             self._authenticate()
@@ -150,17 +161,19 @@ class BaseHandler(web.RequestHandler):
         return self._body_parts[0]
 
     def json_body(self) -> Any:
-        """The body parsed as JSON (400 when it is not), after a JSON content-type check (415)."""
+        """The body parsed as strict JSON (400 when it is not), after a content-type check (415)."""
         self.require_json_content_type()
         try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise ApiError(400, "Request body is not valid JSON") from None
+            return untrusted_json.decode(self.body)
+        except untrusted_json.UnacceptableJson as error:
+            raise ApiError(400, f"Request body is not valid JSON: {error.message}") from None
+
+    def has_json_content_type(self) -> bool:
+        content_type = self.request.headers.get("Content-Type", "")
+        return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
     def require_json_content_type(self) -> None:
-        content_type = self.request.headers.get("Content-Type", "")
-        media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type != "application/json":
+        if not self.has_json_content_type():
             raise ApiError(415, "Content-Type must be application/json")
 
     # --- authentication --------------------------------------------------------------------
@@ -205,17 +218,23 @@ class BaseHandler(web.RequestHandler):
         ctx.audit.auth_success(client_ip=ip, user_agent=user_agent, key_hint=hint,
                                key_name=match.name, path=path, via=via)
 
+    def _refuse_misplaced_query_key(self) -> None:
+        """401 for ``?api_key=`` where it is not accepted (public routes included), even when
+        valid: keys in URLs end up in proxy logs and browser history."""
+        if self.query_key_allowed or "api_key" not in self.request.query_arguments:
+            return
+        self.ctx.audit.auth_failure(reason="query_key_not_allowed", client_ip=self.client_ip,
+                                    user_agent=self.request.headers.get("User-Agent"),
+                                    path=self.request.path)
+        raise self._unauthorized(
+            "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
+            "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
+        )
+
     def _presented_key(self, ip: str, user_agent: str | None) -> tuple[str | None, str | None]:
         """The key the caller presented and how: the header decides when both are present."""
+        self._refuse_misplaced_query_key()
         has_query_key = "api_key" in self.request.query_arguments
-        if has_query_key and not self.query_key_allowed:
-            # Refused even when valid: keys in URLs end up in proxy logs and browser history.
-            self.ctx.audit.auth_failure(reason="query_key_not_allowed", client_ip=ip,
-                                        user_agent=user_agent, path=self.request.path)
-            raise self._unauthorized(
-                "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
-                "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
-            )
         header = self.request.headers.get("Authorization")
         if header is not None:
             match = _BEARER.match(header)
@@ -247,13 +266,18 @@ class BaseHandler(web.RequestHandler):
         """Answer 413 and close the connection, so the rest of the body is never read."""
         self._body_size = -1
         limit = self.ctx.settings.max_body_bytes
-        self.set_status(413)
+        await self._refuse_and_close(413, f"Request body too large; the limit is {limit} bytes")
+
+    async def _refuse_and_close(self, status: int, message: str,
+                                headers: dict[str, str] | None = None) -> None:
+        """Answer with a JSON error, then close the connection."""
+        self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Connection", "close")
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         try:
-            await self.finish(json.dumps(
-                {"status": 413, "message": f"Request body too large; the limit is {limit} bytes"}
-            ))
+            await self.finish(json.dumps({"status": status, "message": message}))
         except iostream.StreamClosedError:
             pass
         stream = self.request.connection.stream

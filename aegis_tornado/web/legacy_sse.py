@@ -30,9 +30,8 @@ class LegacySseHandler(McpHandler):
         """GET /mcp/sse: the session's event stream."""
         registry = self.ctx.legacy_sessions
         session = registry.open(self.caller.key_id)
-        stream = EventStream(self)
+        stream = self.open_event_stream()
         session.stream = stream
-        stream.open()
         self.ctx.requests.streams.add(stream)
         try:
             await stream.send_event(self._endpoint_url(session), event="endpoint")
@@ -54,6 +53,9 @@ class LegacySseHandler(McpHandler):
         if session is None:
             # Also for a session opened with another key: its existence is not revealed.
             raise ApiError(404, "Session not found; open a new stream with GET /mcp/sse")
+        if session.busy:
+            raise ApiError(429, f"{session.max_pending} messages of this session are still in "
+                           "progress; wait for their replies", headers={"Retry-After": "1"})
         self.require_json_content_type()
         try:
             parsed = parse_body(self.body)
@@ -90,8 +92,26 @@ class LegacySseHandler(McpHandler):
                 getter.cancel()
                 if not done:
                     await stream.keepalive()
+            if stream.drain:
+                await self._deliver_remaining(session, stream)
         finally:
             ended.cancel()
+
+    async def _deliver_remaining(self, session: LegacySession, stream: EventStream) -> None:
+        """Shutdown: the calls already accepted finish and their replies go out (the server's
+        SHUTDOWN_TIMEOUT bounds the wait), then the stream ends."""
+        gone = asyncio.ensure_future(stream.gone.wait())
+        try:
+            while not stream.closed and (session.tasks or not session.outbox.empty()):
+                getter = asyncio.ensure_future(session.outbox.get())
+                done, _ = await asyncio.wait({getter, gone, *session.tasks},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await stream.send(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            gone.cancel()
 
     async def _process(self, session: LegacySession, parsed, observer) -> None:
         mcp = self.mcp

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from ..mcp.jsonrpc import INVALID_REQUEST, encode, error_response
 from ..mcp.protocol import McpServer
 from .base import ApiError, BaseHandler
+from .sse import EventStream
 
 T = TypeVar("T")
 
@@ -32,6 +33,7 @@ class McpHandler(BaseHandler):
     def initialize(self) -> None:
         super().initialize()
         self._work: asyncio.Future | None = None
+        self._event_stream: EventStream | None = None
 
     @property
     def mcp(self) -> McpServer:
@@ -72,11 +74,15 @@ class McpHandler(BaseHandler):
                 return
         raise self.forbidden("Origin not allowed; add it to ALLOWED_ORIGINS if it is yours")
 
+    def rpc_error(self, status: int, message: str) -> ApiError:
+        """An HTTP error whose body is a JSON-RPC error without id, as MCP transports answer."""
+        return ApiError(status, message, body=error_response(None, INVALID_REQUEST, message))
+
     def bad_request(self, message: str) -> ApiError:
-        return ApiError(400, message, body=error_response(None, INVALID_REQUEST, message))
+        return self.rpc_error(400, message)
 
     def forbidden(self, message: str) -> ApiError:
-        return ApiError(403, message, body=error_response(None, INVALID_REQUEST, message))
+        return self.rpc_error(403, message)
 
     # --- tool calls ------------------------------------------------------------------------
 
@@ -105,7 +111,17 @@ class McpHandler(BaseHandler):
         finally:
             self._work = None
 
+    def open_event_stream(self) -> EventStream:
+        """Answer with an event stream; it is marked closed the moment the client goes away."""
+        stream = EventStream(self)
+        stream.open()
+        self._event_stream = stream
+        return stream
+
     def on_connection_close(self) -> None:
+        # Free what the request holds now, not at the next keepalive (up to SSE_KEEPALIVE away).
+        if self._event_stream is not None:
+            self._event_stream.mark_closed()
         if self._work is not None and not self._work.done():
             self._work.cancel()
         super().on_connection_close()

@@ -18,6 +18,9 @@ class EventStream:
         self._handler = handler
         self.closed = False
         self.ended = asyncio.Event()  # set to ask the stream's owner to finish it
+        #: Set by ``end(drain=True)`` (shutdown): deliver what is owed before finishing.
+        self.drain = False
+        self.gone = asyncio.Event()  # the client went away
         self._lock = asyncio.Lock()  # events from concurrent producers never interleave
 
     def open(self) -> None:
@@ -53,10 +56,13 @@ class EventStream:
 
     def mark_closed(self) -> None:
         self.closed = True
+        self.gone.set()
         self.ended.set()
 
-    def end(self) -> None:
-        """Ask the stream to finish (shutdown, session ended)."""
+    def end(self, drain: bool = False) -> None:
+        """Ask the stream to finish: at once (session ended, evicted), or, with ``drain``
+        (shutdown), once the replies it still owes are sent."""
+        self.drain = self.drain or drain
         self.ended.set()
 
     async def wait_ended(self, timeout: float) -> bool:

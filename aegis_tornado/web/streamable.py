@@ -14,7 +14,6 @@ from ..mcp.protocol import Discard, ProtocolSession
 from ..mcp.sessions import Session
 from .base import ApiError
 from .mcp_base import McpHandler
-from .sse import EventStream
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
@@ -58,6 +57,8 @@ class StreamableHttpHandler(McpHandler):
 
     async def post(self) -> None:
         """POST /mcp: one JSON-RPC message (or a batch, under 2025-03-26)."""
+        if not self.has_json_content_type():
+            raise self.rpc_error(415, "Content-Type must be application/json")
         version_header = self._version_header()
         session = self._session(version_header)
         try:
@@ -67,7 +68,8 @@ class StreamableHttpHandler(McpHandler):
 
         items = parsed.items
         first = items[0]
-        if not parsed.is_batch and isinstance(first, Message) and first.method == "initialize":
+        if (not parsed.is_batch and isinstance(first, Message) and first.is_request
+                and first.method == "initialize"):
             await self._initialize(first)
             return
         protocol_session = session or self._stateless_session(version_header)
@@ -104,8 +106,7 @@ class StreamableHttpHandler(McpHandler):
         if not self.accepts_event_stream():
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = self._session(self._version_header())
-        stream = EventStream(self)
-        stream.open()
+        stream = self.open_event_stream()
         if session is not None:
             if session.stream is not None:
                 session.stream.end()  # one GET stream per session: the newest wins
@@ -157,8 +158,7 @@ class StreamableHttpHandler(McpHandler):
         return await self.mcp.handle(parsed.items[0], session, outbound, observer)
 
     async def _reply_as_event_stream(self, parsed, session: ProtocolSession, observer) -> None:
-        stream = EventStream(self)
-        stream.open()
+        stream = self.open_event_stream()
         reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer))
         if reply is not None and not stream.closed:
             for message in reply if isinstance(reply, list) else [reply]:
