@@ -312,7 +312,10 @@ def configure_logging(
         ],
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Events below the level (the per-call Gitea debug lines, say) are dropped before any
+        # work is done on them; the audit logger's own level keeps audit events flowing.
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=cache_loggers,  # off in tests, which reconfigure

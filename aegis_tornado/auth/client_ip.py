@@ -36,6 +36,8 @@ class ClientIpResolver:
 
     def resolve(self, peer: str, headers: Mapping[str, str]) -> str:
         """The client IP for a request whose socket peer is ``peer``."""
+        if not self.trusted and "." in peer and ":" not in peer:
+            return peer  # the common case, an IPv4 peer and no proxy: nothing to parse
         peer_ip = _parse_ip(peer)
         if peer_ip is None:
             return peer  # unix socket or similar: nothing better to say

@@ -40,6 +40,8 @@ from .validation import (
 T = TypeVar("T")
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 
+#: Shorter than every secret format the sanitiser knows (names, refs, dates, states...).
+_SHORTEST_SECRET = 16
 #: Text longer than this is cleaned off the event loop.
 _CLEAN_IN_THREAD_BYTES = 64 * 1024
 REPO_CACHE_SECONDS = 30.0
@@ -175,8 +177,8 @@ class ToolEnv:
 
     async def clean(self, text: str | None) -> tuple[str | None, int, tuple[str, ...]]:
         """Strip invisible characters and redact secrets (off the loop for big texts)."""
-        if not text:
-            return text, 0, ()
+        if not text or (len(text) < _SHORTEST_SECRET and text.isascii() and text.isprintable()):
+            return text, 0, ()  # nothing invisible, and too short for any secret format
         if len(text) > _CLEAN_IN_THREAD_BYTES:
             result = await asyncio.to_thread(clean_text, text)
         else:

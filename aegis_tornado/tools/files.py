@@ -149,14 +149,15 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     last = min(end_line or total, total)
     result.update(total_lines=total, start_line=start_line)
     budget = env.max_result_bytes - _METADATA_ALLOWANCE - encoded_size(result)
-    chosen: list[str] = []
-    used = 0
-    for number in range(start_line, last + 1):
-        size = encoded_size(lines[number - 1]) - 2  # its size inside the JSON string
-        if used + size > budget and chosen:
-            break
-        chosen.append(lines[number - 1])
-        used += size
+    chosen = lines[start_line - 1:last]
+    if encoded_size("".join(chosen)) > budget:  # rarely: only then count line by line
+        chosen, used = [], 0
+        for line in lines[start_line - 1:last]:
+            size = encoded_size(line) - 2  # its size inside the JSON string
+            if used + size > budget and chosen:
+                break
+            chosen.append(line)
+            used += size
     shown_end = start_line + len(chosen) - 1
     result.update(text="".join(chosen), end_line=max(shown_end, start_line) if total else None)
     if shown_end < last:
