@@ -2,7 +2,9 @@
 
 Every line is rendered (and scrubbed of secrets) in the thread that logs it, then handed to a
 queue; a listener thread does the writing, so neither stdout nor the disk can block the event
-loop. The audit file is a ``WatchedFileHandler``, which reopens the file when logrotate moves it.
+loop. Our own structlog events skip the stdlib logger chain on the way to the queue (see
+``_QueueLogger``); stdlib records (Tornado, urllib3) are rendered the same way by the root
+handler. The audit file is a ``WatchedFileHandler``, which reopens the file when logrotate moves it.
 A write failure on the audit file (disk full, file gone read-only) is reported loudly on stdout,
 which keeps receiving every audit line.
 """
@@ -235,6 +237,59 @@ def check_audit_path(path: str) -> None:
         raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
+           "critical": logging.CRITICAL, "fatal": logging.CRITICAL, "msg": logging.INFO}
+
+
+def _line_record(name: str, levelno: int, line: str) -> logging.LogRecord:
+    """A LogRecord carrying an already-rendered line, built without ``LogRecord.__init__``:
+    the caller lookup, clock and thread bookkeeping it does are what made stdlib logging the
+    dearest part of a request. The writer thread's handlers need only these fields."""
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    record.__dict__.update(name=name, msg=line, args=None, levelno=levelno,
+                           levelname=logging.getLevelName(levelno), exc_info=None,
+                           exc_text=None, stack_info=None)
+    return record
+
+
+class _QueueLogger:
+    """structlog's output for our own events: the rendered line goes straight to the writer
+    thread's queue (stdlib logs still take the root handler)."""
+
+    def __init__(self, name: str, line_queue: queue.SimpleQueue):
+        self.name = name
+        self._queue = line_queue
+
+    def _emit(self, method: str):
+        levelno = _LEVELS[method]
+
+        def emit(line: str) -> None:
+            self._queue.put_nowait(_line_record(self.name, levelno, line))
+
+        return emit
+
+    def __getattr__(self, method: str):
+        if method not in _LEVELS:
+            raise AttributeError(method)
+        emit = self._emit(method)
+        setattr(self, method, emit)
+        return emit
+
+
+class _DropBelow:
+    """Events under LOG_LEVEL are dropped, except audit events, which are always written."""
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def __call__(self, logger, method_name: str, event_dict: dict) -> dict:
+        if _LEVELS.get(method_name, logging.INFO) < self.level and getattr(
+                logger, "name", None) != AUDIT_LOGGER:
+            raise structlog.DropEvent
+        return event_dict
+
+
 class _FlushMarker:
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -311,19 +366,24 @@ def configure_logging(
             _ScrubbingJSONRenderer(scrubber),
         ],
     )
+    line_queue: queue.SimpleQueue = queue.SimpleQueue()
+    threshold = logging.getLevelName(level.upper())
     structlog.configure(
-        # Events below the level (the per-call Gitea debug lines, say) are dropped before any
-        # work is done on them; the audit logger's own level keeps audit events flowing.
-        processors=[structlog.stdlib.filter_by_level, *shared,
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[
+            _DropBelow(threshold),
+            *shared,
+            structlog.processors.format_exc_info,
+            _timestamp_and_event_first,
+            _ScrubbingJSONRenderer(scrubber),  # rendered in the caller's thread
+        ],
+        logger_factory=lambda name=None, *_: _QueueLogger(name or "aegis", line_queue),
+        # Debug events cost nothing unless LOG_LEVEL is debug; audit events are info and up.
+        wrapper_class=structlog.make_filtering_bound_logger(min(threshold, logging.INFO)),
         cache_logger_on_first_use=cache_loggers,  # off in tests, which reconfigure
     )
 
-    line_queue: queue.SimpleQueue = queue.SimpleQueue()
     queue_handler = logging.handlers.QueueHandler(line_queue)
-    queue_handler.setFormatter(formatter)  # render in the caller's thread (context, scrubbing)
+    queue_handler.setFormatter(formatter)  # stdlib logs (Tornado...): rendered the same way
     queue_handler.addFilter(_WithholdRawInput())
 
     stdout_handler = logging.StreamHandler(stream)
