@@ -715,3 +715,11 @@ def test_truncation_is_valid_utf8_within_the_limit(text, max_bytes):
 def test_only_a_joiner_at_the_very_end_is_dangling():
     text = "é\u200dé\n" + "x" * 10
     assert truncate_utf8(text, len("é\u200dé\n".encode())) == ("é\u200dé\n", True)
+
+
+def test_the_ascii_fast_path_looks_for_exactly_the_ascii_candidates():
+    from aegis_tornado.tools.sanitize import _ASCII_CONTROLS, _CANDIDATES
+
+    assert set(_ASCII_CONTROLS) == {chr(c) for c in range(128) if _CANDIDATES.fullmatch(chr(c))}
+    for control in _ASCII_CONTROLS:
+        assert strip_invisible(f"a{control}b") == ("ab", 1)
