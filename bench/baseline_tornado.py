@@ -21,6 +21,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from requests_futures.sessions import FuturesSession
@@ -40,6 +41,9 @@ def make_session(token: str) -> FuturesSession:
         executor=ThreadPoolExecutor(max_workers=POOL),
         adapter_kwargs={"pool_connections": POOL, "pool_maxsize": POOL, "max_retries": 0},
     )
+    # BENCH_TRUST_ENV=0: skip requests' per-request proxy/netrc/CA lookups in os.environ (the
+    # product keeps the default, True); only for measuring what that default costs.
+    session.trust_env = os.environ.get("BENCH_TRUST_ENV", "1") != "0"
     session.headers.update({"Authorization": f"token {token}", "Accept": "application/json"})
     return session
 
@@ -55,6 +59,7 @@ class Proxy:
         response.raise_for_status()
         return response.json()
 
+
     async def get_file_contents(self, args: dict) -> dict:
         owner, repo, path = args["owner"], args["repo"], args["path"]
         info = await self.get(f"/repos/{owner}/{repo}")
@@ -65,6 +70,25 @@ class Proxy:
                  "size": data.get("size"), "content": text, "truncated": False, "redactions": 0,
                  "url": data.get("html_url")}
         return {"content": [{"type": "text", "text": json.dumps(value)}], "structuredContent": value}
+
+
+class TornadoClientProxy(Proxy):
+    """``--client tornado``: the same proxy on Tornado's own non-blocking HTTP client (no
+    threads). Not the product's stack: measured only to show what the client choice costs."""
+
+    def __init__(self, gitea: str, token: str):
+        from tornado.httpclient import AsyncHTTPClient
+
+        self.api = gitea.rstrip("/") + "/api/v1"
+        self.headers = {"Authorization": f"token {token}", "Accept": "application/json"}
+        self.client = AsyncHTTPClient(max_clients=POOL)
+
+    async def get(self, path: str, params=None):
+        from tornado.httputil import url_concat
+
+        response = await self.client.fetch(url_concat(self.api + path, params or {}),
+                                           headers=self.headers, request_timeout=10)
+        return json.loads(response.body)
 
 
 class McpHandler(web.RequestHandler):
@@ -126,11 +150,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--gitea", required=True)
     parser.add_argument("--token", default="bench-token")
+    parser.add_argument("--client", choices=("requests-futures", "tornado"),
+                        default="requests-futures")
     args = parser.parse_args()
     logging.getLogger("tornado.access").disabled = True
 
     async def serve() -> None:
-        proxy = Proxy(args.gitea, args.token)
+        proxy = (TornadoClientProxy if args.client == "tornado" else Proxy)(args.gitea, args.token)
         app = web.Application([
             (r"/mcp/tool/call", RestHandler, {"proxy": proxy}),
             (r"/mcp", McpHandler, {"proxy": proxy}),

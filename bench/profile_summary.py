@@ -25,23 +25,28 @@ _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 # area -> substrings of a frame's "file" or "function"; first match wins per frame
-AREAS = [
+AREAS = [  # most specific first: a sample goes to the first area its stack passes through
     ("logging: structlog processors + JSON render + scrub", ("structlog/", "aegis_tornado/logs.py")),
     ("logging: stdlib logging / queue handler", ("logging/__init__.py", "logging/handlers.py")),
     ("audit calls (aegis_tornado/audit.py)", ("aegis_tornado/audit.py",)),
     ("access log (request_log_function)", ("request_log_function",)),
-    ("Gitea client (aegis_tornado/gitea/client.py)", ("aegis_tornado/gitea/",)),
-    ("requests + urllib3 + http.client", ("requests/", "urllib3/", "http/client.py", "requests_futures/")),
-    ("thread pool hop (concurrent.futures, wrap_future)", ("concurrent/futures/", "wrap_future", "_chain_future", "_copy_future_state", "_set_state", "_call_check_cancel", "call_soon_threadsafe")),
-    ("auth (keys, limiter, client IP)", ("aegis_tornado/auth/",)),
-    ("base handler prepare/auth", ("aegis_tornado/web/base.py",)),
-    ("MCP core (protocol, jsonrpc, arguments)", ("aegis_tornado/mcp/",)),
     ("tool: validation/policy/sanitize", ("aegis_tornado/tools/",)),
-    ("the tool handler (stand-in or product)", ("standin_tool.py", "aegis_tornado/tools/files")),
+    ("requests: proxy settings read from os.environ per request (trust_env)",
+     ("getproxies_environment", "get_environ_proxies", "should_bypass_proxies", "proxy_bypass",
+      "_Environ", "_createenviron", "getproxies")),
+    ("Gitea client (aegis_tornado/gitea/client.py)", ("aegis_tornado/gitea/",)),
+    ("requests + urllib3 + http.client", ("requests/", "urllib3/", "http/client.py",
+                                          "requests_futures/", "email/feedparser", "email/parser",
+                                          "typing.py")),
+    ("thread pool hop (concurrent.futures, wrap_future)", ("concurrent/futures/", "wrap_future", "_chain_future", "_copy_future_state", "_set_state", "_call_check_cancel", "call_soon_threadsafe")),
+    ("the tool handler, rest (stand-in or product)", ("standin_tool.py",)),
+    ("uuid4 (request ids)", ("uuid.py",)),
+    ("auth (keys, limiter, client IP)", ("aegis_tornado/auth/",)),
+    ("base handler (prepare, auth, errors)", ("aegis_tornado/web/base.py",)),
+    ("MCP transports + core (web/, mcp/)", ("aegis_tornado/web/", "aegis_tornado/mcp/")),
     ("json encode/decode", ("json/",)),
     ("tornado HTTP server", ("tornado/",)),
-    ("asyncio event loop", ("asyncio/",)),
-    ("uuid (request ids)", ("uuid.py",)),
+    ("asyncio event loop", ("asyncio/", "selectors.py")),
 ]
 
 

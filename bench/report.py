@@ -18,6 +18,7 @@ LABELS = {
     "Pnofile": "product, audit file off",
     "Pnoaudit": "product, audit events stubbed",
     "Pflood": "product behind trusted proxy",
+    "At": "ref: bare Tornado + Tornado's HTTP client",
 }
 SCENARIO_TITLES = {
     "call_json": "get_file_contents, Streamable HTTP, JSON reply",
@@ -67,11 +68,11 @@ def summarise(runs: list[dict]) -> list[dict]:
             list(SCENARIO_TITLES).index(kv[0][0]), kv[0][2], kv[0][1])):
         row = {"type": "summary", "scenario": scenario, "server": server, "c": c,
                "reps": len(rs), "errors": sum(r["errors"] for r in rs)}
-        for key in ("rps", "p50_ms", "p99_ms", "server_cpu_pct", "server_peak_rss_mb",
+        for key in ("rps", "p50_ms", "p99_ms", "server_cpu_pct", "server_sys_pct", "server_peak_rss_mb",
                     "upstream_per_req", "bytes_per_req", "gitea_cpu_pct", "loader_cpu_pct"):
             row[key] = med(r.get(key) for r in rs)
         mine = per_rep(runs, scenario, server, c)
-        if server in ("P", "Pnofile", "Pnoaudit") or scenario == "call_legacy_sse":
+        if server in ("P", "Pnofile", "Pnoaudit", "At") or scenario == "call_legacy_sse":
             a_scen, a_srv = A_FOR.get(scenario, ("call_json", "A"))
             a = per_rep(runs, a_scen, a_srv, c)
             row["rps_vs_a"] = ratio_median(mine, a, "rps")
@@ -82,6 +83,18 @@ def summarise(runs: list[dict]) -> list[dict]:
                 row["p99_vs_b"] = ratio_median(mine, b, "p99_ms")
         rows.append(row)
     return rows
+
+
+def idle_p99_ratio(runs: list[dict]):
+    before = {r["rep"]: r for r in runs if r.get("scenario") == "idle_before"}
+    after = {r["rep"]: r for r in runs if r.get("scenario") == "idle_after"}
+    ratios = []
+    for r in runs:
+        if r.get("scenario") == "idle_streams" and r["server"] == "P" and r["rep"] in before:
+            refs = [x["p99_ms"] for x in (before.get(r["rep"]), after.get(r["rep"])) if x]
+            if refs and r.get("during_p99_ms"):
+                ratios.append(r["during_p99_ms"] / statistics.fmean(refs))
+    return med(ratios)
 
 
 def targets(runs: list[dict], smoke: bool) -> list[dict]:
@@ -115,15 +128,16 @@ def targets(runs: list[dict], smoke: bool) -> list[dict]:
         r is not None and r <= TARGETS["p99_vs_a"])
 
     idle = [r for r in runs if r.get("scenario") == "idle_streams" and r["server"] == "P"]
-    delta = med(r["rss_delta_mb"] for r in idle)
+    # The first opening is the cost: later ones reuse memory the allocator kept, so the
+    # largest delta (normally repetition 1) is the one judged.
+    delta = max((r["rss_delta_mb"] for r in idle), default=None)
     add(f"{idle[0]['streams'] if idle else 1000} idle SSE streams add <= {TARGETS['idle_mb']} MB RSS",
-        delta, TARGETS["idle_mb"], delta is not None and delta <= TARGETS["idle_mb"])
-    before = {r["rep"]: r for r in runs if r.get("scenario") == "idle_before"}
-    ratios = [r["during_p99_ms"] / before[r["rep"]]["p99_ms"] for r in idle
-              if r["rep"] in before and before[r["rep"]]["p99_ms"]]
-    v = med(ratios)
+        delta, TARGETS["idle_mb"], delta is not None and delta <= TARGETS["idle_mb"],
+        "largest delta over the repetitions (the first opening)")
+    v = idle_p99_ratio(runs)
     add(f"p99 (c=10) with idle streams open <= {TARGETS['idle_p99']}x without", v,
-        TARGETS["idle_p99"], v is not None and v <= TARGETS["idle_p99"])
+        TARGETS["idle_p99"], v is not None and v <= TARGETS["idle_p99"],
+        "during / mean of the runs just before opening and just after closing")
 
     loaded = {r["rep"]: r for r in runs if r.get("scenario") == "flood_loaded"}
     unloaded = {r["rep"]: r for r in runs if r.get("scenario") == "flood_unloaded"}
@@ -170,14 +184,15 @@ def markdown(bench, rows, tgs) -> str:
         f"of per-repetition ratios. Elapsed {bench.extra.get('elapsed_s')}s.")
     lines += ["", "## Throughput and latency", "",
               "| scenario | c | server | req/s | p50 ms | p99 ms | errors | server CPU % | "
-              "peak RSS MB | Gitea calls/req | bytes/reply | req/s vs (a) | req/s vs (b) | "
+              "sys % | peak RSS MB | Gitea calls/req | bytes/reply | req/s vs (a) | req/s vs (b) | "
               "p99 vs (a) |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['c']} | {LABELS.get(r['server'], r['server'])} | "
             f"{fmt(r['rps'])} | {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} | {r['errors']} | "
-            f"{fmt(r['server_cpu_pct'], 0)} | {fmt(r['server_peak_rss_mb'])} | "
+            f"{fmt(r['server_cpu_pct'], 0)} | {fmt(r.get('server_sys_pct'), 0)} | "
+            f"{fmt(r['server_peak_rss_mb'])} | "
             f"{fmt(r['upstream_per_req'], 2)} | {fmt(r['bytes_per_req'], 0)} | "
             f"{fmt(r.get('rps_vs_a'), 2)} | {fmt(r.get('rps_vs_b'), 2)} | "
             f"{fmt(r.get('p99_vs_a'), 2)} |")
@@ -195,17 +210,20 @@ def markdown(bench, rows, tgs) -> str:
     if idle:
         lines += ["", "## Idle event streams", "",
                   "| rep | server | streams | RSS before MB | with streams MB | delta MB | KB/stream "
-                  "| after close MB | p99 before ms | p99 during ms | req/s during |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| after close MB | p99 before ms | p99 during ms | p99 after ms | req/s during |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         before = {r["rep"]: r for r in runs if r.get("scenario") == "idle_before"}
+        after = {r["rep"]: r for r in runs if r.get("scenario") == "idle_after"}
         for r in idle:
             b = before.get(r["rep"], {}) if r["server"] == "P" else {}
+            a = after.get(r["rep"], {}) if r["server"] == "P" else {}
             lines.append(
                 f"| {r['rep']} | {LABELS.get(r['server'])} | {r['streams']} | "
                 f"{fmt(r['rss_before_mb'])} | {fmt(r['rss_with_streams_mb'])} | "
                 f"{fmt(r['rss_delta_mb'], 2)} | {fmt(r['kb_per_stream'])} | "
                 f"{fmt(r['rss_after_close_mb'])} | {fmt(b.get('p99_ms'), 2)} | "
-                f"{fmt(r.get('during_p99_ms'), 2)} | {fmt(r.get('during_rps'))} |")
+                f"{fmt(r.get('during_p99_ms'), 2)} | {fmt(a.get('p99_ms'), 2)} | "
+                f"{fmt(r.get('during_rps'))} |")
     flood = [r for r in runs if r.get("scenario") in ("flood_unloaded", "flood_loaded")]
     if flood:
         lines += ["", "## Bad-key flood through a trusted proxy", "",
@@ -224,7 +242,8 @@ def markdown(bench, rows, tgs) -> str:
                 f"{r.get('limiter_blocked', '') if loaded else ''} | {fmt(r['server_rss_mb'])} |")
     prof = bench.extra.get("profile")
     if isinstance(prof, dict):
-        lines += ["", "## Profile (py-spy, c=50 get_file_contents JSON)", ""]
+        lines += ["", "## Profile (py-spy --gil, c=50: get_file_contents JSON; for the "
+                  "flood instance, bad-key requests only)", ""]
         for name, summary in prof.items():
             lines += [f"**{LABELS.get(name, name)}** ({summary['samples']} samples, "
                       f"{fmt(summary.get('rps_while_profiled'))} req/s while profiled). "

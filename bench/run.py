@@ -138,8 +138,12 @@ class Server:
         raise RuntimeError(f"{self.label} did not listen on {self.port} within {timeout}s")
 
     def cpu_seconds(self) -> float:
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of all the process's threads."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     def status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -174,19 +178,29 @@ def jsonrpc_call(progress: bool = False) -> dict:
     return {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
 
 
-# scenario -> (path, body, marker, servers it runs on)
+# scenario -> (path, body, marker, servers it runs on, all concurrencies?)
+# Only the headline scenario runs at c=1 too; the others at c=10 and c=50, to keep the whole
+# bench under 10 minutes on two cores.
 def scenarios(smoke: bool) -> dict:
     all_ = {
-        "call_json": ("/mcp", jsonrpc_call(), MARKER, ["P", "A", "B"]),
-        "call_sse": ("/mcp", jsonrpc_call(progress=True), MARKER, ["P", "A", "Bs"]),
-        "call_rest": ("/mcp/tool/call", {"tool": TOOL, "arguments": ARGS}, MARKER, ["P", "A"]),
+        "call_json": ("/mcp", jsonrpc_call(), MARKER, ["P", "A", "B", "At"], True),
+        "call_sse": ("/mcp", jsonrpc_call(progress=True), MARKER, ["P", "A", "Bs"], False),
+        "call_rest": ("/mcp/tool/call", {"tool": TOOL, "arguments": ARGS}, MARKER, ["P", "A"],
+                      False),
         "tools_list": ("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, TOOL,
-                       ["P", "A", "B"]),
-        "audit": ("/mcp", jsonrpc_call(), MARKER, ["Pnofile", "Pnoaudit"]),
+                       ["P", "A", "B"], False),
+        "audit": ("/mcp", jsonrpc_call(), MARKER, ["Pnofile", "Pnoaudit"], False),
     }
     if smoke:
-        return {"call_json": ("/mcp", jsonrpc_call(), MARKER, ["P", "A"])}
+        return {"call_json": ("/mcp", jsonrpc_call(), MARKER, ["P", "A"], True)}
     return all_
+
+
+def selected(opts) -> dict:
+    chosen = scenarios(opts.smoke)
+    if opts.scenarios:
+        chosen = {k: v for k, v in chosen.items() if k in opts.scenarios}
+    return chosen
 
 
 class Bench:
@@ -241,6 +255,13 @@ class Bench:
                                             self.token, pin=self.pin_server),
                                    py_env, port, wd / "A.log")
         if not self.smoke:
+            port = free_port()
+            self.servers["At"] = Server("At", "reference: bare Tornado + Tornado's own HTTP client",
+                                        self._py(str(BENCH / "baseline_tornado.py"), "--port",
+                                                 str(port), "--gitea", gitea_url, "--token",
+                                                 self.token, "--client", "tornado",
+                                                 pin=self.pin_server),
+                                        py_env, port, wd / "At.log")
             for name, reply in (("B", "json"), ("Bs", "sse")):
                 port = free_port()
                 self.servers[name] = Server(
@@ -301,7 +322,7 @@ class Bench:
 
     def wrk_cmd(self, server: Server, path: str, body: dict | None, marker: str, conns: int,
                 duration: float, out: Path, expect: int = 200, xff: int | None = None,
-                delay_ms: float | None = None, key: str | None = None):
+                delay_ms: float | None = None, key: str | None = None, xff_offset: int = 0):
         env = {**os.environ, "BENCH_HEADERS": self.headers(key=key), "BENCH_MARKER": marker,
                "BENCH_EXPECT": str(expect), "BENCH_OUT": str(out)}
         if body is not None:
@@ -310,6 +331,7 @@ class Bench:
             env["BENCH_BODY_FILE"] = str(body_file)
         if xff:
             env["BENCH_XFF_IPS"] = str(xff)
+            env["BENCH_XFF_OFFSET"] = str(xff_offset)
         if delay_ms:
             env["BENCH_DELAY_MS"] = str(delay_ms)
         # wrk takes whole seconds only
@@ -321,14 +343,15 @@ class Bench:
         """Run ``launch()`` (which blocks for the load) while sampling server CPU and memory."""
         before_counts = self.gitea_counts()
         server.reset_peak()
-        cpu0, gcpu0, t0 = server.cpu_seconds(), self.gitea.cpu_seconds(), time.monotonic()
+        (u0, s0), gcpu0, t0 = server.cpu_split(), self.gitea.cpu_seconds(), time.monotonic()
         ru0 = os.times()
         result = launch()
         wall = time.monotonic() - t0
-        cpu1, gcpu1 = server.cpu_seconds(), self.gitea.cpu_seconds()
+        (u1, s1), gcpu1 = server.cpu_split(), self.gitea.cpu_seconds()
         ru1 = os.times()
         after_counts = self.gitea_counts()
         reqs = max(1, result.get("requests", 0))
+        sent = max(1, result.get("calls_sent") or reqs)  # the legacy loader counts its warm-up
         dur = result.get("duration_us", 1) / 1e6
         upstream = sum(after_counts.values()) - sum(before_counts.values())
         errors = (result.get("bad_status", 0) + result.get("no_marker", 0)
@@ -343,10 +366,11 @@ class Bench:
             "errors": errors,
             "statuses": result.get("statuses"),
             "bytes_per_req": round(result.get("bytes", 0) / reqs),
-            "server_cpu_pct": round(100 * (cpu1 - cpu0) / wall, 1),
+            "server_cpu_pct": round(100 * (u1 + s1 - u0 - s0) / wall, 1),
+            "server_sys_pct": round(100 * (s1 - s0) / wall, 1),
             "server_rss_mb": round(server.status_kb("VmRSS") / 1024, 1),
             "server_peak_rss_mb": round(server.status_kb("VmHWM") / 1024, 1),
-            "upstream_per_req": round(upstream / reqs, 2),
+            "upstream_per_req": round(upstream / sent, 2),
             "gitea_cpu_pct": round(100 * (gcpu1 - gcpu0) / wall, 1),
             "loader_cpu_pct": result.get("loader_cpu_pct") or round(
                 100 * ((ru1.children_user + ru1.children_system)
@@ -390,10 +414,13 @@ class Bench:
         secs = self.opts.warmup
         if secs <= 0:
             return
-        log(f"warm-up: {secs}s per server and scenario at c=10")
-        for name, (path, body, marker, names) in scenarios(self.smoke).items():
+        log(f"warm-up: {secs}s per server at c=10")
+        done = set()
+        for name, (path, body, marker, names, _) in selected(self.opts).items():
             for sname in names:
-                self.wrk_run(self.servers[sname], path, body, marker, 10, secs)
+                if sname not in done:
+                    done.add(sname)
+                    self.wrk_run(self.servers[sname], path, body, marker, 10, secs)
         if not self.smoke:
             self.legacy_run(self.servers["P"], 10, secs)
             self.wrk_run(self.servers["Pflood"], "/mcp", jsonrpc_call(), MARKER, 10, secs)
@@ -403,14 +430,14 @@ class Bench:
         dur = self.opts.duration
         for rep in range(1, self.opts.reps + 1):
             log(f"repetition {rep}/{self.opts.reps}")
-            for name, (path, body, marker, names) in scenarios(self.smoke).items():
-                cs = [c for c in conc if c != 1] if name == "audit" else conc
+            for name, (path, body, marker, names, every_c) in selected(self.opts).items():
+                cs = conc if every_c else [c for c in conc if c != 1]
                 for c in cs:
                     shift = (rep - 1) % len(names)
                     for sname in names[shift:] + names[:shift]:  # rotate who goes first
                         run = self.wrk_run(self.servers[sname], path, body, marker, c, dur)
                         self.record(run, rep=rep, scenario=name, server=sname, c=c)
-            if not self.smoke:
+            if not self.smoke and not self.opts.no_extra:
                 for c in self.opts.legacy_concurrency:
                     run = self.legacy_run(self.servers["P"], c, dur)
                     self.record(run, rep=rep, scenario="call_legacy_sse", server="P", c=c)
@@ -425,7 +452,7 @@ class Bench:
             server = self.servers[sname]
             if sname == "P":
                 before = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10,
-                                      self.opts.duration)
+                                      self.opts.p99_duration)
                 self.record(before, rep=rep, scenario="idle_before", server=sname, c=10)
             time.sleep(0.5)
             rss0 = server.status_kb("VmRSS")
@@ -445,7 +472,7 @@ class Bench:
                        "kb_per_stream": round((rss1 - rss0) / n, 1)}
                 if sname == "P":
                     during = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10,
-                                          self.opts.duration)
+                                          self.opts.p99_duration)
                     run.update({f"during_{k}": v for k, v in during.items()
                                 if k in ("rps", "p50_ms", "p99_ms", "errors")})
                     run["rss_after_load_mb"] = round(server.status_kb("VmRSS") / 1024, 1)
@@ -455,11 +482,15 @@ class Bench:
             time.sleep(0.5)
             run["rss_after_close_mb"] = round(server.status_kb("VmRSS") / 1024, 1)
             self.record(run, rep=rep, scenario="idle_streams", server=sname, c=10)
+            if sname == "P":
+                after = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10,
+                                     self.opts.p99_duration)
+                self.record(after, rep=rep, scenario="idle_after", server=sname, c=10)
 
     def flood(self, rep: int) -> None:
         """Bad keys from 10,000 client IPs through a trusted proxy; a valid client's p99."""
         server = self.servers["Pflood"]
-        dur = self.opts.duration
+        dur = self.opts.p99_duration
         before = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10, dur)
         self.record(before, rep=rep, scenario="flood_unloaded", server="Pflood", c=10)
         rss0 = server.status_kb("VmRSS")
@@ -468,7 +499,8 @@ class Bench:
         fout = self.workdir / f"flood-{len(self.runs)}.json"
         cmd, env = self.wrk_cmd(server, "/mcp", jsonrpc_call(), "", conns, dur + 2, fout,
                                 expect=401, xff=self.opts.flood_ips, delay_ms=delay,
-                                key=self.bad_key)
+                                key=self.bad_key,
+                                xff_offset=(rep - 1) * self.opts.flood_ips // self.opts.reps)
         flooder = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
         try:
             time.sleep(1.0)  # the flood is under way before the valid client starts
@@ -500,15 +532,22 @@ class Bench:
         from profile_summary import summarise_collapsed
 
         secs = self.opts.profile_seconds
-        for sname in ("P", "A"):
+        for sname in ("P", "A", "Pflood"):
             server = self.servers[sname]
             out = self.workdir / f"profile-{sname}.txt"
+            # --gil: only the thread holding the GIL is sampled, i.e. Python actually running on
+            # the server's core; threads blocked in recv() (waiting for Gitea) are left out.
             spy = subprocess.Popen(
                 [*(self.pin_load or []), py_spy, "record", "--pid", str(server.pid), "--rate",
-                 "250", "--duration", str(secs + 1), "--format", "raw", "--threads", "--output",
-                 str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 "250", "--duration", str(secs + 1), "--format", "raw", "--threads", "--gil",
+                 "--output", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
-            run = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 50, secs)
+            if sname == "Pflood":  # the bad-key path alone: what one refused request costs
+                run = self.wrk_run(server, "/mcp", jsonrpc_call(), "", 50, secs, expect=401,
+                                   xff=self.opts.flood_ips, key=self.bad_key)
+            else:
+                run = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 50, secs)
             _, err = spy.communicate(timeout=60)
             if spy.returncode != 0 or not out.exists():
                 self.extra.setdefault("profile_errors", {})[sname] = err.decode()[-500:]
@@ -533,8 +572,12 @@ class Bench:
              "recvfrom,recvmsg,read"], stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         fds = classify_fds(server.pid, self.gitea.port, server.port)
-        self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10, 2)
+        out_wrk = self.workdir / "wrk-strace.json"
+        cmd, env = self.wrk_cmd(server, "/mcp", jsonrpc_call(), MARKER, 10, 2, out_wrk)
+        load = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        time.sleep(0.7)  # wrk's connections are open: learn their fds
         fds.update(classify_fds(server.pid, self.gitea.port, server.port))
+        load.wait(timeout=30)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=10)
         self.extra["loop_io"] = classify_trace(out.read_text(errors="replace"), fds)
@@ -566,6 +609,13 @@ def classify_fds(pid: int, gitea_port: int, server_port: int) -> dict:
                 inodes[inode] = "client socket"
             else:
                 inodes[inode] = "other socket"
+    try:
+        for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 7:
+                inodes.setdefault(parts[6], "unix socket (the loop's wake-up socketpair)")
+    except OSError:
+        pass
     kinds = {}
     fd_dir = Path(f"/proc/{pid}/fd")
     for fd in fd_dir.iterdir():
@@ -589,19 +639,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the fast CI guard")
     parser.add_argument("--duration", type=int, help="seconds per measured run (whole seconds)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per server/scenario")
+    parser.add_argument("--p99-duration", type=int, default=5,
+                        help="seconds per run where a p99 is compared (idle streams, flood)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions (>= 3)")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--legacy-concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1, 10, 50])
+                        default=[10, 50])
     parser.add_argument("--idle-streams", type=int, default=1000)
     parser.add_argument("--flood-ips", type=int, default=10_000)
     parser.add_argument("--flood-rate", type=float, default=1000.0,
                         help="offered bad-key requests/s (0: as fast as possible)")
     parser.add_argument("--flood-conns", type=int, default=20)
-    parser.add_argument("--limiter-cap", type=int, default=5000,
+    parser.add_argument("--limiter-cap", type=int, default=2000,
                         help="AUTH_TRACKED_IPS for the flood instance (below --flood-ips)")
     parser.add_argument("--profile-seconds", type=int, default=6)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--scenarios", type=lambda s: s.split(","),
+                        help="only these matrix scenarios (call_json,call_sse,call_rest,"
+                             "tools_list,audit)")
+    parser.add_argument("--no-extra", action="store_true",
+                        help="skip legacy SSE, idle streams, flood, profile and strace")
     parser.add_argument("--results", help="results folder (default bench/results)")
     parser.add_argument("--workdir", help="scratch folder for logs (default /tmp/aegis-bench-*)")
     opts = parser.parse_args(argv)
@@ -611,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         opts.reps = opts.reps or 3
         opts.concurrency = opts.concurrency or [1, 10]
     else:
-        opts.duration = opts.duration or 4
+        opts.duration = opts.duration or 3
         opts.warmup = 1 if opts.warmup is None else opts.warmup
         opts.reps = opts.reps or 3
         opts.concurrency = opts.concurrency or [1, 10, 50]
@@ -624,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_all()
         bench.warm_up()
         bench.matrix()
-        if not opts.smoke:
+        if not opts.smoke and not opts.no_extra:
             if not opts.no_profile:
                 bench.profile()
             bench.loop_io_check()

@@ -96,6 +96,7 @@ class LegacyClient:
         self.next_id = 0
         self.latencies: list[float] = []
         self.errors = 0
+        self.calls = 0  # every tools/call sent, warm-up included
 
     async def open(self) -> None:
         auth = {"Authorization": f"Bearer {self.key}"}
@@ -148,6 +149,7 @@ class LegacyClient:
             start = time.monotonic()
             if start >= until:
                 return
+            self.calls += 1
             try:
                 reply = await self.call("tools/call", params)
                 ok = "result" in reply and not reply["result"].get("isError") and \
@@ -196,6 +198,7 @@ async def run_legacy(args) -> dict:
         "p99_us": int(_pct(latencies, 99) * 1e6), "p999_us": int(_pct(latencies, 99.9) * 1e6),
         "lat_mean_us": (statistics.fmean(latencies) * 1e6) if latencies else 0.0,
         "loader_cpu_pct": round(100 * cpu / (args.duration + args.warmup), 1),
+        "calls_sent": sum(c.calls for c in clients),
     }
 
 

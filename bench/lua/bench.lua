@@ -6,6 +6,7 @@
 --   BENCH_MARKER      text every good reply body contains (empty: not checked)
 --   BENCH_XFF_IPS     if set (N), each request carries X-Forwarded-For: one of N distinct
 --                     addresses from 198.18.0.0/15 (RFC 2544's benchmarking range), in turn
+--   BENCH_XFF_OFFSET  where in those N addresses to start (default 0)
 --   BENCH_DELAY_MS    if set, wait this long before each request (a paced, not a closed, loop)
 --   BENCH_OUT         where done() writes its JSON summary
 local threads = {}
@@ -36,6 +37,7 @@ end
 local expect = tonumber(os.getenv("BENCH_EXPECT") or "200")
 local marker = os.getenv("BENCH_MARKER") or ""
 local xff_n = tonumber(os.getenv("BENCH_XFF_IPS") or "")
+local xff_offset = tonumber(os.getenv("BENCH_XFF_OFFSET") or "0")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 
 -- per-thread state (each wrk thread runs its own copy of this script)
@@ -47,7 +49,8 @@ local seq = 0
 if xff_n then
   function request()
     seq = seq + 1
-    local n = ((seq * 7919) + (id or 1) * 104729) % xff_n  -- spread over all N, per thread
+    -- consecutive request numbers from the offset on, scattered over all N (7919 is prime)
+    local n = ((xff_offset + seq) * 7919 + (id or 1) * 104729) % xff_n
     local ip = string.format("198.%d.%d.%d", 18 + math.floor(n / 65536) % 2,
                              math.floor(n / 256) % 256, n % 256)
     wrk.headers["X-Forwarded-For"] = ip
