@@ -68,6 +68,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             list(SCENARIO_TITLES).index(kv[0][0]), kv[0][2], kv[0][1])):
         row = {"type": "summary", "scenario": scenario, "server": server, "c": c,
                "reps": len(rs), "errors": sum(r["errors"] for r in rs)}
+        row["max_steal_pct"] = max((r.get("steal_pct") or 0 for r in rs), default=0)
         for key in ("rps", "p50_ms", "p99_ms", "server_cpu_pct", "server_sys_pct", "server_peak_rss_mb",
                     "upstream_per_req", "bytes_per_req", "gitea_cpu_pct", "loader_cpu_pct"):
             row[key] = med(r.get(key) for r in rs)
@@ -168,6 +169,7 @@ def targets(runs: list[dict], smoke: bool) -> list[dict]:
     return out
 
 
+STALL_MS = 2000.0
 TARGETS = {"vs_a": 0.8, "vs_b": 2.0, "p99_vs_a": 1.5, "idle_mb": 30.0, "idle_p99": 1.2,
            "flood_p99": 2.0, "audit": 0.15}
 
@@ -198,6 +200,16 @@ def markdown(bench, rows, tgs) -> str:
             f"{fmt(r.get('p99_vs_a'), 2)} |")
     lines += ["", "Scenarios: " + "; ".join(f"`{k}` = {v}" for k, v in SCENARIO_TITLES.items())
               + ". `call_legacy_sse` ratios are against (a)'s `call_json` at the same c.", ""]
+    stalled = [r for r in bench.runs if "rps" in r and (r.get("requests", 1) == 0 or
+                                                         (r.get("max_ms") or 0) > STALL_MS)]
+    if stalled:
+        lines += [f"**Stalls: {len(stalled)} run(s) had a request wait over {STALL_MS / 1000:.0f} s "
+                  "or got no reply at all** (steal = CPU the hypervisor took meanwhile):", ""]
+        for r in stalled:
+            lines.append(f"- rep {r.get('rep')} {r.get('scenario')} {LABELS.get(r.get('server'), r.get('server'))} "
+                         f"c={r.get('c')}: {r.get('requests')} requests, max {fmt(r.get('max_ms'), 0)} ms, "
+                         f"steal {r.get('steal_pct')}%")
+        lines.append("")
     lines += ["## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
     for t in tgs:
         met = {True: "yes", False: "**no**", None: "–"}[t["met"]]

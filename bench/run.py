@@ -79,6 +79,15 @@ def ensure_py_spy() -> str | None:
     return shutil.which("py-spy")
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM, all cores (the 8th field of /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -198,7 +207,7 @@ def scenarios(smoke: bool) -> dict:
 
 def selected(opts) -> dict:
     chosen = scenarios(opts.smoke)
-    if opts.scenarios:
+    if opts.scenarios is not None:
         chosen = {k: v for k, v in chosen.items() if k in opts.scenarios}
     return chosen
 
@@ -345,7 +354,9 @@ class Bench:
         server.reset_peak()
         (u0, s0), gcpu0, t0 = server.cpu_split(), self.gitea.cpu_seconds(), time.monotonic()
         ru0 = os.times()
+        steal0 = steal_seconds()
         result = launch()
+        steal1 = steal_seconds()
         wall = time.monotonic() - t0
         (u1, s1), gcpu1 = server.cpu_split(), self.gitea.cpu_seconds()
         ru1 = os.times()
@@ -362,6 +373,7 @@ class Bench:
             "p50_ms": round(result.get("p50_us", 0) / 1000, 2),
             "p90_ms": round(result.get("p90_us", 0) / 1000, 2),
             "p99_ms": round(result.get("p99_us", 0) / 1000, 2),
+            "max_ms": round(result.get("lat_max_us", 0) / 1000, 2),
             "requests": result.get("requests", 0),
             "errors": errors,
             "statuses": result.get("statuses"),
@@ -372,6 +384,9 @@ class Bench:
             "server_peak_rss_mb": round(server.status_kb("VmHWM") / 1024, 1),
             "upstream_per_req": round(upstream / sent, 2),
             "gitea_cpu_pct": round(100 * (gcpu1 - gcpu0) / wall, 1),
+            # CPU the hypervisor took from this VM during the run (both cores): a run with a
+            # large value was disturbed by the host, not by anything measured here
+            "steal_pct": round(100 * (steal1 - steal0) / wall, 1),
             "loader_cpu_pct": result.get("loader_cpu_pct") or round(
                 100 * ((ru1.children_user + ru1.children_system)
                        - (ru0.children_user + ru0.children_system)) / wall, 1),
@@ -437,12 +452,16 @@ class Bench:
                     for sname in names[shift:] + names[:shift]:  # rotate who goes first
                         run = self.wrk_run(self.servers[sname], path, body, marker, c, dur)
                         self.record(run, rep=rep, scenario=name, server=sname, c=c)
-            if not self.smoke and not self.opts.no_extra:
-                for c in self.opts.legacy_concurrency:
-                    run = self.legacy_run(self.servers["P"], c, dur)
-                    self.record(run, rep=rep, scenario="call_legacy_sse", server="P", c=c)
-                self.idle_streams(rep)
-                self.flood(rep)
+            if not self.smoke:
+                extras = self.opts.extras
+                if "legacy" in extras:
+                    for c in self.opts.legacy_concurrency:
+                        run = self.legacy_run(self.servers["P"], c, dur)
+                        self.record(run, rep=rep, scenario="call_legacy_sse", server="P", c=c)
+                if "idle" in extras:
+                    self.idle_streams(rep)
+                if "flood" in extras:
+                    self.flood(rep)
 
     def idle_streams(self, rep: int) -> None:
         """1,000 idle event streams: RSS before/after, and c=10 tool calls meanwhile."""
@@ -653,12 +672,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limiter-cap", type=int, default=2000,
                         help="AUTH_TRACKED_IPS for the flood instance (below --flood-ips)")
     parser.add_argument("--profile-seconds", type=int, default=6)
-    parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--scenarios", type=lambda s: s.split(","),
+    parser.add_argument("--scenarios", type=lambda s: [x for x in s.split(",") if x],
                         help="only these matrix scenarios (call_json,call_sse,call_rest,"
                              "tools_list,audit)")
-    parser.add_argument("--no-extra", action="store_true",
-                        help="skip legacy SSE, idle streams, flood, profile and strace")
+    parser.add_argument("--extras", type=lambda s: [x for x in s.split(",") if x],
+                        default=["legacy", "idle", "flood", "profile", "strace"],
+                        help="which of legacy,idle,flood,profile,strace to run (default all; "
+                             "'' for none)")
     parser.add_argument("--results", help="results folder (default bench/results)")
     parser.add_argument("--workdir", help="scratch folder for logs (default /tmp/aegis-bench-*)")
     opts = parser.parse_args(argv)
@@ -681,10 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_all()
         bench.warm_up()
         bench.matrix()
-        if not opts.smoke and not opts.no_extra:
-            if not opts.no_profile:
+        if not opts.smoke:
+            if "profile" in opts.extras:
                 bench.profile()
-            bench.loop_io_check()
+            if "strace" in opts.extras:
+                bench.loop_io_check()
     finally:
         bench.stop_all()
     bench.extra["elapsed_s"] = round(time.monotonic() - bench.started, 1)

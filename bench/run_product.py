@@ -12,6 +12,8 @@ Nothing here changes how the product serves a request, except where a hook is as
    after a load run, so it never disturbs a measurement).
 3. **``BENCH_NO_AUDIT_EVENTS=1``** replaces the audit log with one that emits nothing: the
    lower bound for "audit off", used only by the audit scenario's third variant.
+4. **``BENCH_GC_STATS=1``** times every garbage collection (``gc.callbacks``) and adds counts,
+   total and longest pause per generation to the SIGUSR1 stats (off in the runs: a manual probe).
 
 Usage: the same environment and flags as ``python -m aegis_tornado``.
 """
@@ -52,10 +54,33 @@ def _dump_stats(*_):
         "limiter_blocked": sum(1 for t in list(limiter._failures.values())  # noqa: SLF001
                                if len(t) >= limiter.max_failures),
     }
+    if os.environ.get("BENCH_GC_STATS") == "1":
+        import gc
+
+        stats["gc"] = {"collections": GC["counts"], "total_ms": {
+            g: round(v * 1000, 1) for g, v in GC["pauses"].items()}, "max_ms": {
+            g: round(v, 2) for g, v in GC["max_ms"].items()}, "tracked_objects": len(gc.get_objects())}
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
         json.dump(stats, fh)
     os.replace(tmp, path)
+
+
+GC = {"pauses": {0: 0.0, 1: 0.0, 2: 0.0}, "counts": {0: 0, 1: 0, 2: 0},
+      "max_ms": {0: 0.0, 1: 0.0, 2: 0.0}, "_t": 0.0}
+
+
+def _gc_callback(phase, info):
+    import time
+
+    if phase == "start":
+        GC["_t"] = time.perf_counter()
+        return
+    gen = info["generation"]
+    took = time.perf_counter() - GC["_t"]
+    GC["pauses"][gen] += took
+    GC["counts"][gen] += 1
+    GC["max_ms"][gen] = max(GC["max_ms"][gen], took * 1000)
 
 
 class _NullAudit:
@@ -86,6 +111,10 @@ def install_hooks() -> None:
 
     assembly.build_context = build_context
     signal.signal(signal.SIGUSR1, _dump_stats)
+    if os.environ.get("BENCH_GC_STATS") == "1":
+        import gc
+
+        gc.callbacks.append(_gc_callback)
 
 
 def main() -> int:

@@ -197,6 +197,7 @@ async def run_legacy(args) -> dict:
         "p50_us": int(_pct(latencies, 50) * 1e6), "p90_us": int(_pct(latencies, 90) * 1e6),
         "p99_us": int(_pct(latencies, 99) * 1e6), "p999_us": int(_pct(latencies, 99.9) * 1e6),
         "lat_mean_us": (statistics.fmean(latencies) * 1e6) if latencies else 0.0,
+        "lat_max_us": int(max(latencies, default=0) * 1e6),
         "loader_cpu_pct": round(100 * cpu / (args.duration + args.warmup), 1),
         "calls_sent": sum(c.calls for c in clients),
     }
