@@ -59,10 +59,12 @@ def main() -> None:
     parser.add_argument("--gitea", required=True)
     parser.add_argument("--token", default="bench-token")
     parser.add_argument("--reply", choices=("json", "sse"), default="json")
+    parser.add_argument("--stateful", action="store_true",
+                        help="the SDK's default sessions (not used by run.py; manual comparison)")
     args = parser.parse_args()
     build(args.gitea, args.token).run(
         "streamable-http", host="127.0.0.1", port=args.port,
-        json_response=args.reply == "json", stateless_http=True,
+        json_response=args.reply == "json", stateless_http=not args.stateful,
     )
 
 
