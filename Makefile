@@ -38,6 +38,12 @@ test: setup-test
 conformance: setup-test
 	scripts/run_conformance.sh
 
+bench: setup-test
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-smoke: setup-test
+	$(PY) bench/run.py --smoke $(BENCH_ARGS)
+
 generate-key:
 	$(PYTHON) scripts/generate_api_key.py --save-metadata
 

@@ -1,0 +1,128 @@
+"""Start the product for the benchmark: ``python -m aegis_tornado`` plus three bench-only hooks.
+
+Nothing here changes how the product serves a request, except where a hook is asked for:
+
+1. **The tool.** If the product's registry has no ``get_file_contents`` yet (the real tool was
+   still being written when the benchmark was), a stand-in from ``bench/standin_tool.py`` is
+   registered: same arguments, same two Gitea calls through the product's own ``GiteaClient``,
+   the product's own validation, policy and sanitiser. When the real tool is there, it is used
+   and the stand-in is never loaded. The ``tool_source`` stat says which one ran.
+2. **Stats on SIGUSR1.** Writes ``BENCH_STATS_FILE`` (JSON): the failed-auth limiter's entries,
+   its cap and an estimate of its memory, computed in the event loop thread (only when asked,
+   after a load run, so it never disturbs a measurement).
+3. **``BENCH_NO_AUDIT_EVENTS=1``** replaces the audit log with one that emits nothing: the
+   lower bound for "audit off", used only by the audit scenario's third variant.
+4. **``BENCH_GC_STATS=1``** times every garbage collection (``gc.callbacks``) and adds counts,
+   total and longest pause per generation to the SIGUSR1 stats (off in the runs: a manual probe).
+
+Usage: the same environment and flags as ``python -m aegis_tornado``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections import deque
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL = "get_file_contents"
+STATE: dict = {"ctx": None, "tool_source": None}
+
+
+def _deep_size(limiter) -> int:
+    """Bytes held by the limiter's table: the dict, its keys, deques and floats."""
+    table = limiter._failures  # noqa: SLF001 - bench-only introspection
+    total = sys.getsizeof(table)
+    for ip, times in list(table.items()):
+        total += sys.getsizeof(ip) + sys.getsizeof(times) + sum(sys.getsizeof(t) for t in times)
+    return total
+
+
+def _dump_stats(*_):
+    ctx = STATE["ctx"]
+    path = os.environ.get("BENCH_STATS_FILE")
+    if ctx is None or not path:
+        return
+    limiter = ctx.limiter
+    stats = {
+        "tool_source": STATE["tool_source"],
+        "limiter_entries": len(limiter),
+        "limiter_cap": limiter.max_tracked,
+        "limiter_bytes": _deep_size(limiter),
+        "limiter_blocked": sum(1 for t in list(limiter._failures.values())  # noqa: SLF001
+                               if len(t) >= limiter.max_failures),
+    }
+    if os.environ.get("BENCH_GC_STATS") == "1":
+        import gc
+
+        stats["gc"] = {"collections": GC["counts"], "total_ms": {
+            g: round(v * 1000, 1) for g, v in GC["pauses"].items()}, "max_ms": {
+            g: round(v, 2) for g, v in GC["max_ms"].items()}, "tracked_objects": len(gc.get_objects())}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(stats, fh)
+    os.replace(tmp, path)
+
+
+GC = {"pauses": {0: 0.0, 1: 0.0, 2: 0.0}, "counts": {0: 0, 1: 0, 2: 0},
+      "max_ms": {0: 0.0, 1: 0.0, 2: 0.0}, "_t": 0.0}
+
+
+def _gc_callback(phase, info):
+    import time
+
+    if phase == "start":
+        GC["_t"] = time.perf_counter()
+        return
+    gen = info["generation"]
+    took = time.perf_counter() - GC["_t"]
+    GC["pauses"][gen] += took
+    GC["counts"][gen] += 1
+    GC["max_ms"][gen] = max(GC["max_ms"][gen], took * 1000)
+
+
+class _NullAudit:
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def install_hooks() -> None:
+    from aegis_tornado import assembly
+
+    original = assembly.build_context
+
+    def build_context(settings, keyring, registry):
+        ctx = original(settings, keyring, registry)
+        reg = ctx.mcp.registry
+        if reg.get(TOOL) is None:
+            sys.path.insert(0, HERE)
+            from standin_tool import make_tool
+
+            reg.add(make_tool(settings))
+            STATE["tool_source"] = "bench stand-in"
+        else:
+            STATE["tool_source"] = "product"
+        if os.environ.get("BENCH_NO_AUDIT_EVENTS") == "1":
+            ctx.audit = _NullAudit()
+        STATE["ctx"] = ctx
+        return ctx
+
+    assembly.build_context = build_context
+    signal.signal(signal.SIGUSR1, _dump_stats)
+    if os.environ.get("BENCH_GC_STATS") == "1":
+        import gc
+
+        gc.callbacks.append(_gc_callback)
+
+
+def main() -> int:
+    install_hooks()
+    from aegis_tornado.cli import main as cli_main
+
+    return cli_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
