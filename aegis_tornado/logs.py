@@ -61,7 +61,10 @@ class SecretScrubber:
         for literal in self.literals:
             if literal in text:
                 text = text.replace(literal, REDACTED)
-        text = _CREDENTIAL_PATTERNS.sub(lambda m: m.group("name") + REDACTED, text)
+        # Every credential shape holds one of these; most lines hold none (a quarter of the
+        # cost of a line was this substitution finding nothing).
+        if "=" in text or "earer" in text or "oken" in text or "asic" in text:
+            text = _CREDENTIAL_PATTERNS.sub(lambda m: m.group("name") + REDACTED, text)
         if self.key_digests:
             text = _HEX_RUN.sub(self._redact_if_key, text)
         return text
@@ -296,6 +299,31 @@ class _FlushMarker:
 
 
 class _Listener(logging.handlers.QueueListener):
+    """Writes queued lines in batches, every ``BATCH_INTERVAL`` seconds.
+
+    Waking the writer for every line (a blocking ``get``) made each log call hand the GIL to
+    another thread, one of the dearest parts of a request; polling lets the queue fill and
+    empties it in one go. Flush markers and the stop sentinel are honoured in order.
+    """
+
+    BATCH_INTERVAL = 0.02
+
+    def _monitor(self) -> None:
+        line_queue = self.queue
+        while True:
+            batch = []
+            try:
+                while True:
+                    batch.append(line_queue.get_nowait())
+            except queue.Empty:
+                pass
+            for record in batch:
+                if record is self._sentinel:
+                    return
+                self.handle(record)
+            if not batch:
+                time.sleep(self.BATCH_INTERVAL)
+
     def handle(self, record) -> None:
         if isinstance(record, _FlushMarker):
             record.done.set()

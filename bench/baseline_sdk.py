@@ -1,7 +1,7 @@
 """Baseline (b): what a user would pick instead, the official MCP Python SDK (``mcp`` 2.3.0).
 
-An ``MCPServer`` with one tool, ``get_file_contents``, that makes the same two Gitea calls as the
-product (repository, then contents) with ``httpx2.AsyncClient`` (the async HTTP client the SDK
+An ``MCPServer`` with one tool, ``get_file_contents``, that makes the same Gitea calls as the
+product (repository, cached for 30 s, then contents) with ``httpx2.AsyncClient`` (the async HTTP client the SDK
 itself depends on; keep-alive pool of 16), decodes the file and returns the same fields. Served
 the way the SDK's docs show, ``mcp.run("streamable-http", ...)``: uvicorn, one process, the
 SDK's default INFO logging (uvicorn's access log on, to stderr).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import time
 
 import httpx2
 from mcp.server.mcpserver import MCPServer
@@ -39,8 +40,13 @@ def build(gitea: str, token: str) -> MCPServer:
     async def get_file_contents(owner: str, repo: str, path: str, ref: str | None = None) -> dict:
         """Read one file of a repository."""
         http = client()
-        info = (await http.get(f"/repos/{owner}/{repo}")).raise_for_status().json()
-        ref = ref or info.get("default_branch") or "main"
+        if not ref:  # the repository lookup cached for 30 s, as the product and (a) do
+            cached = state.get((owner, repo))
+            if cached is None or time.monotonic() - cached[0] > 30:
+                info = (await http.get(f"/repos/{owner}/{repo}")).raise_for_status().json()
+                cached = state[(owner, repo)] = (time.monotonic(),
+                                                 info.get("default_branch") or "main")
+            ref = cached[1]
         data = (await http.get(f"/repos/{owner}/{repo}/contents/{path}", params={"ref": ref})
                 ).raise_for_status().json()
         text = base64.b64decode(data["content"]).decode("utf-8", "replace")

@@ -2,9 +2,10 @@
 
 Takes the same JSON-RPC ``tools/call`` POST (at ``/mcp``, and the REST shape at
 ``/mcp/tool/call``), makes the same upstream requests (``GET /repos/{owner}/{repo}`` then
-``GET .../contents/{path}?ref=``) with ``requests_futures.FuturesSession`` configured as the
-product's ``GiteaClient`` configures it (a 16-thread pool, a urllib3 pool of 16, no urllib3
-retries, awaited with ``asyncio.wrap_future``), decodes the file and answers the same
+``GET .../contents/{path}?ref=``; the repository lookup cached for 30 s, as the product does)
+with ``requests_futures.FuturesSession`` configured as the product's ``GiteaClient`` configures
+it (a 16-thread pool, a urllib3 pool of 16, no urllib3 retries, the environment's proxy settings
+read once, awaited with ``asyncio.wrap_future``), decodes the file and answers the same
 ``CallToolResult`` fields. No auth, no audit, no MCP logic, no policy, no sanitising, no
 per-request logging (Tornado's access log is off).
 
@@ -22,6 +23,7 @@ import base64
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from requests_futures.sessions import FuturesSession
@@ -41,9 +43,9 @@ def make_session(token: str) -> FuturesSession:
         executor=ThreadPoolExecutor(max_workers=POOL),
         adapter_kwargs={"pool_connections": POOL, "pool_maxsize": POOL, "max_retries": 0},
     )
-    # BENCH_TRUST_ENV=0: skip requests' per-request proxy/netrc/CA lookups in os.environ (the
-    # product keeps the default, True); only for measuring what that default costs.
-    session.trust_env = os.environ.get("BENCH_TRUST_ENV", "1") != "0"
+    # Configured as the product's GiteaClient is: environment read once, not per request
+    # (BENCH_TRUST_ENV=1 restores requests' default, to measure what it costs).
+    session.trust_env = os.environ.get("BENCH_TRUST_ENV", "0") == "1"
     session.headers.update({"Authorization": f"token {token}", "Accept": "application/json"})
     return session
 
@@ -52,6 +54,7 @@ class Proxy:
     def __init__(self, gitea: str, token: str):
         self.api = gitea.rstrip("/") + "/api/v1"
         self.session = make_session(token)
+        self.default_branches: dict[tuple[str, str], tuple[float, str]] = {}
 
     async def get(self, path: str, params=None):
         future = self.session.get(self.api + path, params=params, timeout=(10, 10))
@@ -60,10 +63,20 @@ class Proxy:
         return response.json()
 
 
+    async def default_branch(self, owner: str, repo: str) -> str:
+        """The same upstream requests as the product: it caches the repository lookup for
+        30 s, so a run makes one contents request per call (plus one lookup per 30 s)."""
+        now = time.monotonic()
+        cached = self.default_branches.get((owner, repo))
+        if cached is None or now - cached[0] > 30:
+            info = await self.get(f"/repos/{owner}/{repo}")
+            cached = (now, info.get("default_branch") or "main")
+            self.default_branches[(owner, repo)] = cached
+        return cached[1]
+
     async def get_file_contents(self, args: dict) -> dict:
         owner, repo, path = args["owner"], args["repo"], args["path"]
-        info = await self.get(f"/repos/{owner}/{repo}")
-        ref = args.get("ref") or info.get("default_branch") or "main"
+        ref = args.get("ref") or await self.default_branch(owner, repo)
         data = await self.get(f"/repos/{owner}/{repo}/contents/{path}", {"ref": ref})
         text = base64.b64decode(data["content"]).decode("utf-8", "replace")
         value = {"owner": owner, "repo": repo, "path": path, "ref": ref, "sha": data.get("sha"),

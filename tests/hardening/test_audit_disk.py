@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from urllib.error import HTTPError
 
@@ -68,6 +69,10 @@ def test_a_disk_that_fills_at_run_time_is_reported_and_loses_no_audit_line(tmp_p
     server = ServerProcess(tmp_path, module="aegis_tornado", AUDIT_LOG_PATH=str(link))
     try:
         assert [get(server, f"before-{n}") for n in range(5)] == [200] * 5
+        # Lines are written by a background thread in batches: let these reach the file first.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "before-4" not in first.read_text():
+            time.sleep(0.02)
         os.unlink(link)
         os.symlink("/dev/full", link)  # the disk is full
         statuses = [get(server, f"full-{n}") for n in range(20)]
