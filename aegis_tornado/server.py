@@ -10,6 +10,7 @@ process exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -74,6 +75,9 @@ async def start_server(settings: Settings, build_app: Callable[[AppContext], Any
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
+    # Everything alive now (modules, settings, the app) lives as long as the process: keep it
+    # out of the garbage collector's full passes, which stop the event loop.
+    gc.freeze()
     return RunningServer(ctx=ctx, http_server=http_server, port=port)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,7 +38,8 @@ class FailedAuthLimiter:
         self.window = window
         self.max_tracked = max_tracked
         self._clock = clock
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        # A plain list per IP (at most max_failures floats): a third of a deque's memory.
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._failures)
@@ -61,14 +62,17 @@ class FailedAuthLimiter:
         now = self._clock()
         times = self._failures.pop(ip, None)
         if times is None:
-            times = deque(maxlen=self.max_failures)
+            times = []
             while len(self._failures) >= self.max_tracked:
                 self._failures.popitem(last=False)
         self._failures[ip] = times  # re-inserted: now the most recently failed
         self._expire(times, now)
         times.append(now)
+        del times[:-self.max_failures]  # only the most recent max_failures count
         return FailureOutcome(failures=len(times), blocked=len(times) >= self.max_failures)
 
-    def _expire(self, times: deque[float], now: float) -> None:
-        while times and times[0] <= now - self.window:
-            times.popleft()
+    def _expire(self, times: list[float], now: float) -> None:
+        expired = 0
+        while expired < len(times) and times[expired] <= now - self.window:
+            expired += 1
+        del times[:expired]

@@ -127,7 +127,14 @@ class BaseHandler(web.RequestHandler):
                 self._refuse_misplaced_query_key()
             self._caller = ANONYMOUS
         else:
-            self._authenticate()
+            try:
+                self._authenticate()
+            except ApiError as refusal:
+                # Refusals are the commonest error, and a flood of them is an attack: answer
+                # directly rather than through Tornado's exception path (send_error, clear()).
+                self.set_status(refusal.status_code)
+                self.write_error(refusal.status_code, exc_info=(ApiError, refusal, None))
+                raise web.Finish() from None
         await self._check_declared_body_size()
 
     def _untrack(self) -> None:
