@@ -65,6 +65,8 @@ class BaseHandler(web.RequestHandler):
     public = False
     #: The ``api_key`` query parameter is accepted here (ChatGPT's UI cannot send headers).
     query_key_allowed = False
+    #: Set when authentication refused the request (already audited: the access line is debug).
+    refused_at_gate = False
 
     def initialize(self) -> None:
         self._body_parts: list[bytes] = []
@@ -132,6 +134,7 @@ class BaseHandler(web.RequestHandler):
             except ApiError as refusal:
                 # Refusals are the commonest error, and a flood of them is an attack: answer
                 # directly rather than through Tornado's exception path (send_error, clear()).
+                self.refused_at_gate = True
                 self.set_status(refusal.status_code)
                 self.write_error(refusal.status_code, exc_info=(ApiError, refusal, None))
                 raise web.Finish() from None
@@ -338,7 +341,9 @@ def request_log_function(handler: web.RequestHandler) -> None:
         query_keys=sorted(request.query_arguments) or None,
     )
     access = structlog.get_logger("aegis.access")
-    if request.path == "/health" and status < 400:
+    if (request.path == "/health" and status < 400) or getattr(handler, "refused_at_gate", False):
+        # Health probes, and refusals the audit log already records (twice): at debug, so a
+        # flood of bad keys costs two lines each, not three.
         access.debug("http_request", **fields)
     elif status >= 500:
         access.error("http_request", **fields)

@@ -232,3 +232,11 @@ async def test_chunked_bodies_over_the_limit_get_413(api, ctx):
     assert head.startswith(b"HTTP/1.1 413")
     writer.close()
 
+
+
+@pytest.mark.gen_test
+async def test_refusals_leave_their_access_line_at_debug(api, logs):
+    await api.request("/mcp/tools", key=UNKNOWN_KEY)
+    await api.request("/mcp/tools")
+    levels = {r["status"]: r["level"] for r in logs.stdout() if r["event"] == "http_request"}
+    assert levels == {401: "debug", 200: "info"}
