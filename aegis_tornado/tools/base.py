@@ -62,9 +62,11 @@ class ToolEnv:
 
     # --- links ---------------------------------------------------------------------------
 
-    def web_url(self, *parts: str) -> str:
-        """A Gitea web URL from already-validated parts (each percent-encoded, '/' kept)."""
-        return "/".join([self.public_url.rstrip("/"), *(quote(p, safe="/") for p in parts if p)])
+    def web_url(self, *parts: Any) -> str:
+        """A Gitea web URL from parts (each percent-encoded, '/' kept). Parts may come from
+        Gitea's answers, so anything that is not a string is written as one."""
+        return "/".join([self.public_url.rstrip("/"),
+                         *(quote(str(p), safe="/") for p in parts if p not in (None, ""))])
 
     def repo_url(self, owner: str, repo: str) -> str:
         return self.web_url(owner, repo)
@@ -155,21 +157,31 @@ class ToolEnv:
             return cached[1]
         data = await self.gitea(self.client.get_json("repo", owner=owner, repo=repo),
                                 f"Repository {owner}/{repo}")
-        full_name = str(data.get("full_name") or f"{owner}/{repo}")
-        if "/" in full_name and not self.repos.allows_full_name(full_name):
-            # A renamed repository redirected us into a denied one.
+        full_name = data.get("full_name")
+        if isinstance(full_name, str) and "/" in full_name \
+                and not self.repos.allows_full_name(full_name):
+            # Defence in depth: the client follows no redirect into a denied repository.
             raise ToolDenied(not_found(f"Repository {owner}/{repo}"), reason="repo_policy")
-        if len(self._repo_cache) >= 512:
-            self._repo_cache.clear()
-        self._repo_cache[key] = (now, data)
+        if _cacheable_repository(data):
+            # Only an answer that looks like Gitea's: a stray one (a proxy's page, a half-upgraded
+            # Gitea) must not outlive the moment Gitea answers properly again.
+            if len(self._repo_cache) >= 512:
+                self._repo_cache.clear()
+            self._repo_cache[key] = (now, data)
         return data
 
     async def default_branch(self, owner: str, repo: str) -> str:
         data = await self.repository(owner, repo)
-        if data.get("empty"):
+        if data.get("empty") is True:
             raise ToolError(f"Repository {owner}/{repo} is empty: it has no commits or files yet.",
                             reason="empty_repository")
-        return str(data.get("default_branch") or "main")
+        branch = data.get("default_branch") or "main"
+        try:
+            return validate_ref(branch)
+        except ValidationError:  # Gitea named something no branch can be called
+            raise ToolError(f"Gitea sent a response the server could not use: repository "
+                            f"{owner}/{repo} has no usable default branch.",
+                            reason="gitea_bad_response") from None
 
     # --- results --------------------------------------------------------------------------
 
@@ -206,6 +218,13 @@ class ToolEnv:
                 "secrets_redacted": sorted(set(stats["redactions"])),
             }
         return fit_result(cleaned, self.max_result_bytes)
+
+
+def _cacheable_repository(data: dict[str, Any]) -> bool:
+    full_name, branch = data.get("full_name"), data.get("default_branch")
+    return (isinstance(full_name, str) and full_name.count("/") == 1
+            and isinstance(data.get("empty"), bool)
+            and (branch is None or (isinstance(branch, str) and bool(branch))))
 
 
 def encoded_size(value: Any) -> int:
@@ -277,6 +296,27 @@ def list_result(page: Page, items: list[Any], *, total_known: bool = True) -> di
         "has_more": page.has_more,
         "total": page.total if total_known else None,
     }
+
+
+# --- Gitea's answers ---------------------------------------------------------------------
+# The client checks the top-level shape of every answer; inside it, a field may still be of
+# any JSON type (an older or patched Gitea, a proxy's error page). Tools read nested fields
+# through these, so a surprising type becomes an empty value, never a crash.
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``{}``."""
+    return value if isinstance(value, dict) else {}
+
+
+def objs(value: Any) -> list[dict[str, Any]]:
+    """The objects in ``value`` if it is a list, else ``[]``."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def text(value: Any) -> str:
+    """``value`` if it is a string, else ``""``."""
+    return value if isinstance(value, str) else ""
 
 
 # --- argument handling ------------------------------------------------------------------

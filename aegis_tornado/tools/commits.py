@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ..mcp.registry import Tool
+from ..mcp.registry import Tool, ToolError
 from .base import (
     LIMIT,
     PAGE,
@@ -14,22 +15,27 @@ from .base import (
     checked,
     list_result,
     make_tool,
+    obj,
+    objs,
     optional_ref,
     repo_path,
     repo_schema,
+    text,
 )
 from .diffs import read_diff
 from .validation import validate_sha
+
+_HEX = re.compile(r"[0-9a-fA-F]{4,64}")
 
 SHA = {"type": "string", "minLength": 4, "maxLength": 64,
        "description": "Commit SHA (at least 4 hex characters)."}
 
 
 def commit_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
-    commit = data.get("commit") or {}
-    author = commit.get("author") or {}
-    message = commit.get("message") or ""
-    sha = str(data.get("sha") or "")
+    commit = obj(data.get("commit"))
+    author = obj(commit.get("author"))
+    message = text(commit.get("message"))
+    sha = text(data.get("sha"))
     return {
         "sha": sha,
         "title": message.split("\n", 1)[0],
@@ -60,18 +66,22 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
     what = f"Commit {sha} in {owner}/{repo}"
     data = await env.gitea(env.client.get_json("commit", owner=owner, repo=repo, sha=sha,
                                                params={"verification": "false"}), what)
-    full_sha = str(data.get("sha") or sha)
+    full_sha = text(data.get("sha")) or sha
+    if not _HEX.fullmatch(full_sha):  # Gitea names the commit; anything else is not a SHA
+        raise ToolError(f"Gitea sent a response the server could not use: no SHA for {what}.",
+                        reason="gitea_bad_response")
     await context.progress("reading the diff")
     diff = await read_diff(env, "commit_diff", what, owner=owner, repo=repo, sha=full_sha)
     result = commit_summary(env, owner, repo, data)
-    stats = data.get("stats") or {}
+    stats = obj(data.get("stats"))
+    commit = obj(data.get("commit"))
     result.update(
-        message=(data.get("commit") or {}).get("message") or "",
-        committer=((data.get("commit") or {}).get("committer") or {}).get("name"),
-        parents=[p.get("sha") for p in data.get("parents") or []],
+        message=text(commit.get("message")),
+        committer=obj(commit.get("committer")).get("name"),
+        parents=[p.get("sha") for p in objs(data.get("parents"))],
         stats={"additions": stats.get("additions"), "deletions": stats.get("deletions")},
         files=[{"path": f.get("filename"), "status": f.get("status")}
-               for f in data.get("files") or []],
+               for f in objs(data.get("files"))],
         **diff,
     )
     if diff["diff_truncated"]:

@@ -17,9 +17,11 @@ from .base import (
     encoded_size,
     make_tool,
     not_found,
+    obj,
     optional_ref,
     repo_path,
     repo_schema,
+    text,
 )
 from .sanitize import looks_binary
 from .validation import validate_number
@@ -35,8 +37,8 @@ def _entry(env: ToolEnv, path: str, kind: str, size: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": path, "type": kind}
     if kind == "file":
         entry["size"] = size
-        if env.paths.is_sensitive(path):
-            entry["blocked"] = True  # listed, but its content is never returned
+    if env.paths.is_sensitive(path):
+        entry["blocked"] = True  # listed, but never read (a file, a symlink or a directory)
     return entry
 
 
@@ -52,7 +54,7 @@ async def get_file_tree(env: ToolEnv, arguments: dict, context) -> dict:
         tree = await env.gitea(env.client.get_tree(owner, repo, sha, recursive=True, page=page,
                                                    per_page=limit), what)
         prefix = f"{path}/" if path else ""
-        items = [_entry(env, prefix + e.get("path", ""), _ENTRY_TYPES.get(e.get("type"), "file"),
+        items = [_entry(env, prefix + text(e.get("path")), _ENTRY_TYPES.get(e.get("type"), "file"),
                         e.get("size")) for e in tree.items]
         has_more, total = tree.has_more, tree.total
     else:
@@ -60,8 +62,9 @@ async def get_file_tree(env: ToolEnv, arguments: dict, context) -> dict:
         if not isinstance(listing, list):
             raise ToolError(f"'{path}' is a file, not a directory; read it with get_file_contents.",
                             reason="not_a_directory")
-        entries = [_entry(env, e.get("path", ""), e.get("type", "file"), e.get("size"))
-                   for e in sorted(listing, key=lambda e: (e.get("type") != "dir", e.get("path")))]
+        entries = [_entry(env, text(e.get("path")), e.get("type", "file"), e.get("size"))
+                   for e in sorted(listing, key=lambda e: (e.get("type") != "dir",
+                                                           text(e.get("path"))))]
         start = (page - 1) * limit
         items, has_more, total = entries[start:start + limit], start + limit < len(entries), len(
             entries)
@@ -144,8 +147,9 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     lines = raw.decode("utf-8", errors="replace").splitlines(keepends=True)
     total = len(lines)
     if start_line > max(total, 1):
+        # Known only once the file is read, so not "invalid_arguments" (which never reach Gitea).
         raise ToolError(f"start_line {start_line} is past the end of the file ({total} lines).",
-                        reason="invalid_arguments")
+                        reason="line_out_of_range")
     last = min(end_line or total, total)
     result.update(total_lines=total, start_line=start_line)
     budget = env.max_result_bytes - _METADATA_ALLOWANCE - encoded_size(result)
