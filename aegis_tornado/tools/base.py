@@ -110,12 +110,17 @@ class ToolEnv:
 
     # --- Gitea calls ----------------------------------------------------------------------
 
-    async def gitea(self, call: Awaitable[T], what: str = "") -> T:
-        """Await a Gitea call, turning its failures into messages a model can act on."""
+    async def gitea(self, call: Awaitable[T], what: str = "",
+                    repo: tuple[str, str] | None = None) -> T:
+        """Await a Gitea call, turning its failures into messages a model can act on.
+
+        ``repo`` is the repository the call is about. When Gitea answers 404, the repository
+        itself is looked up: if it is missing, the message says so exactly as for a repository
+        the policy denies, so no tool tells the two apart."""
         try:
             return await call
         except GiteaNotFound:
-            raise ToolError(not_found(what or "The requested object"), reason="not_found") from None
+            missing = ToolError(not_found(what or "The requested object"), reason="not_found")
         except GiteaEmptyRepository:
             raise ToolError("The repository is empty: it has no commits, files or branches yet.",
                             reason="empty_repository") from None
@@ -138,13 +143,17 @@ class ToolEnv:
                             reason="gitea_bad_response") from None
         except GiteaError as error:  # any future subclass
             raise ToolError(f"Gitea call failed: {error.message}", reason="gitea_error") from None
+        if repo is not None and not what.startswith("Repository "):
+            await self.repository(*repo)  # "Repository ... not found" when it is the one missing
+        raise missing
 
     async def page(self, endpoint: str, arguments: dict[str, Any], what: str,
                    params: dict[str, Any] | None = None, **path: Any) -> Page:
         """One page of a Gitea list, as the call's ``page`` and ``limit`` ask."""
+        repo = (path["owner"], path["repo"]) if "owner" in path and "repo" in path else None
         return await self.gitea(self.client.get_page(endpoint, page=arguments["page"],
                                                      limit=arguments["limit"], params=params,
-                                                     **path), what)
+                                                     **path), what, repo)
 
     async def repository(self, owner: str, repo: str) -> dict:
         """Repository metadata (policy-checked), cached briefly: most tools need the default

@@ -65,7 +65,8 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
     sha = checked(validate_sha, arguments["sha"])
     what = f"Commit {sha} in {owner}/{repo}"
     data = await env.gitea(env.client.get_json("commit", owner=owner, repo=repo, sha=sha,
-                                               params={"verification": "false"}), what)
+                                               params={"verification": "false"}), what,
+                           (owner, repo))
     full_sha = text(data.get("sha")) or sha
     if not _HEX.fullmatch(full_sha):  # Gitea names the commit; anything else is not a SHA
         raise ToolError(f"Gitea sent a response the server could not use: no SHA for {what}.",

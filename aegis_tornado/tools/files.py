@@ -52,7 +52,7 @@ async def get_file_tree(env: ToolEnv, arguments: dict, context) -> dict:
     if arguments.get("recursive"):
         sha = ref if not path else await _directory_sha(env, owner, repo, path, ref, what)
         tree = await env.gitea(env.client.get_tree(owner, repo, sha, recursive=True, page=page,
-                                                   per_page=limit), what)
+                                                   per_page=limit), what, (owner, repo))
         prefix = f"{path}/" if path else ""
         items = [_entry(env, prefix + text(e.get("path")), _ENTRY_TYPES.get(e.get("type"), "file"),
                         e.get("size")) for e in tree.items]
@@ -82,7 +82,7 @@ async def _contents(env: ToolEnv, owner: str, repo: str, path: str, ref: str, wh
                                    params={"ref": ref})
     else:
         call = env.client.get_json("contents_root", owner=owner, repo=repo, params={"ref": ref})
-    return await env.gitea(call, what)
+    return await env.gitea(call, what, (owner, repo))
 
 
 async def _directory_sha(env: ToolEnv, owner: str, repo: str, path: str, ref: str,
@@ -117,7 +117,7 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     what = f"File '{path}' at {ref} in {owner}/{repo}"
     await context.progress(f"reading {path}")
     data = await env.gitea(env.client.get_json("contents", owner=owner, repo=repo, filepath=path,
-                                               params={"ref": ref}), what)
+                                               params={"ref": ref}), what, (owner, repo))
     if isinstance(data, list):
         raise ToolError(f"'{path}' is a directory; list it with get_file_tree.",
                         reason="not_a_file")

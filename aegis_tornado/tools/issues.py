@@ -67,7 +67,7 @@ async def get_issue(env: ToolEnv, arguments: dict, context) -> dict:
     number = checked(validate_number, arguments["number"])
     what = f"Issue #{number} of {owner}/{repo}"
     data = await env.gitea(env.client.get_json("issue", owner=owner, repo=repo, index=number),
-                           what)
+                           what, (owner, repo))
     result = issue_summary(env, owner, repo, data)
     result["body"] = text(data.get("body"))
     result["assignees"] = [_login(u) for u in objs(data.get("assignees"))]
@@ -77,7 +77,7 @@ async def get_issue(env: ToolEnv, arguments: dict, context) -> dict:
     if data.get("comments"):
         await context.progress("reading comments")
         comments = await env.gitea(env.client.get_json("issue_comments", owner=owner, repo=repo,
-                                                       index=number), what)
+                                                       index=number), what, (owner, repo))
     result["comment_list"] = [{
         "author": _login(c.get("user")), "created_at": c.get("created_at"),
         "body": text(c.get("body")),
@@ -119,10 +119,11 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
     number = checked(validate_number, arguments["number"])
     what = f"Pull request #{number} of {owner}/{repo}"
     data = await env.gitea(env.client.get_json("pull", owner=owner, repo=repo, index=number),
-                           what)
+                           what, (owner, repo))
     await context.progress("reading changed files")
     files = await env.gitea(env.client.get_page("pull_files", owner=owner, repo=repo,
-                                                index=number, page=1, limit=50), what)
+                                                index=number, page=1, limit=50), what,
+                            (owner, repo))
     await context.progress("reading the diff")
     diff = await read_diff(env, "pull_diff", what, owner=owner, repo=repo, index=number)
     result = pull_summary(env, owner, repo, data)
