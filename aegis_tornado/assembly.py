@@ -84,6 +84,7 @@ def gitea_tools(settings: Settings, gitea_url: str, token: str | None,
         paths=PathPolicy(settings.sensitive_paths),
         public_url=public_url or settings.gitea_public_url or gitea_url,
         max_result_bytes=settings.max_result_bytes,
+        withheld=(token,) if token else (),
     )
     return client, build_registry(env)
 

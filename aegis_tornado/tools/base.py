@@ -58,6 +58,9 @@ class ToolEnv:
     paths: PathPolicy
     public_url: str  # Gitea's web address, for links given to the model
     max_result_bytes: int = 100_000
+    #: The server's own secrets (the Gitea token): redacted from every result, whatever the
+    #: content that carries them (a committed CI file, an echoing proxy).
+    withheld: tuple[str, ...] = ()
     _repo_cache: dict[tuple[str, str], tuple[float, dict]] = field(default_factory=dict)
 
     # --- links ---------------------------------------------------------------------------
@@ -202,7 +205,12 @@ class ToolEnv:
             result = await asyncio.to_thread(clean_text, text)
         else:
             result = clean_text(text)
-        return result.text, result.invisible_removed, result.redactions
+        cleaned, redactions = result.text, result.redactions
+        for secret in self.withheld:
+            if secret and secret in cleaned:
+                cleaned = cleaned.replace(secret, "[REDACTED:gitea-token]")
+                redactions = (*redactions, "gitea-token")
+        return cleaned, result.invisible_removed, redactions
 
     async def finish(self, value: dict[str, Any]) -> dict[str, Any]:
         """Sanitise every string in the result, then keep it within MAX_RESULT_BYTES."""
