@@ -98,6 +98,8 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     await context.progress("searching repositories and issues")
     repos, issues = await asyncio.gather(_search_repositories(env, query),
                                          _search_issues(env, query), return_exceptions=True)
+    if isinstance(repos, BaseException) and isinstance(issues, BaseException):
+        raise repos  # Gitea is failing: do not spend another deadline on the file paths
     await context.progress("searching file paths")
     paths = await asyncio.gather(
         _search_paths(env, query, repos if isinstance(repos, list) else []),
