@@ -336,6 +336,18 @@ def text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+_GITEA_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
+def gitea_sha(value: Any, what: str) -> str:
+    """An object name Gitea gave us, before it goes into an API path: hex, or the answer is
+    unusable."""
+    if isinstance(value, str) and _GITEA_SHA.fullmatch(value):
+        return value
+    raise ToolError(f"Gitea sent a response the server could not use: no object name for {what}.",
+                    reason="gitea_bad_response")
+
+
 # --- argument handling ------------------------------------------------------------------
 
 

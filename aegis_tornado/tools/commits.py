@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from ..mcp.registry import Tool, ToolError
+from ..mcp.registry import Tool
 from .base import (
     LIMIT,
     PAGE,
@@ -13,6 +12,7 @@ from .base import (
     REF,
     ToolEnv,
     checked,
+    gitea_sha,
     list_result,
     make_tool,
     obj,
@@ -24,8 +24,6 @@ from .base import (
 )
 from .diffs import read_diff
 from .validation import validate_sha
-
-_HEX = re.compile(r"[0-9a-fA-F]{4,64}")
 
 SHA = {"type": "string", "minLength": 4, "maxLength": 64,
        "description": "Commit SHA (at least 4 hex characters)."}
@@ -67,10 +65,7 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
     data = await env.gitea(env.client.get_json("commit", owner=owner, repo=repo, sha=sha,
                                                params={"verification": "false"}), what,
                            (owner, repo))
-    full_sha = text(data.get("sha")) or sha
-    if not _HEX.fullmatch(full_sha):  # Gitea names the commit; anything else is not a SHA
-        raise ToolError(f"Gitea sent a response the server could not use: no SHA for {what}.",
-                        reason="gitea_bad_response")
+    full_sha = gitea_sha(data.get("sha") or sha, what)
     await context.progress("reading the diff")
     diff = await read_diff(env, "commit_diff", what, owner=owner, repo=repo, sha=full_sha)
     result = commit_summary(env, owner, repo, data)

@@ -15,6 +15,7 @@ from .base import (
     ToolEnv,
     checked,
     encoded_size,
+    gitea_sha,
     make_tool,
     not_found,
     obj,
@@ -54,8 +55,9 @@ async def get_file_tree(env: ToolEnv, arguments: dict, context) -> dict:
         tree = await env.gitea(env.client.get_tree(owner, repo, sha, recursive=True, page=page,
                                                    per_page=limit), what, (owner, repo))
         prefix = f"{path}/" if path else ""
-        items = [_entry(env, prefix + text(e.get("path")), _ENTRY_TYPES.get(e.get("type"), "file"),
-                        e.get("size")) for e in tree.items]
+        items = [_entry(env, prefix + text(e.get("path")),
+                        _ENTRY_TYPES.get(text(e.get("type")), "file"), e.get("size"))
+                 for e in tree.items]
         has_more, total = tree.has_more, tree.total
     else:
         listing = await _contents(env, owner, repo, path, ref, what)
@@ -96,7 +98,7 @@ async def _directory_sha(env: ToolEnv, owner: str, repo: str, path: str, ref: st
             if entry.get("type") != "dir":
                 raise ToolError(f"'{path}' is a file, not a directory; read it with "
                                 "get_file_contents.", reason="not_a_directory")
-            return str(entry.get("sha"))
+            return gitea_sha(entry.get("sha"), what)
     raise ToolError(not_found(what), reason="not_found")
 
 

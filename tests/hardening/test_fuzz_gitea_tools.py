@@ -157,6 +157,22 @@ def test_gitea_answers_with_any_json(gitea_live, call, body):
         gitea_live.clear_faults()
 
 
+@pytest.mark.parametrize("tool, arguments, seed", [
+    # Found by the fuzzer: a tree entry's type that is an object (unhashable) and a
+    # directory's tree SHA that is empty went into a dict lookup and an API path.
+    ("get_file_tree", GOOD_CALLS["get_file_tree"], 512),
+    ("get_file_tree", GOOD_CALLS["get_file_tree"], 15),
+])
+def test_mangled_answers_found_by_the_fuzzer(gitea_live, tool, arguments, seed):
+    gitea_live.clear_faults()
+    gitea_live.add_fault("mangle", seed=seed)
+    try:
+        mark = len(gitea_live.double.requests)
+        check_call(gitea_live, tool, arguments, gitea_live.call(tool, arguments), mark)
+    finally:
+        gitea_live.clear_faults()
+
+
 def test_the_good_calls_are_good(gitea_live):
     """The calls the answer fuzzers start from succeed when Gitea behaves (else they test
     nothing)."""
