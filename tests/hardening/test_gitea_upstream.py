@@ -150,11 +150,11 @@ async def test_retries_stay_within_the_deadline(call, gitea, client_deadline):
 
 @with_settings(**UPSTREAM)
 @pytest.mark.parametrize("fault", [{"kind": "hang", "delay": 30},
-                                   {"kind": "slow", "delay": 0.3}])
+                                   {"kind": "slow", "delay": 0.1}])
 @pytest.mark.gen_test(timeout=120)
 async def test_thirty_concurrent_calls_against_a_slow_gitea(call, gitea, logs, ctx, base_url,
                                                             client_deadline, fault):
-    """A hanging Gitea (every call fails) and a slow one (each request 0.3 s, well within the
+    """A hanging Gitea (every call fails) and a slow one (each request 0.1 s, well within the
     0.5 s timeout, but 30 calls share four connections): every call ends, within the
     deadline of each of its Gitea requests; Gitea never sees more than four requests at once;
     then everything drains and the next calls work."""
