@@ -73,14 +73,18 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
 def gitea_tools(settings: Settings, gitea_url: str, token: str | None,
                 public_url: str | None = None) -> tuple[GiteaClient, ToolRegistry]:
     """The Gitea client and the tools over it, as the settings describe them."""
+    repos = RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist)
+    # A renamed repository redirects; the client follows only into repositories the policy allows.
     client = GiteaClient(gitea_url, token, timeout=settings.gitea_timeout,
-                         retries=settings.gitea_retries, pool_size=settings.gitea_pool_size)
+                         retries=settings.gitea_retries, pool_size=settings.gitea_pool_size,
+                         repository_guard=repos.allows)
     env = ToolEnv(
         client=client,
-        repos=RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist),
+        repos=repos,
         paths=PathPolicy(settings.sensitive_paths),
         public_url=public_url or settings.gitea_public_url or gitea_url,
         max_result_bytes=settings.max_result_bytes,
+        withheld=(token,) if token else (),
     )
     return client, build_registry(env)
 

@@ -8,19 +8,24 @@ server (style.md §1 "Limits and upstream calls", practice 8):
   pool and the urllib3 keep-alive pool have the same size.
 * **Timed.** Each attempt has a connect and a read timeout of ``timeout`` seconds. All attempts of a
   call, their backoff sleeps and the body read share one ``deadline`` (seconds from the start of the
-  call). Default: ``(retries + 1) * timeout + Σ backoff caps + 0.1 * timeout``, i.e. room for every
-  attempt to time out once. The deadline is also checked while the body streams in, inside the
+  call, waiting for a free slot included). Default: ``(retries + 1) * timeout + Σ backoff caps +
+  0.1 * timeout``, i.e. room for every attempt to time out once. A call that cannot get a slot
+  before its deadline fails as :class:`GiteaUnavailable` (Gitea is too slow for the load). The deadline is also checked while the body streams in, inside the
   worker thread, so a slow drip cannot hold a thread forever.
 * **Retried carefully.** Only GET exists, and it is retried only on connection errors, timeouts and
   HTTP 502/503/504, with exponential backoff (``backoff_base * 2**(n-1)``, capped at
   ``backoff_max``) and jitter (×0.5–1.0); a ``Retry-After`` from Gitea lengthens the wait. A retry is
   started only if at least one full ``timeout`` still fits before the deadline after its backoff.
+* **Shaped.** A 200 body must have the endpoint's shape, and every item of a list must be an
+  object, as Gitea's always are; anything else is a :class:`GiteaBadResponse`.
 * **Capped.** Bodies are streamed (``stream=True``) and read inside the worker thread by a response
   hook, at most ``max_response_bytes`` (after content decoding); a bigger body is a
   :class:`GiteaBadResponse`, never loaded whole.
 * **Scoped.** Callers name an endpoint from :data:`ENDPOINTS`; the path is built and encoded here.
   Redirects (Gitea answers 301/307 for renamed repositories) are followed only to the same scheme,
-  host and port, and only inside ``/api/v1``.
+  host and port, and only inside ``/api/v1``. A redirect into another repository is followed only
+  when ``repository_guard(owner, repo)`` allows it; otherwise the call fails as
+  :class:`GiteaNotFound` and the other repository is never requested.
 * **Quiet about secrets.** The token travels only in the ``Authorization`` header. It never appears
   in messages, reprs or logs, and messages name the API path but never the host or the query.
 """
@@ -38,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 import structlog
@@ -199,6 +204,7 @@ class GiteaClient:
         user_agent: str | None = None,
         backoff_base: float = 0.25,
         backoff_max: float = 2.0,
+        repository_guard: Callable[[str, str], bool] | None = None,
     ) -> None:
         parts = urlsplit(base_url.strip())
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -232,6 +238,7 @@ class GiteaClient:
         if deadline <= 0:
             raise ValueError("deadline must be positive")
         self._deadline = float(deadline)
+        self._repository_guard = repository_guard
 
         self._executor = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="aegis-gitea")
         self._session = FuturesSession(
@@ -383,32 +390,71 @@ class GiteaClient:
         if self._closed:
             raise RuntimeError("GiteaClient is closed")
         headers = {"Accept": accept} if accept else None
-        async with self._semaphore:
-            started = time.monotonic()
-            deadline = started + self._deadline
-            attempt = 0
-            while True:
-                attempt += 1
-                retry_after: float | None = None
-                try:
-                    reply = await self._attempt(endpoint, path, query, headers, attempt, deadline)
-                except _Transient as transient:
-                    error = transient.to_error(path, attempt)
-                else:
-                    if reply.status not in _RETRY_STATUSES:
-                        return self._raise_for_status(reply, path, attempt)
-                    error = self._status_error(reply, path, attempt)
-                    retry_after = _retry_after(reply.headers)
-                if attempt > self._retries:
-                    raise error from error.__cause__
-                delay = self._backoff_cap(attempt) * random.uniform(0.5, 1.0)
-                if retry_after is not None:
-                    delay = max(delay, retry_after)
-                if deadline - time.monotonic() - delay < self._timeout:
-                    log.debug("gitea.retry_skipped", endpoint=endpoint, attempt=attempt, reason="deadline")
-                    raise error from error.__cause__
-                log.debug("gitea.retry", endpoint=endpoint, attempt=attempt, delay_ms=round(delay * 1000))
-                await asyncio.sleep(delay)
+        deadline = time.monotonic() + self._deadline
+        # Waiting for a slot is part of the call: under load the deadline still holds.
+        if not await self._acquire_slot(self._deadline):
+            log.debug("gitea.no_slot", endpoint=endpoint, pool_size=self._pool_size)
+            raise GiteaUnavailable(
+                f"Gitea unavailable: all {self._pool_size} connections were busy for the whole"
+                f" deadline before {path} could be requested (Gitea is slow). Try again later.",
+                path=path,
+            )
+        try:
+            return await self._call_with_slot(endpoint, path, query, headers, deadline)
+        finally:
+            self._semaphore.release()
+
+    async def _acquire_slot(self, timeout: float) -> bool:
+        """Take one of the ``pool_size`` slots within ``timeout`` seconds; False if none came free.
+
+        A slot granted after the caller stopped waiting (timed out or cancelled) is handed back."""
+        if not self._semaphore.locked():
+            await self._semaphore.acquire()  # free now: returns at once
+            return True
+        waiter = asyncio.ensure_future(self._semaphore.acquire())
+
+        def hand_back(task: asyncio.Future) -> None:
+            if not task.cancelled() and task.exception() is None:
+                self._semaphore.release()
+
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=max(0.0, timeout))
+        except asyncio.CancelledError:
+            waiter.add_done_callback(hand_back)
+            waiter.cancel()
+            raise
+        if done:
+            return True
+        waiter.add_done_callback(hand_back)
+        waiter.cancel()
+        return False
+
+    async def _call_with_slot(
+        self, endpoint: str, path: str, query: list[tuple[str, str]], headers: Mapping[str, str] | None, deadline: float
+    ) -> _Reply:
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                reply = await self._attempt(endpoint, path, query, headers, attempt, deadline)
+            except _Transient as transient:
+                error = transient.to_error(path, attempt)
+            else:
+                if reply.status not in _RETRY_STATUSES:
+                    return self._raise_for_status(reply, path, attempt)
+                error = self._status_error(reply, path, attempt)
+                retry_after = _retry_after(reply.headers)
+            if attempt > self._retries:
+                raise error from error.__cause__
+            delay = self._backoff_cap(attempt) * random.uniform(0.5, 1.0)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            if deadline - time.monotonic() - delay < self._timeout:
+                log.debug("gitea.retry_skipped", endpoint=endpoint, attempt=attempt, reason="deadline")
+                raise error from error.__cause__
+            log.debug("gitea.retry", endpoint=endpoint, attempt=attempt, delay_ms=round(delay * 1000))
+            await asyncio.sleep(delay)
 
     async def _attempt(
         self,
@@ -484,6 +530,17 @@ class GiteaClient:
                 status=reply.status,
                 path=path,
             )
+        moved_to = _repository_of(target_path[len(self._api_path):])
+        if moved_to is not None and self._repository_guard is not None and not self._repository_guard(*moved_to):
+            # A renamed or transferred repository may now be one the caller must not reach: it
+            # is never requested, and it looks exactly like a missing one.
+            log.debug("gitea.redirect_refused", reason="repository_guard")
+            raise GiteaNotFound(
+                f"Not found: {path} does not exist, or it is not visible to the server's Gitea account."
+                " Check the owner, repository, ref, path or number.",
+                status=404,
+                path=path,
+            )
         return target
 
     def _body_reader(self, deadline: float, abort: threading.Event) -> Callable[..., requests.Response]:
@@ -537,12 +594,15 @@ class GiteaClient:
             ) from exc
 
     def _check_shape(self, data: Any, shape: str | None, path: str) -> None:
+        def objects(items: Any) -> bool:  # Gitea's lists hold objects, never anything else
+            return isinstance(items, list) and all(isinstance(item, dict) for item in items)
+
         ok = {
             "object": isinstance(data, dict),
-            "tree": isinstance(data, dict) and isinstance(data.get("tree") or [], list),
-            "array": isinstance(data, list),
-            "object_or_array": isinstance(data, (dict, list)),
-            "search": isinstance(data, dict) and data.get("ok") is True and isinstance(data.get("data"), list),
+            "tree": isinstance(data, dict) and objects(data.get("tree") or []),
+            "array": objects(data),
+            "object_or_array": isinstance(data, dict) or objects(data),
+            "search": isinstance(data, dict) and data.get("ok") is True and objects(data.get("data")),
         }.get(shape or "", True)
         if not ok:
             raise GiteaBadResponse(f"Gitea's answer for {path} has an unexpected shape (expected {shape}).", path=path)
@@ -696,6 +756,17 @@ def _chunks(response: requests.Response) -> Iterable[bytes]:
         if not data:
             return
         yield data
+
+
+_REPOSITORY_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)(?:/|$)")
+
+
+def _repository_of(api_path: str) -> tuple[str, str] | None:
+    """``(owner, repo)`` named by an API path (relative to ``/api/v1``), decoded; else None."""
+    match = _REPOSITORY_PATH.match(api_path)
+    if match is None:
+        return None
+    return unquote(match.group(1)), unquote(match.group(2))
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -36,7 +36,7 @@ from tornado import httputil, iostream, web
 
 from . import render
 from .dataset import DEMO_TOKEN, Dataset, Issue, Repo, build_dataset
-from .faults import BODY_KINDS, Fault, Faults
+from .faults import BODY_KINDS, Fault, Faults, mangle
 from .render import Ctx
 
 __all__ = ["GiteaDouble", "RequestRecord", "make_double_app"]
@@ -319,7 +319,9 @@ class ApiHandler(web.RequestHandler):
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         fault = self._body_fault
         self.set_status(status)
-        if fault is not None and fault.kind == "malformed":
+        if fault is not None and fault.kind == "mangle":
+            body = json.dumps(mangle(data, fault.seed), ensure_ascii=False, separators=(",", ":")).encode()
+        elif fault is not None and fault.kind == "malformed":
             body = body[:-1] + b",}"
         elif fault is not None and fault.kind == "truncated":
             body = body[: max(1, len(body) // 2)]

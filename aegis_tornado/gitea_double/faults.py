@@ -19,6 +19,9 @@ Kinds:
 ``drip``       200 with a JSON array of ``size`` bytes sent 1 KiB at a time, ``delay`` seconds apart
                (each read is quick, the whole answer is not).
 ``redirect``   answer ``status`` (default 307) with ``Location: <location>``.
+``mangle``     200 with the real JSON answer, some of its values replaced by values of other JSON
+               types (``null``, numbers, strings such as ``".."``, lists, objects), chosen by
+               ``seed``: valid JSON whose fields are not what Gitea's are.
 
 Every fault may be limited to ``times`` requests (then it removes itself) and to requests whose
 path contains ``path`` (e.g. ``"/issues"``). Connection refusal is not a fault: stop the server,
@@ -29,15 +32,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["Fault", "Faults", "FAULT_KINDS"]
 
 FAULT_KINDS = frozenset(
-    {"status", "hang", "slow", "disconnect", "malformed", "truncated", "cut", "huge", "drip", "redirect"}
+    {"status", "hang", "slow", "disconnect", "malformed", "truncated", "cut", "huge", "drip", "redirect", "mangle"}
 )
-BODY_KINDS = frozenset({"malformed", "truncated", "cut"})  # applied to the real answer
+BODY_KINDS = frozenset({"malformed", "truncated", "cut", "mangle"})  # applied to the real answer
+
+#: What ``mangle`` puts in place of a value.
+STRANGE_VALUES: tuple[Any, ...] = (
+    None, True, False, 0, -1, 2**63, 1.5, "", "x", "..", ".", "/", "../.env", "a/../../b",
+    "\u202e", [], [None], [1, "x"], {}, {"x": None}, {"name": 5, "login": []},
+)
 
 
 @dataclass
@@ -52,6 +62,7 @@ class Fault:
     location: str | None = None
     body: str | None = None
     headers: dict[str, str] | None = None
+    seed: int = 0
     id: int = 0
     hits: int = 0
 
@@ -82,7 +93,7 @@ class Faults:
     _release: asyncio.Event | None = field(default=None, repr=False)
 
     def add(self, kind: str, **options: Any) -> Fault:
-        allowed = {"status", "delay", "times", "path", "size", "chunked", "location", "body", "headers"}
+        allowed = {"status", "delay", "times", "path", "size", "chunked", "location", "body", "headers", "seed"}
         unknown = set(options) - allowed
         if unknown:
             raise ValueError(f"unknown fault options {sorted(unknown)}")
@@ -136,3 +147,22 @@ class Faults:
 
     def to_list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.active]
+
+
+def mangle(data: Any, seed: int, rate: float = 0.25) -> Any:
+    """``data`` with about ``rate`` of its values (at any depth) replaced from
+    :data:`STRANGE_VALUES`, the same way for the same ``seed``. The top level and the items of a
+    top-level list keep their type, so the answer passes a shape check and its insides are what
+    gets tested."""
+    rng = random.Random(seed)
+
+    def walk(node: Any, keep_type: bool = False) -> Any:
+        if not keep_type and rng.random() < rate:
+            return rng.choice(STRANGE_VALUES)
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item, keep_type) for item in node]
+        return node
+
+    return walk(data, keep_type=True)

@@ -60,13 +60,18 @@ class ToolEnv:
     paths: PathPolicy
     public_url: str  # Gitea's web address, for links given to the model
     max_result_bytes: int = 100_000
+    #: The server's own secrets (the Gitea token): redacted from every result, whatever the
+    #: content that carries them (a committed CI file, an echoing proxy).
+    withheld: tuple[str, ...] = ()
     _repo_cache: dict[tuple[str, str], tuple[float, dict]] = field(default_factory=dict)
 
     # --- links ---------------------------------------------------------------------------
 
-    def web_url(self, *parts: str) -> str:
-        """A Gitea web URL from already-validated parts (each percent-encoded, '/' kept)."""
-        return "/".join([self.public_url.rstrip("/"), *(quote(p, safe="/") for p in parts if p)])
+    def web_url(self, *parts: Any) -> str:
+        """A Gitea web URL from parts (each percent-encoded, '/' kept). Parts may come from
+        Gitea's answers, so anything that is not a string is written as one."""
+        return "/".join([self.public_url.rstrip("/"),
+                         *(quote(str(p), safe="/") for p in parts if p not in (None, ""))])
 
     def repo_url(self, owner: str, repo: str) -> str:
         return self.web_url(owner, repo)
@@ -110,12 +115,17 @@ class ToolEnv:
 
     # --- Gitea calls ----------------------------------------------------------------------
 
-    async def gitea(self, call: Awaitable[T], what: str = "") -> T:
-        """Await a Gitea call, turning its failures into messages a model can act on."""
+    async def gitea(self, call: Awaitable[T], what: str = "",
+                    repo: tuple[str, str] | None = None) -> T:
+        """Await a Gitea call, turning its failures into messages a model can act on.
+
+        ``repo`` is the repository the call is about. When Gitea answers 404, the repository
+        itself is looked up: if it is missing, the message says so exactly as for a repository
+        the policy denies, so no tool tells the two apart."""
         try:
             return await call
         except GiteaNotFound:
-            raise ToolError(not_found(what or "The requested object"), reason="not_found") from None
+            missing = ToolError(not_found(what or "The requested object"), reason="not_found")
         except GiteaEmptyRepository:
             raise ToolError("The repository is empty: it has no commits, files or branches yet.",
                             reason="empty_repository") from None
@@ -138,13 +148,17 @@ class ToolEnv:
                             reason="gitea_bad_response") from None
         except GiteaError as error:  # any future subclass
             raise ToolError(f"Gitea call failed: {error.message}", reason="gitea_error") from None
+        if repo is not None and not what.startswith("Repository "):
+            await self.repository(*repo)  # "Repository ... not found" when it is the one missing
+        raise missing
 
     async def page(self, endpoint: str, arguments: dict[str, Any], what: str,
                    params: dict[str, Any] | None = None, **path: Any) -> Page:
         """One page of a Gitea list, as the call's ``page`` and ``limit`` ask."""
+        repo = (path["owner"], path["repo"]) if "owner" in path and "repo" in path else None
         return await self.gitea(self.client.get_page(endpoint, page=arguments["page"],
                                                      limit=arguments["limit"], params=params,
-                                                     **path), what)
+                                                     **path), what, repo)
 
     async def repository(self, owner: str, repo: str) -> dict:
         """Repository metadata (policy-checked), cached briefly: most tools need the default
@@ -157,21 +171,31 @@ class ToolEnv:
             return cached[1]
         data = await self.gitea(self.client.get_json("repo", owner=owner, repo=repo),
                                 f"Repository {owner}/{repo}")
-        full_name = str(data.get("full_name") or f"{owner}/{repo}")
-        if "/" in full_name and not self.repos.allows_full_name(full_name):
-            # A renamed repository redirected us into a denied one.
+        full_name = data.get("full_name")
+        if isinstance(full_name, str) and "/" in full_name \
+                and not self.repos.allows_full_name(full_name):
+            # Defence in depth: the client follows no redirect into a denied repository.
             raise ToolDenied(not_found(f"Repository {owner}/{repo}"), reason="repo_policy")
-        if len(self._repo_cache) >= 512:
-            self._repo_cache.clear()
-        self._repo_cache[key] = (now, data)
+        if _cacheable_repository(data):
+            # Only an answer that looks like Gitea's: a stray one (a proxy's page, a half-upgraded
+            # Gitea) must not outlive the moment Gitea answers properly again.
+            if len(self._repo_cache) >= 512:
+                self._repo_cache.clear()
+            self._repo_cache[key] = (now, data)
         return data
 
     async def default_branch(self, owner: str, repo: str) -> str:
         data = await self.repository(owner, repo)
-        if data.get("empty"):
+        if data.get("empty") is True:
             raise ToolError(f"Repository {owner}/{repo} is empty: it has no commits or files yet.",
                             reason="empty_repository")
-        return str(data.get("default_branch") or "main")
+        branch = data.get("default_branch") or "main"
+        try:
+            return validate_ref(branch)
+        except ValidationError:  # Gitea named something no branch can be called
+            raise ToolError(f"Gitea sent a response the server could not use: repository "
+                            f"{owner}/{repo} has no usable default branch.",
+                            reason="gitea_bad_response") from None
 
     # --- results --------------------------------------------------------------------------
 
@@ -183,7 +207,12 @@ class ToolEnv:
             result = await asyncio.to_thread(clean_text, text)
         else:
             result = clean_text(text)
-        return result.text, result.invisible_removed, result.redactions
+        cleaned, redactions = result.text, result.redactions
+        for secret in self.withheld:
+            if secret and secret in cleaned:
+                cleaned = cleaned.replace(secret, "[REDACTED:gitea-token]")
+                redactions = (*redactions, "gitea-token")
+        return cleaned, result.invisible_removed, redactions
 
     async def finish(self, value: dict[str, Any]) -> dict[str, Any]:
         """Sanitise every string in the result, then keep it within MAX_RESULT_BYTES."""
@@ -208,6 +237,13 @@ class ToolEnv:
                 "secrets_redacted": sorted(set(stats["redactions"])),
             }
         return fit_result(cleaned, self.max_result_bytes)
+
+
+def _cacheable_repository(data: dict[str, Any]) -> bool:
+    full_name, branch = data.get("full_name"), data.get("default_branch")
+    return (isinstance(full_name, str) and full_name.count("/") == 1
+            and isinstance(data.get("empty"), bool)
+            and (branch is None or (isinstance(branch, str) and bool(branch))))
 
 
 def encoded_size(value: Any) -> int:
@@ -279,6 +315,39 @@ def list_result(page: Page, items: list[Any], *, total_known: bool = True) -> di
         "has_more": page.has_more,
         "total": page.total if total_known else None,
     }
+
+
+# --- Gitea's answers ---------------------------------------------------------------------
+# The client checks the top-level shape of every answer; inside it, a field may still be of
+# any JSON type (an older or patched Gitea, a proxy's error page). Tools read nested fields
+# through these, so a surprising type becomes an empty value, never a crash.
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else ``{}``."""
+    return value if isinstance(value, dict) else {}
+
+
+def objs(value: Any) -> list[dict[str, Any]]:
+    """The objects in ``value`` if it is a list, else ``[]``."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def text(value: Any) -> str:
+    """``value`` if it is a string, else ``""``."""
+    return value if isinstance(value, str) else ""
+
+
+_GITEA_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
+def gitea_sha(value: Any, what: str) -> str:
+    """An object name Gitea gave us, before it goes into an API path: hex, or the answer is
+    unusable."""
+    if isinstance(value, str) and _GITEA_SHA.fullmatch(value):
+        return value
+    raise ToolError(f"Gitea sent a response the server could not use: no object name for {what}.",
+                    reason="gitea_bad_response")
 
 
 # --- argument handling ------------------------------------------------------------------

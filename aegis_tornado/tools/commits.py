@@ -12,11 +12,15 @@ from .base import (
     REF,
     ToolEnv,
     checked,
+    gitea_sha,
     list_result,
     make_tool,
+    obj,
+    objs,
     optional_ref,
     repo_path,
     repo_schema,
+    text,
 )
 from .diffs import read_diff
 from .validation import validate_sha
@@ -26,10 +30,10 @@ SHA = {"type": "string", "minLength": 4, "maxLength": 64,
 
 
 def commit_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
-    commit = data.get("commit") or {}
-    author = commit.get("author") or {}
-    message = commit.get("message") or ""
-    sha = str(data.get("sha") or "")
+    commit = obj(data.get("commit"))
+    author = obj(commit.get("author"))
+    message = text(commit.get("message"))
+    sha = text(data.get("sha"))
     return {
         "sha": sha,
         "title": message.split("\n", 1)[0],
@@ -59,19 +63,21 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
     sha = checked(validate_sha, arguments["sha"])
     what = f"Commit {sha} in {owner}/{repo}"
     data = await env.gitea(env.client.get_json("commit", owner=owner, repo=repo, sha=sha,
-                                               params={"verification": "false"}), what)
-    full_sha = str(data.get("sha") or sha)
+                                               params={"verification": "false"}), what,
+                           (owner, repo))
+    full_sha = gitea_sha(data.get("sha") or sha, what)
     await context.progress("reading the diff")
     diff = await read_diff(env, "commit_diff", what, owner=owner, repo=repo, sha=full_sha)
     result = commit_summary(env, owner, repo, data)
-    stats = data.get("stats") or {}
+    stats = obj(data.get("stats"))
+    commit = obj(data.get("commit"))
     result.update(
-        message=(data.get("commit") or {}).get("message") or "",
-        committer=((data.get("commit") or {}).get("committer") or {}).get("name"),
-        parents=[p.get("sha") for p in data.get("parents") or []],
+        message=text(commit.get("message")),
+        committer=obj(commit.get("committer")).get("name"),
+        parents=[p.get("sha") for p in objs(data.get("parents"))],
         stats={"additions": stats.get("additions"), "deletions": stats.get("deletions")},
         files=[{"path": f.get("filename"), "status": f.get("status")}
-               for f in data.get("files") or []],
+               for f in objs(data.get("files"))],
         **diff,
     )
     if diff["diff_truncated"]:

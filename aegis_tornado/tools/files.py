@@ -15,11 +15,14 @@ from .base import (
     ToolEnv,
     checked,
     encoded_size,
+    gitea_sha,
     make_tool,
     not_found,
+    obj,
     optional_ref,
     repo_path,
     repo_schema,
+    text,
 )
 from .sanitize import looks_binary
 from .validation import validate_number
@@ -35,8 +38,8 @@ def _entry(env: ToolEnv, path: str, kind: str, size: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": path, "type": kind}
     if kind == "file":
         entry["size"] = size
-        if env.paths.is_sensitive(path):
-            entry["blocked"] = True  # listed, but its content is never returned
+    if env.paths.is_sensitive(path):
+        entry["blocked"] = True  # listed, but never read (a file, a symlink or a directory)
     return entry
 
 
@@ -50,18 +53,20 @@ async def get_file_tree(env: ToolEnv, arguments: dict, context) -> dict:
     if arguments.get("recursive"):
         sha = ref if not path else await _directory_sha(env, owner, repo, path, ref, what)
         tree = await env.gitea(env.client.get_tree(owner, repo, sha, recursive=True, page=page,
-                                                   per_page=limit), what)
+                                                   per_page=limit), what, (owner, repo))
         prefix = f"{path}/" if path else ""
-        items = [_entry(env, prefix + e.get("path", ""), _ENTRY_TYPES.get(e.get("type"), "file"),
-                        e.get("size")) for e in tree.items]
+        items = [_entry(env, prefix + text(e.get("path")),
+                        _ENTRY_TYPES.get(text(e.get("type")), "file"), e.get("size"))
+                 for e in tree.items]
         has_more, total = tree.has_more, tree.total
     else:
         listing = await _contents(env, owner, repo, path, ref, what)
         if not isinstance(listing, list):
             raise ToolError(f"'{path}' is a file, not a directory; read it with get_file_contents.",
                             reason="not_a_directory")
-        entries = [_entry(env, e.get("path", ""), e.get("type", "file"), e.get("size"))
-                   for e in sorted(listing, key=lambda e: (e.get("type") != "dir", e.get("path")))]
+        entries = [_entry(env, text(e.get("path")), e.get("type", "file"), e.get("size"))
+                   for e in sorted(listing, key=lambda e: (e.get("type") != "dir",
+                                                           text(e.get("path"))))]
         start = (page - 1) * limit
         items, has_more, total = entries[start:start + limit], start + limit < len(entries), len(
             entries)
@@ -79,7 +84,7 @@ async def _contents(env: ToolEnv, owner: str, repo: str, path: str, ref: str, wh
                                    params={"ref": ref})
     else:
         call = env.client.get_json("contents_root", owner=owner, repo=repo, params={"ref": ref})
-    return await env.gitea(call, what)
+    return await env.gitea(call, what, (owner, repo))
 
 
 async def _directory_sha(env: ToolEnv, owner: str, repo: str, path: str, ref: str,
@@ -93,7 +98,7 @@ async def _directory_sha(env: ToolEnv, owner: str, repo: str, path: str, ref: st
             if entry.get("type") != "dir":
                 raise ToolError(f"'{path}' is a file, not a directory; read it with "
                                 "get_file_contents.", reason="not_a_directory")
-            return str(entry.get("sha"))
+            return gitea_sha(entry.get("sha"), what)
     raise ToolError(not_found(what), reason="not_found")
 
 
@@ -114,7 +119,7 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     what = f"File '{path}' at {ref} in {owner}/{repo}"
     await context.progress(f"reading {path}")
     data = await env.gitea(env.client.get_json("contents", owner=owner, repo=repo, filepath=path,
-                                               params={"ref": ref}), what)
+                                               params={"ref": ref}), what, (owner, repo))
     if isinstance(data, list):
         raise ToolError(f"'{path}' is a directory; list it with get_file_tree.",
                         reason="not_a_file")
@@ -144,8 +149,9 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     lines = raw.decode("utf-8", errors="replace").splitlines(keepends=True)
     total = len(lines)
     if start_line > max(total, 1):
+        # Known only once the file is read, so not "invalid_arguments" (which never reach Gitea).
         raise ToolError(f"start_line {start_line} is past the end of the file ({total} lines).",
-                        reason="invalid_arguments")
+                        reason="line_out_of_range")
     last = min(end_line or total, total)
     result.update(total_lines=total, start_line=start_line)
     budget = env.max_result_bytes - _METADATA_ALLOWANCE - encoded_size(result)

@@ -14,7 +14,10 @@ from .base import (
     checked,
     list_result,
     make_tool,
+    obj,
+    objs,
     repo_schema,
+    text,
 )
 from .diffs import read_diff
 from .validation import validate_number
@@ -37,7 +40,7 @@ def issue_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> 
         "title": data.get("title"),
         "state": data.get("state"),
         "author": _login(data.get("user")),
-        "labels": [label.get("name") for label in data.get("labels") or []],
+        "labels": [label.get("name") for label in objs(data.get("labels"))],
         "comments": data.get("comments", 0),
         "created_at": data.get("created_at"),
         "updated_at": data.get("updated_at"),
@@ -64,20 +67,20 @@ async def get_issue(env: ToolEnv, arguments: dict, context) -> dict:
     number = checked(validate_number, arguments["number"])
     what = f"Issue #{number} of {owner}/{repo}"
     data = await env.gitea(env.client.get_json("issue", owner=owner, repo=repo, index=number),
-                           what)
+                           what, (owner, repo))
     result = issue_summary(env, owner, repo, data)
-    result["body"] = data.get("body") or ""
-    result["assignees"] = [_login(u) for u in data.get("assignees") or []]
-    result["milestone"] = (data.get("milestone") or {}).get("title")
+    result["body"] = text(data.get("body"))
+    result["assignees"] = [_login(u) for u in objs(data.get("assignees"))]
+    result["milestone"] = obj(data.get("milestone")).get("title")
     result["closed_at"] = data.get("closed_at")
     comments: list = []
     if data.get("comments"):
         await context.progress("reading comments")
         comments = await env.gitea(env.client.get_json("issue_comments", owner=owner, repo=repo,
-                                                       index=number), what)
+                                                       index=number), what, (owner, repo))
     result["comment_list"] = [{
         "author": _login(c.get("user")), "created_at": c.get("created_at"),
-        "body": c.get("body") or "",
+        "body": text(c.get("body")),
     } for c in comments[:MAX_COMMENTS]]
     if len(comments) > MAX_COMMENTS:
         result["note"] = (f"Only the first {MAX_COMMENTS} of {len(comments)} comments are shown; "
@@ -96,9 +99,9 @@ def pull_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> d
         "draft": bool(data.get("draft")),
         "merged": bool(data.get("merged")),
         "author": _login(data.get("user")),
-        "head": (data.get("head") or {}).get("ref"),
-        "base": (data.get("base") or {}).get("ref"),
-        "labels": [label.get("name") for label in data.get("labels") or []],
+        "head": obj(data.get("head")).get("ref"),
+        "base": obj(data.get("base")).get("ref"),
+        "labels": [label.get("name") for label in objs(data.get("labels"))],
         "updated_at": data.get("updated_at"),
         "url": env.web_url(owner, repo, "pulls", str(number)),
     }
@@ -116,15 +119,16 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
     number = checked(validate_number, arguments["number"])
     what = f"Pull request #{number} of {owner}/{repo}"
     data = await env.gitea(env.client.get_json("pull", owner=owner, repo=repo, index=number),
-                           what)
+                           what, (owner, repo))
     await context.progress("reading changed files")
     files = await env.gitea(env.client.get_page("pull_files", owner=owner, repo=repo,
-                                                index=number, page=1, limit=50), what)
+                                                index=number, page=1, limit=50), what,
+                            (owner, repo))
     await context.progress("reading the diff")
     diff = await read_diff(env, "pull_diff", what, owner=owner, repo=repo, index=number)
     result = pull_summary(env, owner, repo, data)
     result.update(
-        body=data.get("body") or "",
+        body=text(data.get("body")),
         mergeable=data.get("mergeable"),
         merged_at=data.get("merged_at"),
         additions=data.get("additions"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..mcp.registry import Tool
-from .base import LIMIT, PAGE, ToolEnv, list_result, make_tool, repo_schema
+from .base import LIMIT, PAGE, ToolEnv, list_result, make_tool, obj, repo_schema, text
 
 
 async def list_releases(env: ToolEnv, arguments: dict, context) -> dict:
@@ -16,8 +16,8 @@ async def list_releases(env: ToolEnv, arguments: dict, context) -> dict:
         "draft": bool(release.get("draft")),
         "prerelease": bool(release.get("prerelease")),
         "published_at": release.get("published_at"),
-        "author": (release.get("author") or {}).get("login"),
-        "notes": release.get("body") or "",
+        "author": obj(release.get("author")).get("login"),
+        "notes": text(release.get("body")),
         "url": env.web_url(owner, repo, "releases/tag", release.get("tag_name") or ""),
     } for release in page.items]
     return list_result(page, items)

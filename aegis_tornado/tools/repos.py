@@ -11,14 +11,16 @@ from .base import (
     ToolEnv,
     list_result,
     make_tool,
+    obj,
     repo_schema,
     schema,
+    text,
 )
 
 
 def repo_summary(env: ToolEnv, data: dict[str, Any]) -> dict[str, Any]:
-    owner = (data.get("owner") or {}).get("login") or str(data.get("full_name", "/")).split("/")[0]
-    name = data.get("name", "")
+    owner = text(obj(data.get("owner")).get("login")) or text(data.get("full_name")).split("/")[0]
+    name = text(data.get("name"))
     return {
         "owner": owner,
         "repo": name,
@@ -100,11 +102,11 @@ async def list_branches(env: ToolEnv, arguments: dict, context) -> dict:
                           owner=owner, repo=repo)
     items = []
     for branch in page.items:
-        commit = branch.get("commit") or {}
+        commit = obj(branch.get("commit"))
         items.append({
             "name": branch.get("name"),
             "commit_sha": commit.get("id"),
-            "commit_message": (commit.get("message") or "").split("\n", 1)[0],
+            "commit_message": text(commit.get("message")).split("\n", 1)[0],
             "commit_date": commit.get("timestamp"),
             "protected": bool(branch.get("protected")),
             "url": env.web_url(owner, repo, "src/branch", branch.get("name") or ""),
@@ -118,9 +120,9 @@ async def list_tags(env: ToolEnv, arguments: dict, context) -> dict:
                           owner=owner, repo=repo)
     items = [{
         "name": tag.get("name"),
-        "commit_sha": (tag.get("commit") or {}).get("sha"),
-        "date": (tag.get("commit") or {}).get("created"),
-        "message": (tag.get("message") or "").strip(),
+        "commit_sha": obj(tag.get("commit")).get("sha"),
+        "date": obj(tag.get("commit")).get("created"),
+        "message": text(tag.get("message")).strip(),
         "url": env.web_url(owner, repo, "src/tag", tag.get("name") or ""),
     } for tag in page.items]
     return list_result(page, items)

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from ..mcp.registry import Tool, ToolError
-from .base import ToolEnv, checked, make_tool, schema
+from .base import ToolEnv, checked, make_tool, obj, schema, text
 from .commits import get_commit
 from .files import get_file_contents
 from .issues import get_issue, get_pull_request
@@ -30,6 +30,7 @@ from .validation import (
     validate_ref,
     validate_repo,
     validate_sha,
+    ValidationError,
 )
 
 RESULTS_PER_KIND = 10
@@ -57,7 +58,7 @@ async def _search_issues(env: ToolEnv, query: str) -> list[dict]:
                                                params={"q": query, "state": "all"}),
                            "Issue search")
     return [i for i in page.items
-            if env.repos.allows_full_name((i.get("repository") or {}).get("full_name", ""))]
+            if env.repos.allows_full_name(obj(i.get("repository")).get("full_name"))]
 
 
 async def _search_paths(env: ToolEnv, query: str, repositories: list[dict]) -> list[dict]:
@@ -79,7 +80,7 @@ async def _search_paths(env: ToolEnv, query: str, repositories: list[dict]) -> l
                                                     per_page=1000), f"Files of {owner}/{name}")
         hits = []
         for entry in tree.items:
-            path = str(entry.get("path", ""))
+            path = text(entry.get("path"))
             if entry.get("type") == "blob" and all(t in path.lower() for t in terms) \
                     and not env.paths.is_sensitive(path):
                 hits.append({"owner": owner, "repo": name, "ref": branch, "path": path})
@@ -97,6 +98,8 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     await context.progress("searching repositories and issues")
     repos, issues = await asyncio.gather(_search_repositories(env, query),
                                          _search_issues(env, query), return_exceptions=True)
+    if isinstance(repos, BaseException) and isinstance(issues, BaseException):
+        raise repos  # Gitea is failing: do not spend another deadline on the file paths
     await context.progress("searching file paths")
     paths = await asyncio.gather(
         _search_paths(env, query, repos if isinstance(repos, list) else []),
@@ -108,12 +111,12 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     for repo in repos if isinstance(repos, list) else []:
         full_name = str(repo.get("full_name"))
         owner, name = full_name.split("/", 1)
-        description = repo.get("description") or ""
+        description = text(repo.get("description"))
         results.append({"id": f"repo:{full_name}",
                         "title": f"{full_name}" + (f" - {description}" if description else ""),
                         "url": env.repo_url(owner, name)})
     for issue in issues if isinstance(issues, list) else []:
-        full_name = str((issue.get("repository") or {}).get("full_name"))
+        full_name = str(obj(issue.get("repository")).get("full_name"))
         owner, name = full_name.split("/", 1)
         kind = "pull" if issue.get("pull_request") else "issue"
         number = issue.get("number")
@@ -217,8 +220,15 @@ async def _readme(env: ToolEnv, owner: str, repo: str, doc: dict, context) -> st
         return "(empty repository)"
     listing = await env.gitea(env.client.get_json("contents_root", owner=owner, repo=repo),
                               f"Repository {owner}/{repo}")
-    names = [e.get("path") for e in listing if isinstance(e, dict) and e.get("type") == "file"
-             and str(e.get("name", "")).lower().startswith("readme")]
+    names = []
+    for entry in listing:
+        if entry.get("type") == "file" and text(entry.get("name")).lower().startswith("readme"):
+            try:
+                path = normalize_path(entry.get("path"), allow_empty=False)
+            except ValidationError:  # not a path Gitea would give: no README, then
+                continue
+            if not env.paths.is_sensitive(path):  # README.key is a key, not a README
+                names.append(path)
     if not names:
         return ""
     readme = await get_file_contents(env, {"owner": owner, "repo": repo, "path": names[0],

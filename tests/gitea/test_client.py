@@ -233,6 +233,28 @@ async def test_renamed_repository_redirect_is_followed(client, double):
 
 
 @pytest.mark.gen_test
+async def test_redirect_into_a_repository_the_guard_refuses_is_not_followed(make_client, double):
+    asked = []
+
+    def guard(owner: str, repo: str) -> bool:
+        asked.append((owner, repo))
+        return repo.lower() != "lighthouse"
+
+    client = make_client(repository_guard=guard)
+    with pytest.raises(GiteaNotFound) as caught:
+        await client.get_json("repo", owner="northwind", repo="beacon")
+    assert "lighthouse" not in str(caught.value)
+    with pytest.raises(GiteaNotFound):
+        await client.get_page("issues", owner="northwind", repo="beacon")
+    assert asked == [("northwind", "lighthouse")] * 2
+    # Only the old name was ever requested: the renamed (denied) repository never was.
+    assert [r.path for r in double.requests] == ["/api/v1/repos/northwind/beacon",
+                                                 "/api/v1/repos/northwind/beacon/issues"]
+    allowed = make_client(repository_guard=lambda owner, repo: True)
+    assert (await allowed.get_json("repo", owner="northwind", repo="beacon"))["name"] == "lighthouse"
+
+
+@pytest.mark.gen_test
 async def test_cross_host_redirect_is_not_followed(client, app, double):
     app.faults.add("redirect", location="http://evil.example/api/v1/repos/northwind/lighthouse", times=1)
     with pytest.raises(GiteaBadResponse, match="not followed") as caught:

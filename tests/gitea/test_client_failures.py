@@ -349,6 +349,66 @@ async def test_concurrency_is_bounded_by_the_pool(make_client, app, double):
     assert double.max_in_flight == 3
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_waiting_for_a_slot_counts_against_the_deadline(make_client, app, double):
+    """Queued behind a slow Gitea, a call still ends within its own deadline (plus slack)."""
+    client = make_client(pool_size=2, timeout=0.3, retries=0)
+    app.faults.add("hang", delay=5)
+    double.reset_stats()
+
+    async def timed():
+        started = time.monotonic()
+        try:
+            await client.get_json("repo", **LH)
+        except GiteaUnavailable as error:
+            return time.monotonic() - started, str(error)
+        raise AssertionError("a hanging Gitea answered")
+
+    outcomes = await asyncio.gather(*(timed() for _ in range(10)))
+    assert all(seconds < client.deadline + 1.0 for seconds, _ in outcomes), outcomes
+    assert double.max_in_flight <= 2
+    assert any("connections were busy" in message for _, message in outcomes)
+    app.faults.clear()
+    assert (await client.get_json("repo", **LH))["name"] == "lighthouse"  # every slot came back
+
+
+@pytest.mark.gen_test
+async def test_a_call_cancelled_while_queued_takes_no_slot(make_client, app):
+    client = make_client(pool_size=1, timeout=2)
+    app.faults.add("hang", delay=10, times=1)
+    first = asyncio.ensure_future(client.get_json("version"))
+    await asyncio.sleep(0.1)
+    queued = asyncio.ensure_future(client.get_json("version"))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    first.cancel()
+    for task in (queued, first):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    app.faults.release()
+    assert (await asyncio.wait_for(client.get_json("version"), 3))["version"] == "1.27.0"
+
+
+@pytest.mark.parametrize("endpoint, body", [
+    ("branches", "[1, 2]"), ("branches", "[null]"), ("branches", '[{"name": "x"}, "y"]'),
+    ("repo_search", '{"ok": true, "data": [[]]}'), ("contents_root", '[true]'),
+])
+@pytest.mark.gen_test
+async def test_list_items_that_are_not_objects_are_a_bad_response(client, app, endpoint, body):
+    app.faults.add("status", status=200, body=body)
+    path = {} if endpoint == "repo_search" else LH
+    with pytest.raises(GiteaBadResponse, match="unexpected shape"):
+        await client.get_page(endpoint, **path) if endpoint != "contents_root" else \
+            await client.get_json(endpoint, **path)
+
+
+@pytest.mark.gen_test
+async def test_tree_entries_that_are_not_objects_are_a_bad_response(client, app):
+    app.faults.add("status", status=200, body='{"sha": "x", "tree": ["a"]}')
+    with pytest.raises(GiteaBadResponse, match="unexpected shape"):
+        await client.get_tree("northwind", "lighthouse", "main")
+
+
 @pytest.mark.gen_test
 async def test_the_event_loop_keeps_running_during_a_call(client, app):
     app.faults.add("slow", delay=0.3)

@@ -56,6 +56,19 @@ async def test_body_faults(api, app):
 
 
 @pytest.mark.gen_test
+async def test_mangle_fault_keeps_the_shape_and_changes_the_insides(api, app):
+    good = json.loads((await api.get(f"{LH}/issues")).body)
+    app.faults.add("mangle", seed=7, times=2)
+    first = json.loads((await api.get(f"{LH}/issues")).body)
+    again = json.loads((await api.get(f"{LH}/issues")).body)
+    assert first == again != good  # the same seed, the same damage
+    assert isinstance(first, list) and len(first) == len(good)
+    assert all(isinstance(item, dict) for item in first)
+    app.faults.add("mangle", seed=8, times=1)
+    assert json.loads((await api.get(f"{LH}/issues")).body) != first
+
+
+@pytest.mark.gen_test
 async def test_huge_fault_declares_its_size(api, app):
     app.faults.add("huge", size=2 * 1024 * 1024, times=1)
     response = await api.get(LH)

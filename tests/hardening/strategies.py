@@ -201,3 +201,86 @@ def any_tool_call(registry) -> st.SearchStrategy[tuple[str, Any]]:
     """(tool name, arguments) for any tool of ``registry``, arguments from its schema."""
     calls = [st.tuples(st.just(tool.name), tool_arguments(tool.input_schema)) for tool in registry]
     return st.one_of(calls)
+
+
+# --- Gitea tool arguments: the schema's values, mixed with names and paths that exist -------
+
+#: Real names of the Gitea double's world, their case variants, the renamed repository
+#: (northwind/beacon redirects to northwind/lighthouse) and near misses.
+KNOWN_OWNERS = ("northwind", "NorthWind", "NORTHWIND", "alice", "Alice", "carol", " northwind ",
+                "northwind\t", "north%77ind", "northwind/lighthouse", "ghost", "api")
+KNOWN_REPOS = ("lighthouse", "LightHouse", "lighthouse ", "beacon", "Beacon", "deploy-config",
+               "Deploy-Config", "notes", "dotfiles", "empty-sandbox", "hr-payroll",
+               "lighthouse-plugin-slack", "lighthouse.git", "lighthouse.wiki", "lighthouse/..",
+               "%6cighthouse", "..", "incident-response")
+KNOWN_PATHS = ("", "README.md", "src", "src/lighthouse", "src/lighthouse/checks/http/probe.py",
+               ".env", ".ENV", "config/.env.local", "deploy/id_rsa", "deploy/ID_RSA",
+               "deploy/id_rsa.pub", "certs/server.pem", "certs", "deploy", ".env.production",
+               "./.env", "deploy//id_rsa", "deploy/./id_rsa", "deploy/x/../id_rsa",
+               "%2eenv", "%252eenv", "deploy%2fid_rsa", "..%2f.env", "%2e%2e/%2e%2e/etc/passwd",
+               "%252e%252e/%252e%252e/etc/passwd", "/etc/passwd", "//etc/passwd", "\\.env",
+               "deploy\\id_rsa", ".env\x00.txt", "README.md\x00", "deploy/id_rsa\u200b",
+               ".env\u202e", "．env", "deploy/id_rsa/", "data/sample-metrics.csv",
+               "docs/images/logo.png", "x" * 300, "a/" * 2100)
+KNOWN_REFS = ("main", "MAIN", "v1.0.0", "v1.3.0-rc1", "6253de1025f3be4c6136adbf11af3fac2dfd37fa",
+              "6253de10", "refs/heads/main", "fix/dns-flake", "main..v1.0.0", "main~1", "@{-1}",
+              "-main", "main\x00", "../main", "ma in", "HEAD")
+KNOWN_SHAS = ("6253de10", "6253de1025f3be4c6136adbf11af3fac2dfd37fa", "0000", "deadbeef",
+              "6253DE10", "zzzz", "6253de10/../x", "6253de10\x00")
+KNOWN_NUMBERS = (1, 3, 12, 66, 0, -1, 2**31 - 1, 2**31, 2**63, "3", 3.0, 3.5, True, None)
+KNOWN_QUERIES = ("dns", "lighthouse", "env", "id_rsa", ".env", "deploy", "beacon", "secret",
+                 "%", "_", "*", "' OR 1=1 --", "a" * 200, "\x00", "  ")
+
+
+def _fetch_ids() -> st.SearchStrategy[str]:
+    owner_repo = st.tuples(st.sampled_from(KNOWN_OWNERS), st.sampled_from(KNOWN_REPOS)).map(
+        lambda pair: f"{pair[0]}/{pair[1]}")
+    return st.one_of(
+        owner_repo.map(lambda name: f"repo:{name}"),
+        st.tuples(st.sampled_from(["issue", "pull"]), owner_repo,
+                  st.sampled_from(KNOWN_NUMBERS).map(str)).map(lambda t: f"{t[0]}:{t[1]}#{t[2]}"),
+        st.tuples(owner_repo, st.sampled_from(KNOWN_SHAS)).map(lambda t: f"commit:{t[0]}@{t[1]}"),
+        st.tuples(owner_repo, st.sampled_from(KNOWN_REFS), st.sampled_from(KNOWN_PATHS)).map(
+            lambda t: f"file:{t[0]}@{t[1]}:{t[2]}"),
+        texts,
+    )
+
+
+_KNOWN: dict[str, st.SearchStrategy[Any]] = {
+    "owner": st.sampled_from(KNOWN_OWNERS),
+    "repo": st.sampled_from(KNOWN_REPOS),
+    "path": st.sampled_from(KNOWN_PATHS),
+    "ref": st.sampled_from(KNOWN_REFS),
+    "sha": st.sampled_from(KNOWN_SHAS),
+    "number": st.sampled_from(KNOWN_NUMBERS),
+    "query": st.sampled_from(KNOWN_QUERIES),
+    "id": _fetch_ids(),
+}
+
+
+@st.composite
+def gitea_tool_arguments(draw, schema: dict[str, Any]) -> dict[str, Any]:
+    """Half the time arguments from the schema (as :func:`tool_arguments`) with some names,
+    paths, refs and ids swapped for ones that exist or nearly exist; half the time only such
+    names and otherwise valid values, so that calls reach the policy and Gitea."""
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    if draw(st.booleans()):
+        arguments = draw(tool_arguments(schema))
+        for name in properties:
+            known = _KNOWN.get(name)
+            if known is not None and draw(st.integers(0, 3)) > 0:
+                if name in required or name in arguments or draw(st.booleans()):
+                    arguments[name] = draw(known)
+        return arguments
+    arguments = {}
+    for name, sub in properties.items():
+        if name in required or draw(st.integers(0, 2)) == 0:
+            known = _KNOWN.get(name)
+            arguments[name] = draw(known if known is not None else _valid_value(sub))
+    return arguments
+
+
+def any_gitea_tool_call(registry) -> st.SearchStrategy[tuple[str, Any]]:
+    return st.one_of([st.tuples(st.just(tool.name), gitea_tool_arguments(tool.input_schema))
+                      for tool in registry])
