@@ -39,7 +39,6 @@ AREAS = [  # most specific first: a sample goes to the first area its stack pass
                                           "requests_futures/", "email/feedparser", "email/parser",
                                           "typing.py")),
     ("thread pool hop (concurrent.futures, wrap_future)", ("concurrent/futures/", "wrap_future", "_chain_future", "_copy_future_state", "_set_state", "_call_check_cancel", "call_soon_threadsafe")),
-    ("the tool handler, rest (stand-in or product)", ("standin_tool.py",)),
     ("uuid4 (request ids)", ("uuid.py",)),
     ("auth (keys, limiter, client IP)", ("aegis_tornado/auth/",)),
     ("base handler (prepare, auth, errors)", ("aegis_tornado/web/base.py",)),

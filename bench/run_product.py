@@ -1,18 +1,13 @@
-"""Start the product for the benchmark: ``python -m aegis_tornado`` plus three bench-only hooks.
+"""Start the product for the benchmark: ``python -m aegis_tornado`` plus bench-only hooks.
 
 Nothing here changes how the product serves a request, except where a hook is asked for:
 
-1. **The tool.** If the product's registry has no ``get_file_contents`` yet (the real tool was
-   still being written when the benchmark was), a stand-in from ``bench/standin_tool.py`` is
-   registered: same arguments, same two Gitea calls through the product's own ``GiteaClient``,
-   the product's own validation, policy and sanitiser. When the real tool is there, it is used
-   and the stand-in is never loaded. The ``tool_source`` stat says which one ran.
-2. **Stats on SIGUSR1.** Writes ``BENCH_STATS_FILE`` (JSON): the failed-auth limiter's entries,
+1. **Stats on SIGUSR1.** Writes ``BENCH_STATS_FILE`` (JSON): the failed-auth limiter's entries,
    its cap and an estimate of its memory, computed in the event loop thread (only when asked,
    after a load run, so it never disturbs a measurement).
-3. **``BENCH_NO_AUDIT_EVENTS=1``** replaces the audit log with one that emits nothing: the
+2. **``BENCH_NO_AUDIT_EVENTS=1``** replaces the audit log with one that emits nothing: the
    lower bound for "audit off", used only by the audit scenario's third variant.
-4. **``BENCH_GC_STATS=1``** times every garbage collection (``gc.callbacks``) and adds counts,
+3. **``BENCH_GC_STATS=1``** times every garbage collection (``gc.callbacks``) and adds counts,
    total and longest pause per generation to the SIGUSR1 stats (off in the runs: a manual probe).
 
 Usage: the same environment and flags as ``python -m aegis_tornado``.
@@ -24,15 +19,13 @@ import json
 import os
 import signal
 import sys
-from collections import deque
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = "get_file_contents"
 STATE: dict = {"ctx": None, "tool_source": None}
 
 
 def _deep_size(limiter) -> int:
-    """Bytes held by the limiter's table: the dict, its keys, deques and floats."""
+    """Bytes held by the limiter's table: the dict, its keys, lists and floats."""
     table = limiter._failures  # noqa: SLF001 - bench-only introspection
     total = sys.getsizeof(table)
     for ip, times in list(table.items()):
@@ -95,15 +88,7 @@ def install_hooks() -> None:
 
     def build_context(settings, keyring, registry):
         ctx = original(settings, keyring, registry)
-        reg = ctx.mcp.registry
-        if reg.get(TOOL) is None:
-            sys.path.insert(0, HERE)
-            from standin_tool import make_tool
-
-            reg.add(make_tool(settings))
-            STATE["tool_source"] = "bench stand-in"
-        else:
-            STATE["tool_source"] = "product"
+        STATE["tool_source"] = "product" if ctx.mcp.registry.get(TOOL) else "missing"
         if os.environ.get("BENCH_NO_AUDIT_EVENTS") == "1":
             ctx.audit = _NullAudit()
         STATE["ctx"] = ctx
