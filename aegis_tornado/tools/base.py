@@ -8,6 +8,7 @@ return a JSON-ready dict or raise ``ToolError``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -201,8 +202,9 @@ class ToolEnv:
 
     async def clean(self, text: str | None) -> tuple[str | None, int, tuple[str, ...]]:
         """Strip invisible characters and redact secrets (off the loop for big texts)."""
-        if not text or (len(text) < _SHORTEST_SECRET and text.isascii() and text.isprintable()):
-            return text, 0, ()  # nothing invisible, and too short for any secret format
+        if not text or (len(text) < self._shortest_secret and text.isascii()
+                        and text.isprintable()):
+            return text, 0, ()  # nothing invisible, and too short for any secret it knows
         if len(text) > _CLEAN_IN_THREAD_BYTES:
             result = await asyncio.to_thread(clean_text, text)
         else:
@@ -213,6 +215,11 @@ class ToolEnv:
                 cleaned = cleaned.replace(secret, "[REDACTED:gitea-token]")
                 redactions = (*redactions, "gitea-token")
         return cleaned, result.invisible_removed, redactions
+
+    @functools.cached_property
+    def _shortest_secret(self) -> int:
+        """Below this length a string can hold no secret format and no withheld token."""
+        return min([_SHORTEST_SECRET, *(len(s) for s in self.withheld if s)])
 
     async def finish(self, value: dict[str, Any]) -> dict[str, Any]:
         """Sanitise every string in the result, then keep it within MAX_RESULT_BYTES."""

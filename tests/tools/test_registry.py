@@ -46,3 +46,20 @@ async def test_search_and_fetch_have_chatgpts_shapes(api):
     assert list(tools["search"]["inputSchema"]["properties"]) == ["query"]
     assert tools["fetch"]["inputSchema"]["required"] == ["id"]
     assert list(tools["fetch"]["inputSchema"]["properties"]) == ["id"]
+
+
+@pytest.mark.gen_test
+async def test_a_short_gitea_token_is_redacted_even_from_short_strings():
+    from aegis_tornado.gitea import GiteaClient
+    from aegis_tornado.tools.base import ToolEnv
+    from aegis_tornado.tools.policy import PathPolicy, RepoPolicy
+
+    client = GiteaClient("http://127.0.0.1:9", "tok42")
+    env = ToolEnv(client, RepoPolicy(), PathPolicy(), "https://git.example.com",
+                  withheld=("tok42",))
+    try:
+        result = await env.finish({"name": "a tok42", "ok": "plain"})
+    finally:
+        client.close()
+    assert "tok42" not in result["name"] and result["ok"] == "plain"
+    assert result["sanitized"]["secrets_redacted"] == ["gitea-token"]
