@@ -1,4 +1,5 @@
 """Packaging for AegisGitea MCP: a read-only, access-controlled MCP gateway to one Gitea."""
+
 import re
 from pathlib import Path
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Callable
+from collections.abc import Callable
 
 import structlog
 
 from . import __version__
 from .auth.keys import KeyRing
 from .context import AppContext
-from .mcp.protocol import McpServer, ServerInfo
 from .gitea import GiteaClient
+from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
 from .mcp.sessions import LegacySessionRegistry, SessionStore
 from .server import serve_until, start_server, stop_on_signals
@@ -64,20 +64,27 @@ def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
     ctx.mcp = McpServer(registry, SERVER_INFO)
-    ctx.sessions = SessionStore(session_secret(settings, keyring), settings.session_ttl,
-                                settings.max_sessions)
+    ctx.sessions = SessionStore(
+        session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
+    )
     ctx.legacy_sessions = LegacySessionRegistry(settings.max_sessions)
     return ctx
 
 
-def gitea_tools(settings: Settings, gitea_url: str, token: str | None,
-                public_url: str | None = None) -> tuple[GiteaClient, ToolRegistry]:
+def gitea_tools(
+    settings: Settings, gitea_url: str, token: str | None, public_url: str | None = None
+) -> tuple[GiteaClient, ToolRegistry]:
     """The Gitea client and the tools over it, as the settings describe them."""
     repos = RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist)
     # A renamed repository redirects; the client follows only into repositories the policy allows.
-    client = GiteaClient(gitea_url, token, timeout=settings.gitea_timeout,
-                         retries=settings.gitea_retries, pool_size=settings.gitea_pool_size,
-                         repository_guard=repos.allows)
+    client = GiteaClient(
+        gitea_url,
+        token,
+        timeout=settings.gitea_timeout,
+        retries=settings.gitea_retries,
+        pool_size=settings.gitea_pool_size,
+        repository_guard=repos.allows,
+    )
     env = ToolEnv(
         client=client,
         repos=repos,
@@ -89,8 +96,9 @@ def gitea_tools(settings: Settings, gitea_url: str, token: str | None,
     return client, build_registry(env)
 
 
-async def run(settings: Settings, keyring: KeyRing,
-              on_listening: Callable[[int], None] | None = None) -> int:
+async def run(
+    settings: Settings, keyring: KeyRing, on_listening: Callable[[int], None] | None = None
+) -> int:
     stop = stop_on_signals()
     cleanups = []
     gitea_url, token = settings.gitea_url, settings.gitea_token
@@ -107,8 +115,13 @@ async def run(settings: Settings, keyring: KeyRing,
     ctx = build_context(settings, keyring, registry)
     running = await start_server(settings, make_app, ctx)
     running.cleanups.extend(cleanups)
-    log.info("listening", host=settings.host, port=running.port,
-             url=f"http://{settings.host}:{running.port}/mcp", tools=len(registry))
+    log.info(
+        "listening",
+        host=settings.host,
+        port=running.port,
+        url=f"http://{settings.host}:{running.port}/mcp",
+        tools=len(registry),
+    )
     if on_listening:
         on_listening(running.port)
     return await serve_until(stop, running)

@@ -23,18 +23,38 @@ class AuditLog:
     def __init__(self) -> None:
         self._log = structlog.get_logger(AUDIT_LOGGER)
 
-    def auth_success(self, *, client_ip: str, user_agent: str | None, key_hint: str,
-                     key_name: str | None, path: str, via: str) -> None:
+    def auth_success(
+        self,
+        *,
+        client_ip: str,
+        user_agent: str | None,
+        key_hint: str,
+        key_name: str | None,
+        path: str,
+        via: str,
+    ) -> None:
         self._log.info(
-            "api_authentication", status="success", client_ip=client_ip, user_agent=user_agent,
-            key_hint=key_hint, key_name=key_name, path=path, via=via,
+            "api_authentication",
+            status="success",
+            client_ip=client_ip,
+            user_agent=user_agent,
+            key_hint=key_hint,
+            key_name=key_name,
+            path=path,
+            via=via,
         )
 
-    def auth_failure(self, *, reason: str, client_ip: str, user_agent: str | None, path: str) -> None:
+    def auth_failure(
+        self, *, reason: str, client_ip: str, user_agent: str | None, path: str
+    ) -> None:
         """A credential was presented (or required) and refused: the attempt and the denial."""
         self._log.warning(
-            "api_authentication", status="failure", reason=reason, client_ip=client_ip,
-            user_agent=user_agent, path=path,
+            "api_authentication",
+            status="failure",
+            reason=reason,
+            client_ip=client_ip,
+            user_agent=user_agent,
+            path=path,
         )
         self.access_denied(reason=reason, client_ip=client_ip, path=path)
 
@@ -43,15 +63,31 @@ class AuditLog:
 
     def rate_limit_exceeded(self, *, client_ip: str, failures: int, window: float) -> None:
         self._log.error(
-            "auth_rate_limit_exceeded", severity="high", client_ip=client_ip, failures=failures,
+            "auth_rate_limit_exceeded",
+            severity="high",
+            client_ip=client_ip,
+            failures=failures,
             window=int(window) if float(window).is_integer() else window,
         )
 
-    def tool_call(self, *, tool: str, transport: str, status: str, duration_ms: float,
-                  key_hint: str | None, client_ip: str, reason: str | None = None) -> None:
+    def tool_call(
+        self,
+        *,
+        tool: str,
+        transport: str,
+        status: str,
+        duration_ms: float,
+        key_hint: str | None,
+        client_ip: str,
+        reason: str | None = None,
+    ) -> None:
         fields = dict(
-            tool=tool, transport=transport, status=status, duration_ms=round(duration_ms, 2),
-            key_hint=key_hint, client_ip=client_ip,
+            tool=tool,
+            transport=transport,
+            status=status,
+            duration_ms=round(duration_ms, 2),
+            key_hint=key_hint,
+            client_ip=client_ip,
         )
         if reason:
             fields["reason"] = reason

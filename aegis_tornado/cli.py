@@ -14,7 +14,7 @@ import sys
 import structlog
 
 from . import __version__
-from .auth.keys import KeyRing, generate_key, key_hint, parse_key
+from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
 from .settings import ConfigError, Settings, load_settings
 
@@ -27,8 +27,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="AegisGitea MCP: a read-only, access-controlled MCP gateway to Gitea.",
         epilog="Settings come from defaults < the YAML file < environment variables < flags.",
     )
-    parser.add_argument("--config", metavar="FILE", default=os.environ.get("AEGIS_CONFIG"),
-                        help="YAML settings file (see conf/aegis.example.yaml)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("AEGIS_CONFIG"),
+        help="YAML settings file (see conf/aegis.example.yaml)",
+    )
     parser.add_argument("--host", help="address to listen on (MCP_HOST)")
     parser.add_argument("--port", help="port to listen on, 0 for any free port (MCP_PORT)")
     parser.add_argument("--version", action="version", version=f"aegis-mcp {__version__}")
@@ -67,8 +71,9 @@ def log_startup(settings: Settings, keyring: KeyRing) -> None:
         log.info(f"API key authentication ENABLED ({len(keyring)} key(s) configured)")
         for key in keyring:
             if key.short:
-                log.warning("api_key_shorter_than_recommended", key=key.label,
-                            recommended_length=64)
+                log.warning(
+                    "api_key_shorter_than_recommended", key=key.label, recommended_length=64
+                )
     if settings.demo_mode:
         log.warning(
             "DEMO MODE: no GITEA_URL configured - serving the built-in demo Gitea with sample "
@@ -105,9 +110,15 @@ def main(argv: list[str] | None = None, run=None) -> int:
         if run is None:
             from .assembly import run
 
-        return asyncio.run(run(settings, keyring, on_listening=(
-            (lambda port: announce_demo_key(generated_key, port)) if generated_key else None
-        )))
+        return asyncio.run(
+            run(
+                settings,
+                keyring,
+                on_listening=(
+                    (lambda port: announce_demo_key(generated_key, port)) if generated_key else None
+                ),
+            )
+        )
     finally:
         logging_runtime.stop()
 

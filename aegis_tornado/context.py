@@ -24,10 +24,10 @@ class AppContext:
     mcp: Any = None
     sessions: Any = None
     legacy_sessions: Any = None
-    requests: "RequestTracker" = field(default_factory=lambda: RequestTracker())
+    requests: RequestTracker = field(default_factory=lambda: RequestTracker())
 
     @classmethod
-    def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> "AppContext":
+    def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
         return cls(
             settings=settings,
             keyring=keyring if keyring is not None else KeyRing(settings.api_keys),

@@ -21,8 +21,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 import structlog
 
@@ -51,11 +52,17 @@ class SecretScrubber:
     literally. Credential-shaped substrings are removed whatever they contain.
     """
 
-    def __init__(self, key_digests: Iterable[str] = (), literals: Iterable[str | None] = (),
-                 key_lengths: Iterable[int] = ()):
+    def __init__(
+        self,
+        key_digests: Iterable[str] = (),
+        literals: Iterable[str | None] = (),
+        key_lengths: Iterable[int] = (),
+    ):
         self.key_digests = frozenset(key_digests)
         self.key_lengths = tuple(sorted({64, *key_lengths}))
-        self.literals = tuple(sorted({s for s in literals if s and len(s) >= 8}, key=len, reverse=True))
+        self.literals = tuple(
+            sorted({s for s in literals if s and len(s) >= 8}, key=len, reverse=True)
+        )
 
     def __call__(self, text: str) -> str:
         for literal in self.literals:
@@ -81,7 +88,7 @@ class SecretScrubber:
                 return REDACTED
             for width in self.key_lengths:
                 for start in range(len(candidate) - width + 1):
-                    if self._is_key(candidate[start:start + width]):
+                    if self._is_key(candidate[start : start + width]):
                         return REDACTED
         return run
 
@@ -96,7 +103,10 @@ def _timestamp(_, __, event_dict: dict) -> dict:
 def _timestamp_and_event_first(_, __, event_dict: dict) -> dict:
     """``timestamp`` then ``event`` lead every line, so grep patterns like
     ``api_authentication.*success`` match the event before any free-text field."""
-    ordered = {"timestamp": event_dict.pop("timestamp", None), "event": event_dict.pop("event", None)}
+    ordered = {
+        "timestamp": event_dict.pop("timestamp", None),
+        "event": event_dict.pop("event", None),
+    }
     ordered.update(event_dict)
     return ordered
 
@@ -169,19 +179,27 @@ class _LoudFileHandler(logging.handlers.WatchedFileHandler):
         if now - self._last_alarm < 10:
             return
         self._last_alarm = now
-        self._alarm("audit_log_write_failed", "critical",
-                    getattr(error, "strerror", None) or type(error).__name__)
+        self._alarm(
+            "audit_log_write_failed",
+            "critical",
+            getattr(error, "strerror", None) or type(error).__name__,
+        )
 
     def _alarm(self, event: str, level: str, error: str | None) -> None:
         fields = {
             "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-            "event": event, "level": level, "path": self.baseFilename,
+            "event": event,
+            "level": level,
+            "path": self.baseFilename,
         }
         if error is not None:
             fields["error"] = str(error)
         fields["failures"] = self.failures
-        fields["note"] = ("audit lines continue on stdout" if error is not None
-                          else "the audit file is written again; lines in between are on stdout")
+        fields["note"] = (
+            "audit lines continue on stdout"
+            if error is not None
+            else "the audit file is written again; lines in between are on stdout"
+        )
         try:
             self._alarm_stream.write(json.dumps(fields) + "\n")
             self._alarm_stream.flush()
@@ -220,16 +238,15 @@ def check_audit_path(path: str) -> None:
     The first line (``audit_log_opened``) is written and flushed synchronously, so a full disk
     or a read-only file system is caught here, before the server accepts any request.
     """
-    line = '{"timestamp": "%s", "event": "audit_log_opened", "pid": %d}\n' % (
-        datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        os.getpid(),
-    )
+    stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    line = f'{{"timestamp": "{stamp}", "event": "audit_log_opened", "pid": {os.getpid()}}}\n'
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
     except FileExistsError:  # makedirs' own wording ("File exists") hides what is wrong
         raise AuditFileError(
-            f"AUDIT_LOG_PATH: cannot write {path}: {directory} is not a directory") from None
+            f"AUDIT_LOG_PATH: cannot write {path}: {directory} is not a directory"
+        ) from None
     except OSError as error:
         raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
     try:
@@ -240,9 +257,17 @@ def check_audit_path(path: str) -> None:
         raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
 
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
-           "critical": logging.CRITICAL, "fatal": logging.CRITICAL, "msg": logging.INFO}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "msg": logging.INFO,
+}
 
 
 def _line_record(name: str, levelno: int, line: str) -> logging.LogRecord:
@@ -250,9 +275,16 @@ def _line_record(name: str, levelno: int, line: str) -> logging.LogRecord:
     the caller lookup, clock and thread bookkeeping it does are what made stdlib logging the
     dearest part of a request. The writer thread's handlers need only these fields."""
     record = logging.LogRecord.__new__(logging.LogRecord)
-    record.__dict__.update(name=name, msg=line, args=None, levelno=levelno,
-                           levelname=logging.getLevelName(levelno), exc_info=None,
-                           exc_text=None, stack_info=None)
+    record.__dict__.update(
+        name=name,
+        msg=line,
+        args=None,
+        levelno=levelno,
+        levelname=logging.getLevelName(levelno),
+        exc_info=None,
+        exc_text=None,
+        stack_info=None,
+    )
     return record
 
 
@@ -287,8 +319,10 @@ class _DropBelow:
         self.level = level
 
     def __call__(self, logger, method_name: str, event_dict: dict) -> dict:
-        if _LEVELS.get(method_name, logging.INFO) < self.level and getattr(
-                logger, "name", None) != AUDIT_LOGGER:
+        if (
+            _LEVELS.get(method_name, logging.INFO) < self.level
+            and getattr(logger, "name", None) != AUDIT_LOGGER
+        ):
             raise structlog.DropEvent
         return event_dict
 
@@ -335,8 +369,9 @@ class _Listener(logging.handlers.QueueListener):
                 handler.handle(record)
             except Exception:  # noqa: BLE001 - one broken output must not silence the others
                 try:
-                    sys.__stderr__.write("aegis-mcp: a log handler failed: %r\n"
-                                         % (sys.exc_info()[1],))
+                    sys.__stderr__.write(
+                        f"aegis-mcp: a log handler failed: {sys.exc_info()[1]!r}\n"
+                    )
                 except Exception:  # noqa: BLE001
                     pass
 

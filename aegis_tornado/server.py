@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import structlog
 from tornado.httpserver import HTTPServer
@@ -69,8 +70,9 @@ def make_http_server(app: Any, settings: Settings) -> HTTPServer:
     )
 
 
-async def start_server(settings: Settings, build_app: Callable[[AppContext], Any],
-                       ctx: AppContext) -> RunningServer:
+async def start_server(
+    settings: Settings, build_app: Callable[[AppContext], Any], ctx: AppContext
+) -> RunningServer:
     http_server = make_http_server(build_app(ctx), settings)
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -128,7 +129,11 @@ def _as_origins(raw: Any) -> tuple[str, ...]:
     origins = []
     for item in _as_list(raw):
         parts = urlsplit(item)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
             raise ValueError(f"'{item[:60]}' is not an origin like https://chat.example.com")
         origins.append(item.rstrip("/").lower())
     return tuple(origins)
@@ -173,11 +178,15 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
             if isinstance(entry, dict):
                 unknown = set(entry) - {"key", "sha256", "name", "created"}
                 if unknown:
-                    raise KeyFormatError(f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+                    raise KeyFormatError(
+                        f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}"
+                    )
                 if ("key" in entry) == ("sha256" in entry):
                     raise KeyFormatError("needs exactly one of 'key' or 'sha256'")
                 value = (
-                    str(entry["key"]) if "key" in entry else "sha256:" + str(entry["sha256"]).strip()
+                    str(entry["key"])
+                    if "key" in entry
+                    else "sha256:" + str(entry["sha256"]).strip()
                 )
                 name = _as_optional_str(entry.get("name"))
                 keys.append(parse_key(value, name=name, created=_as_date(entry.get("created"))))
@@ -205,70 +214,207 @@ class Setting:
 
 SCHEMA: tuple[Setting, ...] = (
     # Gitea
-    Setting("gitea_url", "GITEA_URL", _as_url, None,
-            "Base URL of the Gitea instance. Unset: serve the built-in demo Gitea."),
-    Setting("gitea_token", "GITEA_TOKEN", _as_optional_str, None,
-            "Token of the server's own Gitea bot account (read scopes only).", secret=True),
-    Setting("gitea_public_url", "GITEA_PUBLIC_URL", _as_url, None,
-            "Web address of Gitea used in links given to clients (default: GITEA_URL)."),
-    Setting("gitea_timeout", "GITEA_TIMEOUT", _seconds(0.1), 10.0,
-            "Seconds allowed for each Gitea request (connect and read)."),
-    Setting("gitea_retries", "GITEA_RETRIES", _int_between(0, 10), 2,
-            "Retries for idempotent Gitea requests that failed transiently."),
-    Setting("gitea_pool_size", "GITEA_POOL_SIZE", _int_between(1, 256), 16,
-            "Keep-alive connections to Gitea, and Gitea calls in flight at once."),
+    Setting(
+        "gitea_url",
+        "GITEA_URL",
+        _as_url,
+        None,
+        "Base URL of the Gitea instance. Unset: serve the built-in demo Gitea.",
+    ),
+    Setting(
+        "gitea_token",
+        "GITEA_TOKEN",
+        _as_optional_str,
+        None,
+        "Token of the server's own Gitea bot account (read scopes only).",
+        secret=True,
+    ),
+    Setting(
+        "gitea_public_url",
+        "GITEA_PUBLIC_URL",
+        _as_url,
+        None,
+        "Web address of Gitea used in links given to clients (default: GITEA_URL).",
+    ),
+    Setting(
+        "gitea_timeout",
+        "GITEA_TIMEOUT",
+        _seconds(0.1),
+        10.0,
+        "Seconds allowed for each Gitea request (connect and read).",
+    ),
+    Setting(
+        "gitea_retries",
+        "GITEA_RETRIES",
+        _int_between(0, 10),
+        2,
+        "Retries for idempotent Gitea requests that failed transiently.",
+    ),
+    Setting(
+        "gitea_pool_size",
+        "GITEA_POOL_SIZE",
+        _int_between(1, 256),
+        16,
+        "Keep-alive connections to Gitea, and Gitea calls in flight at once.",
+    ),
     # Listening
     Setting("host", "MCP_HOST", _as_str, "127.0.0.1", "Address to listen on."),
     Setting("port", "MCP_PORT", _int_between(0, 65535), 8080, "TCP port to listen on."),
     # Authentication
-    Setting("api_keys", "MCP_API_KEYS", _as_keys, (),
-            "Accepted API keys, comma-separated (hex, 64 characters; or sha256:<digest>).",
-            secret=True),
-    Setting("auth_enabled", "AUTH_ENABLED", _as_bool, True,
-            "Require an API key on every non-public route. Disable only for isolated testing."),
-    Setting("max_auth_failures", "MAX_AUTH_FAILURES", _int_between(1, 1_000_000), 5,
-            "Failed authentications per client IP before it is blocked."),
-    Setting("auth_failure_window", "AUTH_FAILURE_WINDOW", _seconds(1), 300.0,
-            "Sliding window, in seconds, over which failures are counted."),
-    Setting("auth_tracked_ips", "AUTH_TRACKED_IPS", _int_between(100, 10_000_000), 20_000,
-            "Most client IPs the failed-auth limiter remembers (least recent evicted)."),
-    Setting("trusted_proxies", "TRUSTED_PROXIES", _as_networks, (),
-            "Reverse proxies (IPs or CIDRs) whose X-Forwarded-For / X-Real-IP are believed."),
+    Setting(
+        "api_keys",
+        "MCP_API_KEYS",
+        _as_keys,
+        (),
+        "Accepted API keys, comma-separated (hex, 64 characters; or sha256:<digest>).",
+        secret=True,
+    ),
+    Setting(
+        "auth_enabled",
+        "AUTH_ENABLED",
+        _as_bool,
+        True,
+        "Require an API key on every non-public route. Disable only for isolated testing.",
+    ),
+    Setting(
+        "max_auth_failures",
+        "MAX_AUTH_FAILURES",
+        _int_between(1, 1_000_000),
+        5,
+        "Failed authentications per client IP before it is blocked.",
+    ),
+    Setting(
+        "auth_failure_window",
+        "AUTH_FAILURE_WINDOW",
+        _seconds(1),
+        300.0,
+        "Sliding window, in seconds, over which failures are counted.",
+    ),
+    Setting(
+        "auth_tracked_ips",
+        "AUTH_TRACKED_IPS",
+        _int_between(100, 10_000_000),
+        20_000,
+        "Most client IPs the failed-auth limiter remembers (least recent evicted).",
+    ),
+    Setting(
+        "trusted_proxies",
+        "TRUSTED_PROXIES",
+        _as_networks,
+        (),
+        "Reverse proxies (IPs or CIDRs) whose X-Forwarded-For / X-Real-IP are believed.",
+    ),
     # Logging
-    Setting("audit_log_path", "AUDIT_LOG_PATH", _as_optional_str, "logs/audit.log",
-            "File the audit log is appended to (besides stdout). Empty: stdout only."),
-    Setting("log_level", "LOG_LEVEL", _as_log_level, "info",
-            "Least severe level logged: debug, info, warning, error or critical."),
+    Setting(
+        "audit_log_path",
+        "AUDIT_LOG_PATH",
+        _as_optional_str,
+        "logs/audit.log",
+        "File the audit log is appended to (besides stdout). Empty: stdout only.",
+    ),
+    Setting(
+        "log_level",
+        "LOG_LEVEL",
+        _as_log_level,
+        "info",
+        "Least severe level logged: debug, info, warning, error or critical.",
+    ),
     # HTTP and MCP
-    Setting("allowed_origins", "ALLOWED_ORIGINS", _as_origins, (),
-            "Browser origins allowed besides same-origin (and localhost when listening on it)."),
-    Setting("max_body_bytes", "MAX_BODY_BYTES", _int_between(1024, 64 * 1024 * 1024), 1_048_576,
-            "Largest request body accepted; larger ones get 413."),
-    Setting("max_sessions", "MAX_SESSIONS", _int_between(1, 1_000_000), 1000,
-            "MCP sessions kept at once, and event streams open at once; beyond it the least "
-            "recently used session is evicted and the oldest stream ended."),
-    Setting("session_ttl", "SESSION_TTL", _seconds(60), 86400.0,
-            "Seconds an idle MCP session lives before its id is refused with 404."),
-    Setting("session_secret", "SESSION_SECRET", _as_optional_str, None,
-            "Secret that signs session ids (default: derived from the API keys).", secret=True),
-    Setting("sse_keepalive", "SSE_KEEPALIVE", _seconds(0.05), 15.0,
-            "Seconds between keep-alive comments on idle event streams."),
-    Setting("shutdown_timeout", "SHUTDOWN_TIMEOUT", _seconds(0), 10.0,
-            "Seconds in-flight requests get to finish after SIGTERM."),
-    Setting("http_idle_timeout", "HTTP_IDLE_TIMEOUT", _seconds(0.1), 60.0,
-            "Seconds a connection may take to send a request's headers, or sit idle between "
-            "requests, before it is closed (slow clients)."),
-    Setting("http_body_timeout", "HTTP_BODY_TIMEOUT", _seconds(0.1), 30.0,
-            "Seconds a client may take to send a request body before the connection is closed."),
+    Setting(
+        "allowed_origins",
+        "ALLOWED_ORIGINS",
+        _as_origins,
+        (),
+        "Browser origins allowed besides same-origin (and localhost when listening on it).",
+    ),
+    Setting(
+        "max_body_bytes",
+        "MAX_BODY_BYTES",
+        _int_between(1024, 64 * 1024 * 1024),
+        1_048_576,
+        "Largest request body accepted; larger ones get 413.",
+    ),
+    Setting(
+        "max_sessions",
+        "MAX_SESSIONS",
+        _int_between(1, 1_000_000),
+        1000,
+        "MCP sessions kept at once, and event streams open at once; beyond it the least "
+        "recently used session is evicted and the oldest stream ended.",
+    ),
+    Setting(
+        "session_ttl",
+        "SESSION_TTL",
+        _seconds(60),
+        86400.0,
+        "Seconds an idle MCP session lives before its id is refused with 404.",
+    ),
+    Setting(
+        "session_secret",
+        "SESSION_SECRET",
+        _as_optional_str,
+        None,
+        "Secret that signs session ids (default: derived from the API keys).",
+        secret=True,
+    ),
+    Setting(
+        "sse_keepalive",
+        "SSE_KEEPALIVE",
+        _seconds(0.05),
+        15.0,
+        "Seconds between keep-alive comments on idle event streams.",
+    ),
+    Setting(
+        "shutdown_timeout",
+        "SHUTDOWN_TIMEOUT",
+        _seconds(0),
+        10.0,
+        "Seconds in-flight requests get to finish after SIGTERM.",
+    ),
+    Setting(
+        "http_idle_timeout",
+        "HTTP_IDLE_TIMEOUT",
+        _seconds(0.1),
+        60.0,
+        "Seconds a connection may take to send a request's headers, or sit idle between "
+        "requests, before it is closed (slow clients).",
+    ),
+    Setting(
+        "http_body_timeout",
+        "HTTP_BODY_TIMEOUT",
+        _seconds(0.1),
+        30.0,
+        "Seconds a client may take to send a request body before the connection is closed.",
+    ),
     # Access policy and output safety
-    Setting("repo_allowlist", "REPO_ALLOWLIST", _repo_patterns("allow"), (),
-            "Only these repositories are reachable (owner/* or owner/repo). Empty: all."),
-    Setting("repo_denylist", "REPO_DENYLIST", _repo_patterns("deny"), (),
-            "These repositories are never reachable; they behave as not found."),
-    Setting("sensitive_paths", "SENSITIVE_PATHS", _as_globs, DEFAULT_SENSITIVE_PATHS,
-            "Globs of files never returned (replaces the default list)."),
-    Setting("max_result_bytes", "MAX_RESULT_BYTES", _int_between(1000, 50_000_000), 100_000,
-            "Largest tool result; longer text is cut and marked truncated."),
+    Setting(
+        "repo_allowlist",
+        "REPO_ALLOWLIST",
+        _repo_patterns("allow"),
+        (),
+        "Only these repositories are reachable (owner/* or owner/repo). Empty: all.",
+    ),
+    Setting(
+        "repo_denylist",
+        "REPO_DENYLIST",
+        _repo_patterns("deny"),
+        (),
+        "These repositories are never reachable; they behave as not found.",
+    ),
+    Setting(
+        "sensitive_paths",
+        "SENSITIVE_PATHS",
+        _as_globs,
+        DEFAULT_SENSITIVE_PATHS,
+        "Globs of files never returned (replaces the default list).",
+    ),
+    Setting(
+        "max_result_bytes",
+        "MAX_RESULT_BYTES",
+        _int_between(1000, 50_000_000),
+        100_000,
+        "Largest tool result; longer text is cut and marked truncated.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SCHEMA}

@@ -60,8 +60,9 @@ def _check_shape(value: Any) -> None:
             raise UnacceptableJson(f"nested deeper than {MAX_DEPTH} levels", structural=True)
         if isinstance(item, str):
             if _SURROGATE.search(item):
-                raise UnacceptableJson("a string holds a lone surrogate (\\ud800-\\udfff), "
-                                       "which is not Unicode text")
+                raise UnacceptableJson(
+                    "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+                )
         elif isinstance(item, dict):
             stack.extend((k, depth + 1) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
@@ -76,8 +77,12 @@ def decode(body: bytes | str) -> Any:
     except UnicodeDecodeError:
         raise UnacceptableJson("not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
-                           object_pairs_hook=_unique_keys)
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except UnacceptableJson:
         raise
     except RecursionError:

@@ -44,15 +44,27 @@ def build(gitea: str, token: str) -> MCPServer:
             cached = state.get((owner, repo))
             if cached is None or time.monotonic() - cached[0] > 30:
                 info = (await http.get(f"/repos/{owner}/{repo}")).raise_for_status().json()
-                cached = state[(owner, repo)] = (time.monotonic(),
-                                                 info.get("default_branch") or "main")
+                cached = state[(owner, repo)] = (
+                    time.monotonic(),
+                    info.get("default_branch") or "main",
+                )
             ref = cached[1]
-        data = (await http.get(f"/repos/{owner}/{repo}/contents/{path}", params={"ref": ref})
-                ).raise_for_status().json()
+        data = (
+            (await http.get(f"/repos/{owner}/{repo}/contents/{path}", params={"ref": ref}))
+            .raise_for_status()
+            .json()
+        )
         text = base64.b64decode(data["content"]).decode("utf-8", "replace")
         return {
-            "owner": owner, "repo": repo, "path": path, "ref": ref, "sha": data.get("sha"),
-            "size": data.get("size"), "content": text, "truncated": False, "redactions": 0,
+            "owner": owner,
+            "repo": repo,
+            "path": path,
+            "ref": ref,
+            "sha": data.get("sha"),
+            "size": data.get("size"),
+            "content": text,
+            "truncated": False,
+            "redactions": 0,
             "url": data.get("html_url"),
         }
 
@@ -65,12 +77,18 @@ def main() -> None:
     parser.add_argument("--gitea", required=True)
     parser.add_argument("--token", default="bench-token")
     parser.add_argument("--reply", choices=("json", "sse"), default="json")
-    parser.add_argument("--stateful", action="store_true",
-                        help="the SDK's default sessions (not used by run.py; manual comparison)")
+    parser.add_argument(
+        "--stateful",
+        action="store_true",
+        help="the SDK's default sessions (not used by run.py; manual comparison)",
+    )
     args = parser.parse_args()
     build(args.gitea, args.token).run(
-        "streamable-http", host="127.0.0.1", port=args.port,
-        json_response=args.reply == "json", stateless_http=not args.stateful,
+        "streamable-http",
+        host="127.0.0.1",
+        port=args.port,
+        json_response=args.reply == "json",
+        stateless_http=not args.stateful,
     )
 
 

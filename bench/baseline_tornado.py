@@ -31,11 +31,24 @@ from tornado import iostream, web
 from tornado.httpserver import HTTPServer
 
 POOL = 16
-TOOLS = {"tools": [{"name": "get_file_contents", "description": "Read one file of a repository.",
-                    "inputSchema": {"type": "object", "properties": {
-                        "owner": {"type": "string"}, "repo": {"type": "string"},
-                        "path": {"type": "string"}, "ref": {"type": "string"}},
-                        "required": ["owner", "repo", "path"]}}]}
+TOOLS = {
+    "tools": [
+        {
+            "name": "get_file_contents",
+            "description": "Read one file of a repository.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "owner": {"type": "string"},
+                    "repo": {"type": "string"},
+                    "path": {"type": "string"},
+                    "ref": {"type": "string"},
+                },
+                "required": ["owner", "repo", "path"],
+            },
+        }
+    ]
+}
 
 
 def make_session(token: str) -> FuturesSession:
@@ -62,7 +75,6 @@ class Proxy:
         response.raise_for_status()
         return response.json()
 
-
     async def default_branch(self, owner: str, repo: str) -> str:
         """The same upstream requests as the product: it caches the repository lookup for
         30 s, so a run makes one contents request per call (plus one lookup per 30 s)."""
@@ -79,10 +91,22 @@ class Proxy:
         ref = args.get("ref") or await self.default_branch(owner, repo)
         data = await self.get(f"/repos/{owner}/{repo}/contents/{path}", {"ref": ref})
         text = base64.b64decode(data["content"]).decode("utf-8", "replace")
-        value = {"owner": owner, "repo": repo, "path": path, "ref": ref, "sha": data.get("sha"),
-                 "size": data.get("size"), "content": text, "truncated": False, "redactions": 0,
-                 "url": data.get("html_url")}
-        return {"content": [{"type": "text", "text": json.dumps(value)}], "structuredContent": value}
+        value = {
+            "owner": owner,
+            "repo": repo,
+            "path": path,
+            "ref": ref,
+            "sha": data.get("sha"),
+            "size": data.get("size"),
+            "content": text,
+            "truncated": False,
+            "redactions": 0,
+            "url": data.get("html_url"),
+        }
+        return {
+            "content": [{"type": "text", "text": json.dumps(value)}],
+            "structuredContent": value,
+        }
 
 
 class TornadoClientProxy(Proxy):
@@ -99,8 +123,9 @@ class TornadoClientProxy(Proxy):
     async def get(self, path: str, params=None):
         from tornado.httputil import url_concat
 
-        response = await self.client.fetch(url_concat(self.api + path, params or {}),
-                                           headers=self.headers, request_timeout=10)
+        response = await self.client.fetch(
+            url_concat(self.api + path, params or {}), headers=self.headers, request_timeout=10
+        )
         return json.loads(response.body)
 
 
@@ -117,8 +142,13 @@ class McpHandler(web.RequestHandler):
         if progress is not None and "text/event-stream" in self.request.headers.get("Accept", ""):
             self.set_header("Content-Type", "text/event-stream")
             self.set_header("Cache-Control", "no-cache")
-            self._event({"jsonrpc": "2.0", "method": "notifications/progress",
-                         "params": {"progressToken": progress, "progress": 0}})
+            self._event(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/progress",
+                    "params": {"progressToken": progress, "progress": 0},
+                }
+            )
             await self.flush()
             result = await self.proxy.get_file_contents(params.get("arguments") or {})
             self._event({"jsonrpc": "2.0", "id": message.get("id"), "result": result})
@@ -159,22 +189,27 @@ class StreamHandler(web.RequestHandler):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Baseline (a): bare Tornado + requests-futures proxy")
+    parser = argparse.ArgumentParser(
+        description="Baseline (a): bare Tornado + requests-futures proxy"
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--gitea", required=True)
     parser.add_argument("--token", default="bench-token")
-    parser.add_argument("--client", choices=("requests-futures", "tornado"),
-                        default="requests-futures")
+    parser.add_argument(
+        "--client", choices=("requests-futures", "tornado"), default="requests-futures"
+    )
     args = parser.parse_args()
     logging.getLogger("tornado.access").disabled = True
 
     async def serve() -> None:
         proxy = (TornadoClientProxy if args.client == "tornado" else Proxy)(args.gitea, args.token)
-        app = web.Application([
-            (r"/mcp/tool/call", RestHandler, {"proxy": proxy}),
-            (r"/mcp", McpHandler, {"proxy": proxy}),
-            (r"/stream", StreamHandler),
-        ])
+        app = web.Application(
+            [
+                (r"/mcp/tool/call", RestHandler, {"proxy": proxy}),
+                (r"/mcp", McpHandler, {"proxy": proxy}),
+                (r"/stream", StreamHandler),
+            ]
+        )
         HTTPServer(app).listen(args.port, "127.0.0.1")
         await asyncio.Event().wait()
 

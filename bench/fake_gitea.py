@@ -33,7 +33,12 @@ MARKER = "AEGIS_BENCH_MARKER_7f3a"
 def _file_text() -> str:
     # ~4 KB of ordinary source text: nothing the product's secret scrubber or binary sniffer
     # should react to, so every layer does its normal work and returns the text.
-    lines = [f'"""Benchmark fixture module ({MARKER})."""', "", "from __future__ import annotations", ""]
+    lines = [
+        f'"""Benchmark fixture module ({MARKER})."""',
+        "",
+        "from __future__ import annotations",
+        "",
+    ]
     i = 0
     while sum(len(line) + 1 for line in lines) < 4000:
         lines += [
@@ -57,37 +62,93 @@ BASE = "http://127.0.0.1:3000"
 
 def repo_json() -> dict:
     owner = {
-        "id": 2, "login": OWNER, "login_name": "", "source_id": 0, "full_name": "Bench Org",
-        "email": "", "avatar_url": f"{BASE}/avatars/b1a6e0c0", "html_url": f"{BASE}/{OWNER}",
-        "language": "", "is_admin": False, "last_login": "0001-01-01T00:00:00Z",
-        "created": "2026-01-01T00:00:00Z", "restricted": False, "active": False,
-        "prohibit_login": False, "location": "", "website": "", "description": "",
-        "visibility": "public", "followers_count": 0, "following_count": 0, "starred_repos_count": 0,
+        "id": 2,
+        "login": OWNER,
+        "login_name": "",
+        "source_id": 0,
+        "full_name": "Bench Org",
+        "email": "",
+        "avatar_url": f"{BASE}/avatars/b1a6e0c0",
+        "html_url": f"{BASE}/{OWNER}",
+        "language": "",
+        "is_admin": False,
+        "last_login": "0001-01-01T00:00:00Z",
+        "created": "2026-01-01T00:00:00Z",
+        "restricted": False,
+        "active": False,
+        "prohibit_login": False,
+        "location": "",
+        "website": "",
+        "description": "",
+        "visibility": "public",
+        "followers_count": 0,
+        "following_count": 0,
+        "starred_repos_count": 0,
         "username": OWNER,
     }
     return {
-        "id": 7, "owner": owner, "name": REPO, "full_name": f"{OWNER}/{REPO}",
+        "id": 7,
+        "owner": owner,
+        "name": REPO,
+        "full_name": f"{OWNER}/{REPO}",
         "description": "A fixed repository served by the benchmark's fake Gitea.",
-        "empty": False, "private": False, "fork": False, "template": False, "parent": None,
-        "mirror": False, "size": 1234, "language": "Python", "languages_url":
-        f"{BASE}/api/v1/repos/{OWNER}/{REPO}/languages", "html_url": f"{BASE}/{OWNER}/{REPO}",
-        "url": f"{BASE}/api/v1/repos/{OWNER}/{REPO}", "link": "", "ssh_url":
-        f"git@127.0.0.1:{OWNER}/{REPO}.git", "clone_url": f"{BASE}/{OWNER}/{REPO}.git",
-        "original_url": "", "website": "", "stars_count": 3, "forks_count": 1, "watchers_count": 2,
-        "open_issues_count": 4, "open_pr_counter": 1, "release_counter": 2,
-        "default_branch": "main", "archived": False, "created_at": "2026-01-01T00:00:00Z",
-        "updated_at": "2026-06-01T00:00:00Z", "archived_at": "1970-01-01T00:00:00Z",
+        "empty": False,
+        "private": False,
+        "fork": False,
+        "template": False,
+        "parent": None,
+        "mirror": False,
+        "size": 1234,
+        "language": "Python",
+        "languages_url": f"{BASE}/api/v1/repos/{OWNER}/{REPO}/languages",
+        "html_url": f"{BASE}/{OWNER}/{REPO}",
+        "url": f"{BASE}/api/v1/repos/{OWNER}/{REPO}",
+        "link": "",
+        "ssh_url": f"git@127.0.0.1:{OWNER}/{REPO}.git",
+        "clone_url": f"{BASE}/{OWNER}/{REPO}.git",
+        "original_url": "",
+        "website": "",
+        "stars_count": 3,
+        "forks_count": 1,
+        "watchers_count": 2,
+        "open_issues_count": 4,
+        "open_pr_counter": 1,
+        "release_counter": 2,
+        "default_branch": "main",
+        "archived": False,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-06-01T00:00:00Z",
+        "archived_at": "1970-01-01T00:00:00Z",
         "permissions": {"admin": False, "push": False, "pull": True},
-        "has_issues": True, "internal_tracker": {"enable_time_tracker": True,
-        "allow_only_contributors_to_track_time": True, "enable_issue_dependencies": True},
-        "has_wiki": True, "has_pull_requests": True, "has_projects": True, "has_releases": True,
-        "has_packages": True, "has_actions": True, "ignore_whitespace_conflicts": False,
-        "allow_merge_commits": True, "allow_rebase": True, "allow_rebase_explicit": True,
-        "allow_squash_merge": True, "allow_fast_forward_only_merge": True,
-        "allow_rebase_update": True, "default_delete_branch_after_merge": False,
-        "default_merge_style": "merge", "default_allow_maintainer_edit": False,
-        "avatar_url": "", "internal": False, "mirror_interval": "", "object_format_name": "sha1",
-        "mirror_updated": "0001-01-01T00:00:00Z", "repo_transfer": None, "topics": ["bench"],
+        "has_issues": True,
+        "internal_tracker": {
+            "enable_time_tracker": True,
+            "allow_only_contributors_to_track_time": True,
+            "enable_issue_dependencies": True,
+        },
+        "has_wiki": True,
+        "has_pull_requests": True,
+        "has_projects": True,
+        "has_releases": True,
+        "has_packages": True,
+        "has_actions": True,
+        "ignore_whitespace_conflicts": False,
+        "allow_merge_commits": True,
+        "allow_rebase": True,
+        "allow_rebase_explicit": True,
+        "allow_squash_merge": True,
+        "allow_fast_forward_only_merge": True,
+        "allow_rebase_update": True,
+        "default_delete_branch_after_merge": False,
+        "default_merge_style": "merge",
+        "default_allow_maintainer_edit": False,
+        "avatar_url": "",
+        "internal": False,
+        "mirror_interval": "",
+        "object_format_name": "sha1",
+        "mirror_updated": "0001-01-01T00:00:00Z",
+        "repo_transfer": None,
+        "topics": ["bench"],
         "licenses": ["MIT"],
     }
 
@@ -96,16 +157,27 @@ def contents_json(path: str = PATH) -> dict:
     name = path.rsplit("/", 1)[-1]
     self_url = f"{BASE}/api/v1/repos/{OWNER}/{REPO}/contents/{path}?ref=main"
     return {
-        "name": name, "path": path, "sha": FILE_SHA, "last_commit_sha": COMMIT_SHA,
-        "last_author_date": "2026-06-01T00:00:00Z", "last_committer_date": "2026-06-01T00:00:00Z",
-        "type": "file", "size": len(FILE_BYTES), "encoding": "base64",
-        "content": base64.b64encode(FILE_BYTES).decode(), "target": None, "url": self_url,
+        "name": name,
+        "path": path,
+        "sha": FILE_SHA,
+        "last_commit_sha": COMMIT_SHA,
+        "last_author_date": "2026-06-01T00:00:00Z",
+        "last_committer_date": "2026-06-01T00:00:00Z",
+        "type": "file",
+        "size": len(FILE_BYTES),
+        "encoding": "base64",
+        "content": base64.b64encode(FILE_BYTES).decode(),
+        "target": None,
+        "url": self_url,
         "html_url": f"{BASE}/{OWNER}/{REPO}/src/branch/main/{path}",
         "git_url": f"{BASE}/api/v1/repos/{OWNER}/{REPO}/git/blobs/{FILE_SHA}",
         "download_url": f"{BASE}/{OWNER}/{REPO}/raw/branch/main/{path}",
         "submodule_git_url": None,
-        "_links": {"self": self_url, "git": f"{BASE}/api/v1/repos/{OWNER}/{REPO}/git/blobs/{FILE_SHA}",
-                   "html": f"{BASE}/{OWNER}/{REPO}/src/branch/main/{path}"},
+        "_links": {
+            "self": self_url,
+            "git": f"{BASE}/api/v1/repos/{OWNER}/{REPO}/git/blobs/{FILE_SHA}",
+            "html": f"{BASE}/{OWNER}/{REPO}/src/branch/main/{path}",
+        },
     }
 
 
@@ -128,7 +200,9 @@ CONTENTS_BODY = json.dumps(contents_json()).encode()
 REPO_REPLY = _response(200, "OK", REPO_BODY)
 CONTENTS_REPLY = _response(200, "OK", CONTENTS_BODY)
 VERSION_REPLY = _response(200, "OK", b'{"version":"1.27.0"}')
-NOT_FOUND_REPLY = _response(404, "Not Found", b'{"message":"not found","url":"https://gitea.com/api/swagger"}')
+NOT_FOUND_REPLY = _response(
+    404, "Not Found", b'{"message":"not found","url":"https://gitea.com/api/swagger"}'
+)
 
 COUNTS = {"repo": 0, "contents": 0, "version": 0, "other": 0}
 
@@ -136,7 +210,7 @@ COUNTS = {"repo": 0, "contents": 0, "version": 0, "other": 0}
 def route(target: bytes) -> bytes:
     path = target.split(b"?", 1)[0]
     if path.startswith(b"/api/v1/repos/"):
-        parts = path[len(b"/api/v1/repos/"):].split(b"/")
+        parts = path[len(b"/api/v1/repos/") :].split(b"/")
         if len(parts) == 2 and parts[1]:
             COUNTS["repo"] += 1
             return REPO_REPLY
@@ -170,17 +244,19 @@ class HttpProtocol(asyncio.Protocol):
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 break
-            head, buf = buf[:end], buf[end + 4:]
+            head, buf = buf[:end], buf[end + 4 :]
             first, _, headers = head.partition(b"\r\n")
             parts = first.split(b" ")
             if len(parts) != 3:
-                self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                self.transport.write(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
                 self.transport.close()
                 return
             lower = headers.lower()
             i = lower.find(b"content-length:")
             if i >= 0:
-                self.skip = int(lower[i + 15:].split(b"\r\n", 1)[0].strip() or 0)
+                self.skip = int(lower[i + 15 :].split(b"\r\n", 1)[0].strip() or 0)
             out.append(route(parts[1]))
         self.buf = buf
         if out:
@@ -196,8 +272,18 @@ async def serve(host: str, port: int, port_file: str | None) -> None:
         with open(tmp, "w") as fh:
             fh.write(str(bound))
         os.replace(tmp, port_file)
-    print(json.dumps({"event": "listening", "port": bound, "contents_bytes": len(CONTENTS_BODY),
-                      "repo_bytes": len(REPO_BODY), "file_bytes": len(FILE_BYTES)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "event": "listening",
+                "port": bound,
+                "contents_bytes": len(CONTENTS_BODY),
+                "repo_bytes": len(REPO_BODY),
+                "file_bytes": len(FILE_BYTES),
+            }
+        ),
+        flush=True,
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

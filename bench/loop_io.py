@@ -34,11 +34,21 @@ def classify_trace(text: str, fds: dict) -> dict:
         if kind.startswith("file:"):
             kind = "file"
         counts[f"{name} on {kind}"] += 1
-    disk = sum(v for k, v in counts.items()
-               if (" on file" in k or "stdout" in k or k.startswith(("fsync", "fdatasync",
-                                                                         "pwrite64", "openat"))))
+    disk = sum(
+        v
+        for k, v in counts.items()
+        if (
+            " on file" in k
+            or "stdout" in k
+            or k.startswith(("fsync", "fdatasync", "pwrite64", "openat"))
+        )
+    )
     upstream = sum(v for k, v in counts.items() if "gitea socket" in k or k.startswith("connect"))
-    return {"syscalls": dict(counts.most_common()), "disk_or_stdout_calls": disk,
-            "upstream_network_calls": upstream,
-            "verdict": "no disk, stdout or upstream I/O on the event loop"
-            if disk == 0 and upstream == 0 else "the event loop does disk/stdout/upstream I/O"}
+    return {
+        "syscalls": dict(counts.most_common()),
+        "disk_or_stdout_calls": disk,
+        "upstream_network_calls": upstream,
+        "verdict": "no disk, stdout or upstream I/O on the event loop"
+        if disk == 0 and upstream == 0
+        else "the event loop does disk/stdout/upstream I/O",
+    }

@@ -29,9 +29,13 @@ SCENARIO_TITLES = {
     "audit": "get_file_contents JSON, audit variants",
 }
 B_FOR = {"call_json": "B", "call_sse": "Bs", "tools_list": "B"}
-A_FOR = {"call_json": ("call_json", "A"), "call_sse": ("call_sse", "A"),
-         "call_rest": ("call_rest", "A"), "tools_list": ("tools_list", "A"),
-         "call_legacy_sse": ("call_json", "A")}
+A_FOR = {
+    "call_json": ("call_json", "A"),
+    "call_sse": ("call_sse", "A"),
+    "call_rest": ("call_rest", "A"),
+    "tools_list": ("tools_list", "A"),
+    "call_legacy_sse": ("call_json", "A"),
+}
 
 
 def med(values):
@@ -48,8 +52,11 @@ def fmt(value, digits=1):
 
 
 def per_rep(runs, scenario, server, c):
-    return {r["rep"]: r for r in runs if r.get("scenario") == scenario
-            and r.get("server") == server and r.get("c") == c}
+    return {
+        r["rep"]: r
+        for r in runs
+        if r.get("scenario") == scenario and r.get("server") == server and r.get("c") == c
+    }
 
 
 def ratio_median(num: dict, den: dict, key: str):
@@ -64,13 +71,30 @@ def summarise(runs: list[dict]) -> list[dict]:
         if r.get("scenario") in SCENARIO_TITLES:
             points[(r["scenario"], r["server"], r["c"])].append(r)
     rows = []
-    for (scenario, server, c), rs in sorted(points.items(), key=lambda kv: (
-            list(SCENARIO_TITLES).index(kv[0][0]), kv[0][2], kv[0][1])):
-        row = {"type": "summary", "scenario": scenario, "server": server, "c": c,
-               "reps": len(rs), "errors": sum(r["errors"] for r in rs)}
+    for (scenario, server, c), rs in sorted(
+        points.items(), key=lambda kv: (list(SCENARIO_TITLES).index(kv[0][0]), kv[0][2], kv[0][1])
+    ):
+        row = {
+            "type": "summary",
+            "scenario": scenario,
+            "server": server,
+            "c": c,
+            "reps": len(rs),
+            "errors": sum(r["errors"] for r in rs),
+        }
         row["max_steal_pct"] = max((r.get("steal_pct") or 0 for r in rs), default=0)
-        for key in ("rps", "p50_ms", "p99_ms", "server_cpu_pct", "server_sys_pct", "server_peak_rss_mb",
-                    "upstream_per_req", "bytes_per_req", "gitea_cpu_pct", "loader_cpu_pct"):
+        for key in (
+            "rps",
+            "p50_ms",
+            "p99_ms",
+            "server_cpu_pct",
+            "server_sys_pct",
+            "server_peak_rss_mb",
+            "upstream_per_req",
+            "bytes_per_req",
+            "gitea_cpu_pct",
+            "loader_cpu_pct",
+        ):
             row[key] = med(r.get(key) for r in rs)
         mine = per_rep(runs, scenario, server, c)
         if server in ("P", "Pnofile", "Pnoaudit", "At") or scenario == "call_legacy_sse":
@@ -102,14 +126,27 @@ def targets(runs: list[dict], smoke: bool) -> list[dict]:
     out = []
 
     def add(name, value, limit, ok, note=""):
-        out.append({"type": "target", "target": name, "value": value, "limit": limit,
-                    "met": None if value is None else bool(ok), "note": note})
+        out.append(
+            {
+                "type": "target",
+                "target": name,
+                "value": value,
+                "limit": limit,
+                "met": None if value is None else bool(ok),
+                "note": note,
+            }
+        )
 
     if smoke:
         for c in (1, 10):
             p, a = per_rep(runs, "call_json", "P", c), per_rep(runs, "call_json", "A", c)
             r = ratio_median(p, a, "rps")
-            add(f"smoke: product req/s >= 1/3 of (a) at c={c}", r, 1 / 3, r is not None and r >= 1 / 3)
+            add(
+                f"smoke: product req/s >= 1/3 of (a) at c={c}",
+                r,
+                1 / 3,
+                r is not None and r >= 1 / 3,
+            )
             errors = sum(x["errors"] for x in p.values())
             add(f"smoke: product errors at c={c}", errors, 0, errors == 0)
         return out
@@ -118,60 +155,103 @@ def targets(runs: list[dict], smoke: bool) -> list[dict]:
         p = per_rep(runs, "call_json", "P", c)
         a, b = per_rep(runs, "call_json", "A", c), per_rep(runs, "call_json", "B", c)
         r = ratio_median(p, a, "rps")
-        add(f"tools/call req/s at c={c} >= {TARGETS['vs_a']}x (a)", r, TARGETS["vs_a"],
-            r is not None and r >= TARGETS["vs_a"])
+        add(
+            f"tools/call req/s at c={c} >= {TARGETS['vs_a']}x (a)",
+            r,
+            TARGETS["vs_a"],
+            r is not None and r >= TARGETS["vs_a"],
+        )
         r = ratio_median(p, b, "rps")
-        add(f"tools/call req/s at c={c} >= {TARGETS['vs_b']}x (b)", r, TARGETS["vs_b"],
-            r is not None and r >= TARGETS["vs_b"])
+        add(
+            f"tools/call req/s at c={c} >= {TARGETS['vs_b']}x (b)",
+            r,
+            TARGETS["vs_b"],
+            r is not None and r >= TARGETS["vs_b"],
+        )
     p, a = per_rep(runs, "call_json", "P", 10), per_rep(runs, "call_json", "A", 10)
     r = ratio_median(p, a, "p99_ms")
-    add(f"p99 at c=10 <= {TARGETS['p99_vs_a']}x (a)", r, TARGETS["p99_vs_a"],
-        r is not None and r <= TARGETS["p99_vs_a"])
+    add(
+        f"p99 at c=10 <= {TARGETS['p99_vs_a']}x (a)",
+        r,
+        TARGETS["p99_vs_a"],
+        r is not None and r <= TARGETS["p99_vs_a"],
+    )
 
     idle = [r for r in runs if r.get("scenario") == "idle_streams" and r["server"] == "P"]
     # The first opening is the cost: later ones reuse memory the allocator kept, so the
     # largest delta (normally repetition 1) is the one judged.
     delta = max((r["rss_delta_mb"] for r in idle), default=None)
-    add(f"{idle[0]['streams'] if idle else 1000} idle SSE streams add <= {TARGETS['idle_mb']} MB RSS",
-        delta, TARGETS["idle_mb"], delta is not None and delta <= TARGETS["idle_mb"],
-        "largest delta over the repetitions (the first opening)")
+    add(
+        f"{idle[0]['streams'] if idle else 1000} idle SSE streams add <= {TARGETS['idle_mb']} MB RSS",
+        delta,
+        TARGETS["idle_mb"],
+        delta is not None and delta <= TARGETS["idle_mb"],
+        "largest delta over the repetitions (the first opening)",
+    )
     v = idle_p99_ratio(runs)
-    add(f"p99 (c=10) with idle streams open <= {TARGETS['idle_p99']}x without", v,
-        TARGETS["idle_p99"], v is not None and v <= TARGETS["idle_p99"],
-        "during / mean of the runs just before opening and just after closing")
+    add(
+        f"p99 (c=10) with idle streams open <= {TARGETS['idle_p99']}x without",
+        v,
+        TARGETS["idle_p99"],
+        v is not None and v <= TARGETS["idle_p99"],
+        "during / mean of the runs just before opening and just after closing",
+    )
 
     loaded = {r["rep"]: r for r in runs if r.get("scenario") == "flood_loaded"}
     unloaded = {r["rep"]: r for r in runs if r.get("scenario") == "flood_unloaded"}
     v = med(loaded[k]["p99_ms"] / unloaded[k]["p99_ms"] for k in loaded if k in unloaded)
-    add(f"valid client's p99 under the bad-key flood <= {TARGETS['flood_p99']}x unloaded", v,
-        TARGETS["flood_p99"], v is not None and v <= TARGETS["flood_p99"],
+    add(
+        f"valid client's p99 under the bad-key flood <= {TARGETS['flood_p99']}x unloaded",
+        v,
+        TARGETS["flood_p99"],
+        v is not None and v <= TARGETS["flood_p99"],
         f"flood ~{fmt(med(r['flood_rps'] for r in loaded.values()), 0)} req/s from "
-        f"{next(iter(loaded.values()))['flood_ips'] if loaded else '?'} IPs")
+        f"{next(iter(loaded.values()))['flood_ips'] if loaded else '?'} IPs",
+    )
     ent = max((r["limiter_entries"] or 0 for r in loaded.values()), default=None)
     cap = next(iter(loaded.values()))["limiter_cap"] if loaded else None
-    add("limiter entries stay within its cap (AUTH_TRACKED_IPS)", ent, cap,
+    add(
+        "limiter entries stay within its cap (AUTH_TRACKED_IPS)",
+        ent,
+        cap,
         ent is not None and cap is not None and ent <= cap,
-        f"{fmt(max((r['limiter_kb'] for r in loaded.values()), default=None))} KB at most")
+        f"{fmt(max((r['limiter_kb'] for r in loaded.values()), default=None))} KB at most",
+    )
 
     for c in (10, 50):
         p, nf = per_rep(runs, "call_json", "P", c), per_rep(runs, "audit", "Pnofile", c)
         r = ratio_median(p, nf, "rps")
         cost = None if r is None else 1 - r
-        add(f"audit file costs <= {int(TARGETS['audit'] * 100)}% req/s at c={c}", cost,
-            TARGETS["audit"], cost is not None and cost <= TARGETS["audit"],
-            "product (audit file + stdout to a file) vs product (no audit file, stdout to /dev/null)")
+        add(
+            f"audit file costs <= {int(TARGETS['audit'] * 100)}% req/s at c={c}",
+            cost,
+            TARGETS["audit"],
+            cost is not None and cost <= TARGETS["audit"],
+            "product (audit file + stdout to a file) vs product (no audit file, stdout to /dev/null)",
+        )
         na = per_rep(runs, "audit", "Pnoaudit", c)
         r = ratio_median(p, na, "rps")
         cost = None if r is None else 1 - r
-        add(f"all audit events (emitting + file) cost <= {int(TARGETS['audit'] * 100)}% req/s at c={c}",
-            cost, TARGETS["audit"], cost is not None and cost <= TARGETS["audit"],
-            "product vs product with audit events stubbed out (bench-only hook)")
+        add(
+            f"all audit events (emitting + file) cost <= {int(TARGETS['audit'] * 100)}% req/s at c={c}",
+            cost,
+            TARGETS["audit"],
+            cost is not None and cost <= TARGETS["audit"],
+            "product vs product with audit events stubbed out (bench-only hook)",
+        )
     return out
 
 
 STALL_MS = 2000.0
-TARGETS = {"vs_a": 0.8, "vs_b": 2.0, "p99_vs_a": 1.5, "idle_mb": 30.0, "idle_p99": 1.2,
-           "flood_p99": 2.0, "audit": 0.15}
+TARGETS = {
+    "vs_a": 0.8,
+    "vs_b": 2.0,
+    "p99_vs_a": 1.5,
+    "idle_mb": 30.0,
+    "idle_p99": 1.2,
+    "flood_p99": 2.0,
+    "audit": 0.15,
+}
 
 
 def markdown(bench, rows, tgs) -> str:
@@ -183,12 +263,17 @@ def markdown(bench, rows, tgs) -> str:
         f"load generators `{bench.pin_load}`, fake Gitea `{bench.pin_gitea}`. Tool: "
         f"**{bench.extra.get('tool_source')}**. {opts.reps} interleaved repetitions of "
         f"{opts.duration}s per point after a {opts.warmup}s warm-up; medians; ratios are medians "
-        f"of per-repetition ratios. Elapsed {bench.extra.get('elapsed_s')}s.")
-    lines += ["", "## Throughput and latency", "",
-              "| scenario | c | server | req/s | p50 ms | p99 ms | errors | server CPU % | "
-              "sys % | peak RSS MB | Gitea calls/req | bytes/reply | req/s vs (a) | req/s vs (b) | "
-              "p99 vs (a) |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        f"of per-repetition ratios. Elapsed {bench.extra.get('elapsed_s')}s."
+    )
+    lines += [
+        "",
+        "## Throughput and latency",
+        "",
+        "| scenario | c | server | req/s | p50 ms | p99 ms | errors | server CPU % | "
+        "sys % | peak RSS MB | Gitea calls/req | bytes/reply | req/s vs (a) | req/s vs (b) | "
+        "p99 vs (a) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['c']} | {LABELS.get(r['server'], r['server'])} | "
@@ -197,18 +282,32 @@ def markdown(bench, rows, tgs) -> str:
             f"{fmt(r['server_peak_rss_mb'])} | "
             f"{fmt(r['upstream_per_req'], 2)} | {fmt(r['bytes_per_req'], 0)} | "
             f"{fmt(r.get('rps_vs_a'), 2)} | {fmt(r.get('rps_vs_b'), 2)} | "
-            f"{fmt(r.get('p99_vs_a'), 2)} |")
-    lines += ["", "Scenarios: " + "; ".join(f"`{k}` = {v}" for k, v in SCENARIO_TITLES.items())
-              + ". `call_legacy_sse` ratios are against (a)'s `call_json` at the same c.", ""]
-    stalled = [r for r in bench.runs if "rps" in r and (r.get("requests", 1) == 0 or
-                                                         (r.get("max_ms") or 0) > STALL_MS)]
+            f"{fmt(r.get('p99_vs_a'), 2)} |"
+        )
+    lines += [
+        "",
+        "Scenarios: "
+        + "; ".join(f"`{k}` = {v}" for k, v in SCENARIO_TITLES.items())
+        + ". `call_legacy_sse` ratios are against (a)'s `call_json` at the same c.",
+        "",
+    ]
+    stalled = [
+        r
+        for r in bench.runs
+        if "rps" in r and (r.get("requests", 1) == 0 or (r.get("max_ms") or 0) > STALL_MS)
+    ]
     if stalled:
-        lines += [f"**Stalls: {len(stalled)} run(s) had a request wait over {STALL_MS / 1000:.0f} s "
-                  "or got no reply at all** (steal = CPU the hypervisor took meanwhile):", ""]
+        lines += [
+            f"**Stalls: {len(stalled)} run(s) had a request wait over {STALL_MS / 1000:.0f} s "
+            "or got no reply at all** (steal = CPU the hypervisor took meanwhile):",
+            "",
+        ]
         for r in stalled:
-            lines.append(f"- rep {r.get('rep')} {r.get('scenario')} {LABELS.get(r.get('server'), r.get('server'))} "
-                         f"c={r.get('c')}: {r.get('requests')} requests, max {fmt(r.get('max_ms'), 0)} ms, "
-                         f"steal {r.get('steal_pct')}%")
+            lines.append(
+                f"- rep {r.get('rep')} {r.get('scenario')} {LABELS.get(r.get('server'), r.get('server'))} "
+                f"c={r.get('c')}: {r.get('requests')} requests, max {fmt(r.get('max_ms'), 0)} ms, "
+                f"steal {r.get('steal_pct')}%"
+            )
         lines.append("")
     lines += ["## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
     for t in tgs:
@@ -220,10 +319,14 @@ def markdown(bench, rows, tgs) -> str:
     runs = bench.runs
     idle = [r for r in runs if r.get("scenario") == "idle_streams"]
     if idle:
-        lines += ["", "## Idle event streams", "",
-                  "| rep | server | streams | RSS before MB | with streams MB | delta MB | KB/stream "
-                  "| after close MB | p99 before ms | p99 during ms | p99 after ms | req/s during |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Idle event streams",
+            "",
+            "| rep | server | streams | RSS before MB | with streams MB | delta MB | KB/stream "
+            "| after close MB | p99 before ms | p99 during ms | p99 after ms | req/s during |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         before = {r["rep"]: r for r in runs if r.get("scenario") == "idle_before"}
         after = {r["rep"]: r for r in runs if r.get("scenario") == "idle_after"}
         for r in idle:
@@ -235,13 +338,18 @@ def markdown(bench, rows, tgs) -> str:
                 f"{fmt(r['rss_delta_mb'], 2)} | {fmt(r['kb_per_stream'])} | "
                 f"{fmt(r['rss_after_close_mb'])} | {fmt(b.get('p99_ms'), 2)} | "
                 f"{fmt(r.get('during_p99_ms'), 2)} | {fmt(a.get('p99_ms'), 2)} | "
-                f"{fmt(r.get('during_rps'))} |")
+                f"{fmt(r.get('during_rps'))} |"
+            )
     flood = [r for r in runs if r.get("scenario") in ("flood_unloaded", "flood_loaded")]
     if flood:
-        lines += ["", "## Bad-key flood through a trusted proxy", "",
-                  "| rep | valid client | req/s | p50 ms | p99 ms | errors | flood req/s | "
-                  "flood statuses | limiter entries / cap | limiter KB | blocked IPs | RSS MB |",
-                  "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Bad-key flood through a trusted proxy",
+            "",
+            "| rep | valid client | req/s | p50 ms | p99 ms | errors | flood req/s | "
+            "flood statuses | limiter entries / cap | limiter KB | blocked IPs | RSS MB |",
+            "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        ]
         for r in flood:
             loaded = r["scenario"] == "flood_loaded"
             lines.append(
@@ -251,16 +359,25 @@ def markdown(bench, rows, tgs) -> str:
                 f"{json.dumps(r.get('flood_statuses')) if loaded else ''} | "
                 f"{(str(r.get('limiter_entries')) + ' / ' + str(r.get('limiter_cap'))) if loaded else ''} | "
                 f"{fmt(r.get('limiter_kb')) if loaded else ''} | "
-                f"{r.get('limiter_blocked', '') if loaded else ''} | {fmt(r['server_rss_mb'])} |")
+                f"{r.get('limiter_blocked', '') if loaded else ''} | {fmt(r['server_rss_mb'])} |"
+            )
     prof = bench.extra.get("profile")
     if isinstance(prof, dict):
-        lines += ["", "## Profile (py-spy --gil, c=50: get_file_contents JSON; for the "
-                  "flood instance, bad-key requests only)", ""]
+        lines += [
+            "",
+            "## Profile (py-spy --gil, c=50: get_file_contents JSON; for the "
+            "flood instance, bad-key requests only)",
+            "",
+        ]
         for name, summary in prof.items():
-            lines += [f"**{LABELS.get(name, name)}** ({summary['samples']} samples, "
-                      f"{fmt(summary.get('rps_while_profiled'))} req/s while profiled). "
-                      "Each sample once, by thread and first area on its stack:", "",
-                      "| thread: area | % of samples |", "|---|---:|"]
+            lines += [
+                f"**{LABELS.get(name, name)}** ({summary['samples']} samples, "
+                f"{fmt(summary.get('rps_while_profiled'))} req/s while profiled). "
+                "Each sample once, by thread and first area on its stack:",
+                "",
+                "| thread: area | % of samples |",
+                "|---|---:|",
+            ]
             for k, v in summary["partition_pct"].items():
                 if v >= 0.5:
                     lines.append(f"| {k} | {v} |")
@@ -272,9 +389,15 @@ def markdown(bench, rows, tgs) -> str:
         lines += ["", f"Profile: {prof}"]
     loop_io = bench.extra.get("loop_io")
     if isinstance(loop_io, dict):
-        lines += ["", "## Event-loop thread I/O (strace of the main thread, c=10, 2 s)", "",
-                  f"Verdict: **{loop_io['verdict']}**.", "", "| syscall on | count |",
-                  "|---|---:|"]
+        lines += [
+            "",
+            "## Event-loop thread I/O (strace of the main thread, c=10, 2 s)",
+            "",
+            f"Verdict: **{loop_io['verdict']}**.",
+            "",
+            "| syscall on | count |",
+            "|---|---:|",
+        ]
         for k, v in loop_io["syscalls"].items():
             lines.append(f"| {k} | {v} |")
     elif loop_io:
@@ -308,17 +431,26 @@ def write_report(bench) -> int:
     if failed:
         for t in failed:
             if "errors" in t["target"]:
-                print(f"bench-smoke FAILED: the product answered {t['value']} tool calls with an "
-                      "error or without the file (see the run's logs under "
-                      f"{bench.workdir}).", file=sys.stderr)
+                print(
+                    f"bench-smoke FAILED: the product answered {t['value']} tool calls with an "
+                    "error or without the file (see the run's logs under "
+                    f"{bench.workdir}).",
+                    file=sys.stderr,
+                )
             else:
                 slower = (1 / t["value"]) if t["value"] else float("inf")
-                print(f"bench-smoke FAILED: {t['target']}: the product is {slower:.1f}x slower "
-                      f"than the bare Tornado baseline (a), over the {3:.0f}x limit. A gross "
-                      "regression in the request path; profile it (bench/README.md).",
-                      file=sys.stderr)
+                print(
+                    f"bench-smoke FAILED: {t['target']}: the product is {slower:.1f}x slower "
+                    f"than the bare Tornado baseline (a), over the {3:.0f}x limit. A gross "
+                    "regression in the request path; profile it (bench/README.md).",
+                    file=sys.stderr,
+                )
         return 1
-    print("bench-smoke passed: " + "; ".join(
-        f"{t['target']}: {fmt(t['value'], 2) if isinstance(t['value'], float) else t['value']}"
-        for t in tgs))
+    print(
+        "bench-smoke passed: "
+        + "; ".join(
+            f"{t['target']}: {fmt(t['value'], 2) if isinstance(t['value'], float) else t['value']}"
+            for t in tgs
+        )
+    )
     return 0

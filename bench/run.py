@@ -22,7 +22,6 @@ import secrets
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -37,7 +36,6 @@ TOOL = "get_file_contents"
 ARGS = {"owner": "bench", "repo": "fixture", "path": "src/fixture.py", "ref": "main"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROTOCOL_VERSION = "2025-06-18"
-
 
 
 def log(message: str) -> None:
@@ -55,10 +53,15 @@ def ensure_wrk() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log("wrk not found: apt-get install -y wrk")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "update", "-qq"], check=False, env=env, stdout=subprocess.DEVNULL
+        )
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         path = shutil.which("wrk")
     if not path:
         sys.exit("bench: wrk is required (Debian: apt-get install -y wrk)")
@@ -71,8 +74,10 @@ def ensure_py_spy() -> str | None:
     if Path(found).exists():
         return str(found)
     log("py-spy not found: pip install py-spy (profile step)")
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                             "--disable-pip-version-check", "py-spy"], check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "py-spy"],
+        check=False,
+    )
     candidate = Path(sys.executable).parent / "py-spy"
     if result.returncode == 0 and candidate.exists():
         return str(candidate)
@@ -123,9 +128,15 @@ class Server:
     extra: dict = field(default_factory=dict)
 
     def start(self, cwd: Path) -> None:
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=open(self.stdout, "wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=self.env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=open(self.stdout, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -194,10 +205,20 @@ def scenarios(smoke: bool) -> dict:
     all_ = {
         "call_json": ("/mcp", jsonrpc_call(), MARKER, ["P", "A", "B", "At"], True),
         "call_sse": ("/mcp", jsonrpc_call(progress=True), MARKER, ["P", "A", "Bs"], False),
-        "call_rest": ("/mcp/tool/call", {"tool": TOOL, "arguments": ARGS}, MARKER, ["P", "A"],
-                      False),
-        "tools_list": ("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, TOOL,
-                       ["P", "A", "B"], False),
+        "call_rest": (
+            "/mcp/tool/call",
+            {"tool": TOOL, "arguments": ARGS},
+            MARKER,
+            ["P", "A"],
+            False,
+        ),
+        "tools_list": (
+            "/mcp",
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            TOOL,
+            ["P", "A", "B"],
+            False,
+        ),
         "audit": ("/mcp", jsonrpc_call(), MARKER, ["Pnofile", "Pnoaudit"], False),
     }
     if smoke:
@@ -238,62 +259,130 @@ class Bench:
     def start_all(self) -> None:
         py_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
         gport = free_port()
-        self.gitea = Server("G", "fake Gitea", self._py(str(BENCH / "fake_gitea.py"), "--port",
-                            str(gport), pin=self.pin_gitea), py_env, gport,
-                            self.workdir / "gitea.log")
+        self.gitea = Server(
+            "G",
+            "fake Gitea",
+            self._py(str(BENCH / "fake_gitea.py"), "--port", str(gport), pin=self.pin_gitea),
+            py_env,
+            gport,
+            self.workdir / "gitea.log",
+        )
         self.gitea.start(self.workdir)
         self.gitea.wait_ready()
         gitea_url = f"http://127.0.0.1:{gport}"
 
         def product(name: str, label: str, audit: str | None, stdout: str, **env) -> Server:
             port = free_port()
-            penv = {**py_env, "GITEA_URL": gitea_url, "GITEA_TOKEN": self.token,
-                    "MCP_API_KEYS": self.key, "LOG_LEVEL": "info",
-                    "AUDIT_LOG_PATH": audit if audit is not None else "",
-                    "BENCH_STATS_FILE": str(self.workdir / f"{name}.stats.json"), **env}
+            penv = {
+                **py_env,
+                "GITEA_URL": gitea_url,
+                "GITEA_TOKEN": self.token,
+                "MCP_API_KEYS": self.key,
+                "LOG_LEVEL": "info",
+                "AUDIT_LOG_PATH": audit if audit is not None else "",
+                "BENCH_STATS_FILE": str(self.workdir / f"{name}.stats.json"),
+                **env,
+            }
             out = Path(stdout) if stdout == os.devnull else self.workdir / stdout
-            return Server(name, label, self._py(str(BENCH / "run_product.py"), "--port",
-                          str(port), pin=self.pin_server), penv, port, out)
+            return Server(
+                name,
+                label,
+                self._py(str(BENCH / "run_product.py"), "--port", str(port), pin=self.pin_server),
+                penv,
+                port,
+                out,
+            )
 
         wd = self.workdir
         self.servers["P"] = product("P", "product", str(wd / "audit-P.log"), "P.stdout.log")
         port = free_port()
-        self.servers["A"] = Server("A", "baseline (a) bare Tornado + requests-futures",
-                                   self._py(str(BENCH / "baseline_tornado.py"), "--port",
-                                            str(port), "--gitea", gitea_url, "--token",
-                                            self.token, pin=self.pin_server),
-                                   py_env, port, wd / "A.log")
+        self.servers["A"] = Server(
+            "A",
+            "baseline (a) bare Tornado + requests-futures",
+            self._py(
+                str(BENCH / "baseline_tornado.py"),
+                "--port",
+                str(port),
+                "--gitea",
+                gitea_url,
+                "--token",
+                self.token,
+                pin=self.pin_server,
+            ),
+            py_env,
+            port,
+            wd / "A.log",
+        )
         if not self.smoke:
             port = free_port()
-            self.servers["At"] = Server("At", "reference: bare Tornado + Tornado's own HTTP client",
-                                        self._py(str(BENCH / "baseline_tornado.py"), "--port",
-                                                 str(port), "--gitea", gitea_url, "--token",
-                                                 self.token, "--client", "tornado",
-                                                 pin=self.pin_server),
-                                        py_env, port, wd / "At.log")
+            self.servers["At"] = Server(
+                "At",
+                "reference: bare Tornado + Tornado's own HTTP client",
+                self._py(
+                    str(BENCH / "baseline_tornado.py"),
+                    "--port",
+                    str(port),
+                    "--gitea",
+                    gitea_url,
+                    "--token",
+                    self.token,
+                    "--client",
+                    "tornado",
+                    pin=self.pin_server,
+                ),
+                py_env,
+                port,
+                wd / "At.log",
+            )
             for name, reply in (("B", "json"), ("Bs", "sse")):
                 port = free_port()
                 self.servers[name] = Server(
-                    name, f"baseline (b) MCP SDK, {reply} replies",
-                    self._py(str(BENCH / "baseline_sdk.py"), "--port", str(port), "--gitea",
-                             gitea_url, "--token", self.token, "--reply", reply,
-                             pin=self.pin_server), py_env, port, wd / f"{name}.log")
-            self.servers["Pnofile"] = product("Pnofile", "product, no audit file (stdout only)",
-                                              "", os.devnull)
-            self.servers["Pnoaudit"] = product("Pnoaudit", "product, audit events stubbed out",
-                                               "", os.devnull, BENCH_NO_AUDIT_EVENTS="1")
+                    name,
+                    f"baseline (b) MCP SDK, {reply} replies",
+                    self._py(
+                        str(BENCH / "baseline_sdk.py"),
+                        "--port",
+                        str(port),
+                        "--gitea",
+                        gitea_url,
+                        "--token",
+                        self.token,
+                        "--reply",
+                        reply,
+                        pin=self.pin_server,
+                    ),
+                    py_env,
+                    port,
+                    wd / f"{name}.log",
+                )
+            self.servers["Pnofile"] = product(
+                "Pnofile", "product, no audit file (stdout only)", "", os.devnull
+            )
+            self.servers["Pnoaudit"] = product(
+                "Pnoaudit",
+                "product, audit events stubbed out",
+                "",
+                os.devnull,
+                BENCH_NO_AUDIT_EVENTS="1",
+            )
             self.servers["Pflood"] = product(
-                "Pflood", "product behind a trusted proxy", str(wd / "audit-Pflood.log"),
-                "Pflood.stdout.log", TRUSTED_PROXIES="127.0.0.1",
-                AUTH_TRACKED_IPS=str(self.opts.limiter_cap))
+                "Pflood",
+                "product behind a trusted proxy",
+                str(wd / "audit-Pflood.log"),
+                "Pflood.stdout.log",
+                TRUSTED_PROXIES="127.0.0.1",
+                AUTH_TRACKED_IPS=str(self.opts.limiter_cap),
+            )
         for server in self.servers.values():
             server.start(self.workdir)
         for server in self.servers.values():
             server.wait_ready()
         self.extra["tool_source"] = self.product_stats("P").get("tool_source")
-        log(f"servers up: {', '.join(s.label for s in self.servers.values())}; "
+        log(
+            f"servers up: {', '.join(s.label for s in self.servers.values())}; "
             f"tool: {self.extra['tool_source']}; pinning: server={self.pin_server} "
-            f"load={self.pin_load} gitea={self.pin_gitea}")
+            f"load={self.pin_load} gitea={self.pin_gitea}"
+        )
 
     def stop_all(self) -> None:
         for server in list(self.servers.values()) + ([self.gitea] if self.gitea else []):
@@ -322,18 +411,39 @@ class Bench:
     # -- one load run -------------------------------------------------------------------
 
     def headers(self, sse_accept: bool = True, key: str | None = None) -> str:
-        return "\n".join([
-            "Content-Type: application/json",
-            "Accept: application/json, text/event-stream" if sse_accept else "Accept: application/json",
-            f"MCP-Protocol-Version: {PROTOCOL_VERSION}",
-            f"Authorization: Bearer {key or self.key}",
-        ])
+        return "\n".join(
+            [
+                "Content-Type: application/json",
+                "Accept: application/json, text/event-stream"
+                if sse_accept
+                else "Accept: application/json",
+                f"MCP-Protocol-Version: {PROTOCOL_VERSION}",
+                f"Authorization: Bearer {key or self.key}",
+            ]
+        )
 
-    def wrk_cmd(self, server: Server, path: str, body: dict | None, marker: str, conns: int,
-                duration: float, out: Path, expect: int = 200, xff: int | None = None,
-                delay_ms: float | None = None, key: str | None = None, xff_offset: int = 0):
-        env = {**os.environ, "BENCH_HEADERS": self.headers(key=key), "BENCH_MARKER": marker,
-               "BENCH_EXPECT": str(expect), "BENCH_OUT": str(out)}
+    def wrk_cmd(
+        self,
+        server: Server,
+        path: str,
+        body: dict | None,
+        marker: str,
+        conns: int,
+        duration: float,
+        out: Path,
+        expect: int = 200,
+        xff: int | None = None,
+        delay_ms: float | None = None,
+        key: str | None = None,
+        xff_offset: int = 0,
+    ):
+        env = {
+            **os.environ,
+            "BENCH_HEADERS": self.headers(key=key),
+            "BENCH_MARKER": marker,
+            "BENCH_EXPECT": str(expect),
+            "BENCH_OUT": str(out),
+        }
         if body is not None:
             body_file = out.with_suffix(".body.json")
             body_file.write_text(json.dumps(body))
@@ -344,8 +454,18 @@ class Bench:
         if delay_ms:
             env["BENCH_DELAY_MS"] = str(delay_ms)
         # wrk takes whole seconds only
-        cmd = [*(self.pin_load or []), self.wrk, "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s",
-               "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{server.port}{path}"]
+        cmd = [
+            *(self.pin_load or []),
+            self.wrk,
+            "-t1",
+            f"-c{conns}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            f"http://127.0.0.1:{server.port}{path}",
+        ]
         return cmd, env
 
     def measure(self, server: Server, run: dict, launch) -> dict:
@@ -365,36 +485,51 @@ class Bench:
         sent = max(1, result.get("calls_sent") or reqs)  # the legacy loader counts its warm-up
         dur = result.get("duration_us", 1) / 1e6
         upstream = sum(after_counts.values()) - sum(before_counts.values())
-        errors = (result.get("bad_status", 0) + result.get("no_marker", 0)
-                  + result.get("errors_connect", 0) + result.get("errors_read", 0)
-                  + result.get("errors_write", 0) + result.get("errors_timeout", 0))
-        run.update({
-            "rps": round(result.get("requests", 0) / dur, 1),
-            "p50_ms": round(result.get("p50_us", 0) / 1000, 2),
-            "p90_ms": round(result.get("p90_us", 0) / 1000, 2),
-            "p99_ms": round(result.get("p99_us", 0) / 1000, 2),
-            "max_ms": round(result.get("lat_max_us", 0) / 1000, 2),
-            "requests": result.get("requests", 0),
-            "errors": errors,
-            "statuses": result.get("statuses"),
-            "bytes_per_req": round(result.get("bytes", 0) / reqs),
-            "server_cpu_pct": round(100 * (u1 + s1 - u0 - s0) / wall, 1),
-            "server_sys_pct": round(100 * (s1 - s0) / wall, 1),
-            "server_rss_mb": round(server.status_kb("VmRSS") / 1024, 1),
-            "server_peak_rss_mb": round(server.status_kb("VmHWM") / 1024, 1),
-            "upstream_per_req": round(upstream / sent, 2),
-            "gitea_cpu_pct": round(100 * (gcpu1 - gcpu0) / wall, 1),
-            # CPU the hypervisor took from this VM during the run (both cores): a run with a
-            # large value was disturbed by the host, not by anything measured here
-            "steal_pct": round(100 * (steal1 - steal0) / wall, 1),
-            "loader_cpu_pct": result.get("loader_cpu_pct") or round(
-                100 * ((ru1.children_user + ru1.children_system)
-                       - (ru0.children_user + ru0.children_system)) / wall, 1),
-        })
+        errors = (
+            result.get("bad_status", 0)
+            + result.get("no_marker", 0)
+            + result.get("errors_connect", 0)
+            + result.get("errors_read", 0)
+            + result.get("errors_write", 0)
+            + result.get("errors_timeout", 0)
+        )
+        run.update(
+            {
+                "rps": round(result.get("requests", 0) / dur, 1),
+                "p50_ms": round(result.get("p50_us", 0) / 1000, 2),
+                "p90_ms": round(result.get("p90_us", 0) / 1000, 2),
+                "p99_ms": round(result.get("p99_us", 0) / 1000, 2),
+                "max_ms": round(result.get("lat_max_us", 0) / 1000, 2),
+                "requests": result.get("requests", 0),
+                "errors": errors,
+                "statuses": result.get("statuses"),
+                "bytes_per_req": round(result.get("bytes", 0) / reqs),
+                "server_cpu_pct": round(100 * (u1 + s1 - u0 - s0) / wall, 1),
+                "server_sys_pct": round(100 * (s1 - s0) / wall, 1),
+                "server_rss_mb": round(server.status_kb("VmRSS") / 1024, 1),
+                "server_peak_rss_mb": round(server.status_kb("VmHWM") / 1024, 1),
+                "upstream_per_req": round(upstream / sent, 2),
+                "gitea_cpu_pct": round(100 * (gcpu1 - gcpu0) / wall, 1),
+                # CPU the hypervisor took from this VM during the run (both cores): a run with a
+                # large value was disturbed by the host, not by anything measured here
+                "steal_pct": round(100 * (steal1 - steal0) / wall, 1),
+                "loader_cpu_pct": result.get("loader_cpu_pct")
+                or round(
+                    100
+                    * (
+                        (ru1.children_user + ru1.children_system)
+                        - (ru0.children_user + ru0.children_system)
+                    )
+                    / wall,
+                    1,
+                ),
+            }
+        )
         return run
 
-    def wrk_run(self, server: Server, path: str, body, marker: str, conns: int,
-                duration: float, **kw) -> dict:
+    def wrk_run(
+        self, server: Server, path: str, body, marker: str, conns: int, duration: float, **kw
+    ) -> dict:
         out = self.workdir / f"wrk-{len(self.runs)}-{server.name}.json"
         out.unlink(missing_ok=True)
         cmd, env = self.wrk_cmd(server, path, body, marker, conns, duration, out, **kw)
@@ -407,10 +542,26 @@ class Bench:
 
     def legacy_run(self, server: Server, conns: int, duration: float) -> dict:
         out = self.workdir / f"legacy-{len(self.runs)}.json"
-        cmd = [*(self.pin_load or []), sys.executable, str(BENCH / "sse_clients.py"), "legacy",
-               "--port", str(server.port), "--key", self.key, "--concurrency", str(conns),
-               "--duration", str(duration), "--warmup", "0.5", "--arguments", json.dumps(ARGS),
-               "--out", str(out)]
+        cmd = [
+            *(self.pin_load or []),
+            sys.executable,
+            str(BENCH / "sse_clients.py"),
+            "legacy",
+            "--port",
+            str(server.port),
+            "--key",
+            self.key,
+            "--concurrency",
+            str(conns),
+            "--duration",
+            str(duration),
+            "--warmup",
+            "0.5",
+            "--arguments",
+            json.dumps(ARGS),
+            "--out",
+            str(out),
+        ]
 
         def launch():
             subprocess.run(cmd, check=True)
@@ -431,7 +582,7 @@ class Bench:
             return
         log(f"warm-up: {secs}s per server at c=10")
         done = set()
-        for name, (path, body, marker, names, _) in selected(self.opts).items():
+        for _name, (path, body, marker, names, _) in selected(self.opts).items():
             for sname in names:
                 if sname not in done:
                     done.add(sname)
@@ -470,30 +621,55 @@ class Bench:
         for sname, path in targets:
             server = self.servers[sname]
             if sname == "P":
-                before = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10,
-                                      self.opts.p99_duration)
+                before = self.wrk_run(
+                    server, "/mcp", jsonrpc_call(), MARKER, 10, self.opts.p99_duration
+                )
                 self.record(before, rep=rep, scenario="idle_before", server=sname, c=10)
             time.sleep(0.5)
             rss0 = server.status_kb("VmRSS")
             holder = subprocess.Popen(
-                [*(self.pin_load or []), sys.executable, str(BENCH / "sse_clients.py"), "idle",
-                 "--port", str(server.port), "--key", self.key, "--path", path, "--count",
-                 str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                [
+                    *(self.pin_load or []),
+                    sys.executable,
+                    str(BENCH / "sse_clients.py"),
+                    "idle",
+                    "--port",
+                    str(server.port),
+                    "--key",
+                    self.key,
+                    "--path",
+                    path,
+                    "--count",
+                    str(n),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             try:
                 line = holder.stdout.readline()
                 if '"ready"' not in line:
                     raise RuntimeError(f"idle stream holder failed: {line!r}")
                 time.sleep(1.0)
                 rss1 = server.status_kb("VmRSS")
-                run = {"streams": n, "rss_before_mb": round(rss0 / 1024, 1),
-                       "rss_with_streams_mb": round(rss1 / 1024, 1),
-                       "rss_delta_mb": round((rss1 - rss0) / 1024, 2),
-                       "kb_per_stream": round((rss1 - rss0) / n, 1)}
+                run = {
+                    "streams": n,
+                    "rss_before_mb": round(rss0 / 1024, 1),
+                    "rss_with_streams_mb": round(rss1 / 1024, 1),
+                    "rss_delta_mb": round((rss1 - rss0) / 1024, 2),
+                    "kb_per_stream": round((rss1 - rss0) / n, 1),
+                }
                 if sname == "P":
-                    during = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10,
-                                          self.opts.p99_duration)
-                    run.update({f"during_{k}": v for k, v in during.items()
-                                if k in ("rps", "p50_ms", "p99_ms", "errors")})
+                    during = self.wrk_run(
+                        server, "/mcp", jsonrpc_call(), MARKER, 10, self.opts.p99_duration
+                    )
+                    run.update(
+                        {
+                            f"during_{k}": v
+                            for k, v in during.items()
+                            if k in ("rps", "p50_ms", "p99_ms", "errors")
+                        }
+                    )
                     run["rss_after_load_mb"] = round(server.status_kb("VmRSS") / 1024, 1)
             finally:
                 holder.stdin.close()
@@ -502,8 +678,9 @@ class Bench:
             run["rss_after_close_mb"] = round(server.status_kb("VmRSS") / 1024, 1)
             self.record(run, rep=rep, scenario="idle_streams", server=sname, c=10)
             if sname == "P":
-                after = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 10,
-                                     self.opts.p99_duration)
+                after = self.wrk_run(
+                    server, "/mcp", jsonrpc_call(), MARKER, 10, self.opts.p99_duration
+                )
                 self.record(after, rep=rep, scenario="idle_after", server=sname, c=10)
 
     def flood(self, rep: int) -> None:
@@ -516,10 +693,20 @@ class Bench:
         conns = self.opts.flood_conns
         delay = (1000.0 * conns / self.opts.flood_rate) if self.opts.flood_rate else None
         fout = self.workdir / f"flood-{len(self.runs)}.json"
-        cmd, env = self.wrk_cmd(server, "/mcp", jsonrpc_call(), "", conns, dur + 2, fout,
-                                expect=401, xff=self.opts.flood_ips, delay_ms=delay,
-                                key=self.bad_key,
-                                xff_offset=(rep - 1) * self.opts.flood_ips // self.opts.reps)
+        cmd, env = self.wrk_cmd(
+            server,
+            "/mcp",
+            jsonrpc_call(),
+            "",
+            conns,
+            dur + 2,
+            fout,
+            expect=401,
+            xff=self.opts.flood_ips,
+            delay_ms=delay,
+            key=self.bad_key,
+            xff_offset=(rep - 1) * self.opts.flood_ips // self.opts.reps,
+        )
         flooder = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
         try:
             time.sleep(1.0)  # the flood is under way before the valid client starts
@@ -528,17 +715,19 @@ class Bench:
             flooder.wait(timeout=dur + 30)
         flood = json.loads(fout.read_text())
         stats = self.product_stats("Pflood")
-        during.update({
-            "flood_rps": round(flood["requests"] / (flood["duration_us"] / 1e6), 1),
-            "flood_statuses": flood.get("statuses"),
-            "flood_ips": self.opts.flood_ips,
-            "offered_flood_rps": self.opts.flood_rate or None,
-            "limiter_entries": stats.get("limiter_entries"),
-            "limiter_cap": stats.get("limiter_cap"),
-            "limiter_kb": round(stats.get("limiter_bytes", 0) / 1024, 1),
-            "limiter_blocked": stats.get("limiter_blocked"),
-            "rss_before_flood_mb": round(rss0 / 1024, 1),
-        })
+        during.update(
+            {
+                "flood_rps": round(flood["requests"] / (flood["duration_us"] / 1e6), 1),
+                "flood_statuses": flood.get("statuses"),
+                "flood_ips": self.opts.flood_ips,
+                "offered_flood_rps": self.opts.flood_rate or None,
+                "limiter_entries": stats.get("limiter_entries"),
+                "limiter_cap": stats.get("limiter_cap"),
+                "limiter_kb": round(stats.get("limiter_bytes", 0) / 1024, 1),
+                "limiter_blocked": stats.get("limiter_blocked"),
+                "rss_before_flood_mb": round(rss0 / 1024, 1),
+            }
+        )
         self.record(during, rep=rep, scenario="flood_loaded", server="Pflood", c=10)
 
     # -- extra checks (full bench only) ---------------------------------------------------
@@ -557,14 +746,40 @@ class Bench:
             # --gil: only the thread holding the GIL is sampled, i.e. Python actually running on
             # the server's core; threads blocked in recv() (waiting for Gitea) are left out.
             spy = subprocess.Popen(
-                [*(self.pin_load or []), py_spy, "record", "--pid", str(server.pid), "--rate",
-                 "250", "--duration", str(secs + 1), "--format", "raw", "--threads", "--gil",
-                 "--output", str(out), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                [
+                    *(self.pin_load or []),
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--rate",
+                    "250",
+                    "--duration",
+                    str(secs + 1),
+                    "--format",
+                    "raw",
+                    "--threads",
+                    "--gil",
+                    "--output",
+                    str(out),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             time.sleep(0.5)
             if sname == "Pflood":  # the bad-key path alone: what one refused request costs
-                run = self.wrk_run(server, "/mcp", jsonrpc_call(), "", 50, secs, expect=401,
-                                   xff=self.opts.flood_ips, key=self.bad_key)
+                run = self.wrk_run(
+                    server,
+                    "/mcp",
+                    jsonrpc_call(),
+                    "",
+                    50,
+                    secs,
+                    expect=401,
+                    xff=self.opts.flood_ips,
+                    key=self.bad_key,
+                )
             else:
                 run = self.wrk_run(server, "/mcp", jsonrpc_call(), MARKER, 50, secs)
             _, err = spy.communicate(timeout=60)
@@ -586,9 +801,20 @@ class Bench:
         server = self.servers["P"]
         out = self.workdir / "strace-P.txt"
         tracer = subprocess.Popen(
-            [*(self.pin_load or []), "strace", "-q", "-p", str(server.pid), "-o", str(out), "-e",
-             "trace=write,writev,sendto,sendmsg,send,pwrite64,fsync,fdatasync,openat,connect,"
-             "recvfrom,recvmsg,read"], stderr=subprocess.DEVNULL)
+            [
+                *(self.pin_load or []),
+                "strace",
+                "-q",
+                "-p",
+                str(server.pid),
+                "-o",
+                str(out),
+                "-e",
+                "trace=write,writev,sendto,sendmsg,send,pwrite64,fsync,fdatasync,openat,connect,"
+                "recvfrom,recvmsg,read",
+            ],
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)
         fds = classify_fds(server.pid, self.gitea.port, server.port)
         out_wrk = self.workdir / "wrk-strace.json"
@@ -658,27 +884,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the fast CI guard")
     parser.add_argument("--duration", type=int, help="seconds per measured run (whole seconds)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per server/scenario")
-    parser.add_argument("--p99-duration", type=int, default=5,
-                        help="seconds per run where a p99 is compared (idle streams, flood)")
+    parser.add_argument(
+        "--p99-duration",
+        type=int,
+        default=5,
+        help="seconds per run where a p99 is compared (idle streams, flood)",
+    )
     parser.add_argument("--reps", type=int, help="interleaved repetitions (>= 3)")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")])
-    parser.add_argument("--legacy-concurrency", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[10, 50])
+    parser.add_argument(
+        "--legacy-concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[10, 50]
+    )
     parser.add_argument("--idle-streams", type=int, default=1000)
     parser.add_argument("--flood-ips", type=int, default=10_000)
-    parser.add_argument("--flood-rate", type=float, default=1000.0,
-                        help="offered bad-key requests/s (0: as fast as possible)")
+    parser.add_argument(
+        "--flood-rate",
+        type=float,
+        default=1000.0,
+        help="offered bad-key requests/s (0: as fast as possible)",
+    )
     parser.add_argument("--flood-conns", type=int, default=20)
-    parser.add_argument("--limiter-cap", type=int, default=2000,
-                        help="AUTH_TRACKED_IPS for the flood instance (below --flood-ips)")
+    parser.add_argument(
+        "--limiter-cap",
+        type=int,
+        default=2000,
+        help="AUTH_TRACKED_IPS for the flood instance (below --flood-ips)",
+    )
     parser.add_argument("--profile-seconds", type=int, default=6)
-    parser.add_argument("--scenarios", type=lambda s: [x for x in s.split(",") if x],
-                        help="only these matrix scenarios (call_json,call_sse,call_rest,"
-                             "tools_list,audit)")
-    parser.add_argument("--extras", type=lambda s: [x for x in s.split(",") if x],
-                        default=["legacy", "idle", "flood", "profile", "strace"],
-                        help="which of legacy,idle,flood,profile,strace to run (default all; "
-                             "'' for none)")
+    parser.add_argument(
+        "--scenarios",
+        type=lambda s: [x for x in s.split(",") if x],
+        help="only these matrix scenarios (call_json,call_sse,call_rest,tools_list,audit)",
+    )
+    parser.add_argument(
+        "--extras",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["legacy", "idle", "flood", "profile", "strace"],
+        help="which of legacy,idle,flood,profile,strace to run (default all; '' for none)",
+    )
     parser.add_argument("--results", help="results folder (default bench/results)")
     parser.add_argument("--workdir", help="scratch folder for logs (default /tmp/aegis-bench-*)")
     opts = parser.parse_args(argv)
@@ -709,8 +952,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.stop_all()
     bench.extra["elapsed_s"] = round(time.monotonic() - bench.started, 1)
-    bench.extra["pinning"] = {"server": bench.pin_server, "load": bench.pin_load,
-                              "gitea": bench.pin_gitea}
+    bench.extra["pinning"] = {
+        "server": bench.pin_server,
+        "load": bench.pin_load,
+        "gitea": bench.pin_gitea,
+    }
     return write_report(bench)
 
 

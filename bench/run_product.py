@@ -44,23 +44,33 @@ def _dump_stats(*_):
         "limiter_entries": len(limiter),
         "limiter_cap": limiter.max_tracked,
         "limiter_bytes": _deep_size(limiter),
-        "limiter_blocked": sum(1 for t in list(limiter._failures.values())  # noqa: SLF001
-                               if len(t) >= limiter.max_failures),
+        "limiter_blocked": sum(
+            1
+            for t in list(limiter._failures.values())  # noqa: SLF001
+            if len(t) >= limiter.max_failures
+        ),
     }
     if os.environ.get("BENCH_GC_STATS") == "1":
         import gc
 
-        stats["gc"] = {"collections": GC["counts"], "total_ms": {
-            g: round(v * 1000, 1) for g, v in GC["pauses"].items()}, "max_ms": {
-            g: round(v, 2) for g, v in GC["max_ms"].items()}, "tracked_objects": len(gc.get_objects())}
+        stats["gc"] = {
+            "collections": GC["counts"],
+            "total_ms": {g: round(v * 1000, 1) for g, v in GC["pauses"].items()},
+            "max_ms": {g: round(v, 2) for g, v in GC["max_ms"].items()},
+            "tracked_objects": len(gc.get_objects()),
+        }
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
         json.dump(stats, fh)
     os.replace(tmp, path)
 
 
-GC = {"pauses": {0: 0.0, 1: 0.0, 2: 0.0}, "counts": {0: 0, 1: 0, 2: 0},
-      "max_ms": {0: 0.0, 1: 0.0, 2: 0.0}, "_t": 0.0}
+GC = {
+    "pauses": {0: 0.0, 1: 0.0, 2: 0.0},
+    "counts": {0: 0, 1: 0, 2: 0},
+    "max_ms": {0: 0.0, 1: 0.0, 2: 0.0},
+    "_t": 0.0,
+}
 
 
 def _gc_callback(phase, info):

@@ -72,7 +72,7 @@ class ChunkedEvents:
         while True:
             end = self.buf.find(b"\n\n")
             if end >= 0:
-                block, self.buf = self.buf[:end].decode(), self.buf[end + 2:]
+                block, self.buf = self.buf[:end].decode(), self.buf[end + 2 :]
                 event, data = "message", []
                 for line in block.split("\n"):
                     if line.startswith("event:"):
@@ -112,8 +112,14 @@ class LegacyClient:
         self.pr, self.pw = await asyncio.open_connection("127.0.0.1", self.port)
         self.post_headers = {**auth, "Content-Type": "application/json"}
         self.reader_task = asyncio.ensure_future(self._read_stream())
-        await self.call("initialize", {"protocolVersion": "2024-11-05", "capabilities": {},
-                                       "clientInfo": {"name": "bench", "version": "1"}})
+        await self.call(
+            "initialize",
+            {
+                "protocolVersion": "2024-11-05",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
+        )
         await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
     async def _read_stream(self) -> None:
@@ -152,8 +158,11 @@ class LegacyClient:
             self.calls += 1
             try:
                 reply = await self.call("tools/call", params)
-                ok = "result" in reply and not reply["result"].get("isError") and \
-                    MARKER in json.dumps(reply["result"])
+                ok = (
+                    "result" in reply
+                    and not reply["result"].get("isError")
+                    and MARKER in json.dumps(reply["result"])
+                )
             except Exception:  # noqa: BLE001 - counted
                 ok = False
             end = time.monotonic()
@@ -177,7 +186,9 @@ def _pct(values: list[float], q: float) -> float:
 
 async def run_legacy(args) -> dict:
     arguments = json.loads(args.arguments)
-    clients = [LegacyClient(args.port, args.key, arguments, args.tool) for _ in range(args.concurrency)]
+    clients = [
+        LegacyClient(args.port, args.key, arguments, args.tool) for _ in range(args.concurrency)
+    ]
     await asyncio.gather(*(c.open() for c in clients))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.monotonic()
@@ -191,11 +202,19 @@ async def run_legacy(args) -> dict:
     errors = sum(c.errors for c in clients)
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     return {
-        "requests": len(latencies), "duration_us": int(args.duration * 1e6), "bad_status": errors,
-        "no_marker": 0, "errors_connect": 0, "errors_read": 0, "errors_write": 0,
-        "errors_timeout": 0, "errors_status": 0,
-        "p50_us": int(_pct(latencies, 50) * 1e6), "p90_us": int(_pct(latencies, 90) * 1e6),
-        "p99_us": int(_pct(latencies, 99) * 1e6), "p999_us": int(_pct(latencies, 99.9) * 1e6),
+        "requests": len(latencies),
+        "duration_us": int(args.duration * 1e6),
+        "bad_status": errors,
+        "no_marker": 0,
+        "errors_connect": 0,
+        "errors_read": 0,
+        "errors_write": 0,
+        "errors_timeout": 0,
+        "errors_status": 0,
+        "p50_us": int(_pct(latencies, 50) * 1e6),
+        "p90_us": int(_pct(latencies, 90) * 1e6),
+        "p99_us": int(_pct(latencies, 99) * 1e6),
+        "p999_us": int(_pct(latencies, 99.9) * 1e6),
         "lat_mean_us": (statistics.fmean(latencies) * 1e6) if latencies else 0.0,
         "lat_max_us": int(max(latencies, default=0) * 1e6),
         "loader_cpu_pct": round(100 * cpu / (args.duration + args.warmup), 1),

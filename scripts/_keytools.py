@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from aegis_tornado.auth.keys import DIGEST_PREFIX, ConfiguredKey, KeyFormatError, key_digest, key_hint, parse_key
+from aegis_tornado.auth.keys import (
+    DIGEST_PREFIX,
+    ConfiguredKey,
+    KeyFormatError,
+    key_digest,
+    key_hint,
+    parse_key,
+)
 
 DEFAULT_METADATA_FILE = ".key-metadata.jsonl"
 METADATA_ENV_VAR = "KEY_METADATA_FILE"
@@ -158,7 +165,9 @@ def read_records(path: Path) -> list[MetadataRecord]:
 
 # --------------------------------------------------------------------------- .env file
 
-_ASSIGNMENT = re.compile(r"^(?P<indent>\s*)(?P<export>export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=(?P<value>.*)$")
+_ASSIGNMENT = re.compile(
+    r"^(?P<indent>\s*)(?P<export>export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=(?P<value>.*)$"
+)
 
 
 def _unquote(value: str) -> str:

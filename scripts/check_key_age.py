@@ -45,6 +45,7 @@ from _keytools import (  # noqa: E402
     read_records,
     split_keys,
 )
+
 from aegis_tornado.auth.keys import DIGEST_PREFIX, KeyFormatError  # noqa: E402
 
 DEFAULT_MAX_AGE_DAYS = 90
@@ -76,8 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"key metadata (default: ${METADATA_ENV_VAR}, else ./.key-metadata.jsonl; a missing default file is no error)",
     )
-    parser.add_argument("--env-file", metavar="PATH", help="env file whose MCP_API_KEYS says which keys are configured")
-    parser.add_argument("--config", metavar="FILE", help="YAML config whose api_keys (with optional created dates) are configured")
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="env file whose MCP_API_KEYS says which keys are configured",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML config whose api_keys (with optional created dates) are configured",
+    )
     parser.add_argument(
         "--max-age-days",
         type=int,
@@ -85,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"keys older than N days are due for rotation (default: {DEFAULT_MAX_AGE_DAYS})",
     )
-    parser.add_argument("--strict", action="store_true", help="also exit 1 when a configured key's age is unknown")
+    parser.add_argument(
+        "--strict", action="store_true", help="also exit 1 when a configured key's age is unknown"
+    )
     return parser
 
 
@@ -124,7 +135,9 @@ def load_config_entries(path: Path, problems: list[str]) -> list[Entry]:
                 continue
             raw = item["key"] if has_key else item["sha256"]
             if not isinstance(raw, str):
-                problems.append(f"{source}: the {'key' if has_key else 'sha256'} value must be a quoted string")
+                problems.append(
+                    f"{source}: the {'key' if has_key else 'sha256'} value must be a quoted string"
+                )
                 continue
             value = raw if has_key or raw.startswith(DIGEST_PREFIX) else DIGEST_PREFIX + raw.strip()
             name = item.get("name")
@@ -187,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     for record in records:
         seen = known.get(record.sha256)
         if seen is None:
-            known[record.sha256] = Checked(record.sha256, record.name, record.key_hint, record.created)
+            known[record.sha256] = Checked(
+                record.sha256, record.name, record.key_hint, record.created
+            )
         else:
             seen.created = min(seen.created, record.created)
             seen.name = seen.name or record.name
@@ -202,21 +217,33 @@ def main(argv: list[str] | None = None) -> int:
         by_digest: dict[str, Checked] = {}
         for entry in configured:  # config first: its created dates and names win
             meta = known.get(entry.key.digest)
-            item = by_digest.setdefault(entry.key.digest, Checked(entry.key.digest, None, None, None))
+            item = by_digest.setdefault(
+                entry.key.digest, Checked(entry.key.digest, None, None, None)
+            )
             item.name = item.name or entry.key.name or (meta.name if meta else None)
             item.hint = item.hint or entry.hint or (meta.hint if meta else None)
             item.created = item.created or entry.key.created or (meta.created if meta else None)
         checked = list(by_digest.values())
-        sources.append("keys configured in " + " and ".join(p for p in (args.config, args.env_file) if p))
+        sources.append(
+            "keys configured in " + " and ".join(p for p in (args.config, args.env_file) if p)
+        )
         retired = len(set(known) - set(by_digest))
 
     if not checked:
         if configured is None:
-            where = f"{meta_path} has no records" if meta_path.exists() else f"no metadata file ({meta_path})"
+            where = (
+                f"{meta_path} has no records"
+                if meta_path.exists()
+                else f"no metadata file ({meta_path})"
+            )
             print(f"Nothing to check: {where}.")
-            print("Save metadata when issuing keys (generate_api_key.py --save-metadata), or pass --env-file/--config.")
+            print(
+                "Save metadata when issuing keys (generate_api_key.py --save-metadata), or pass --env-file/--config."
+            )
         else:
-            print(f"Nothing to check: no keys configured in {' or '.join(p for p in (args.config, args.env_file) if p)}.")
+            print(
+                f"Nothing to check: no keys configured in {' or '.join(p for p in (args.config, args.env_file) if p)}."
+            )
             if retired:
                 print(f"({retired} metadata record(s) ignored: those keys are not configured.)")
         return EXIT_ERROR if problems else EXIT_OK
@@ -230,25 +257,35 @@ def main(argv: list[str] | None = None) -> int:
     for item in sorted(checked, key=lambda c: (c.created is None, c.created or today, c.label)):
         if item.created is None:
             unknown += 1
-            print(f"  UNKNOWN  {item.label:<{width}}  age unknown: no metadata record or created date")
+            print(
+                f"  UNKNOWN  {item.label:<{width}}  age unknown: no metadata record or created date"
+            )
             continue
         age = (today - item.created).days
         when = f"created {item.created.isoformat()}"
         if age < 0:
             ok += 1
-            print(f"  OK       {item.label:<{width}}  {when}, in the future: check the record or the clock")
+            print(
+                f"  OK       {item.label:<{width}}  {when}, in the future: check the record or the clock"
+            )
         elif age > limit:
             due += 1
-            print(f"  ROTATE   {item.label:<{width}}  {age} days old ({when}), {age - limit} day(s) over the limit")
+            print(
+                f"  ROTATE   {item.label:<{width}}  {age} days old ({when}), {age - limit} day(s) over the limit"
+            )
         else:
             ok += 1
-            print(f"  OK       {item.label:<{width}}  {age} days old ({when}), rotate within {limit - age} day(s)")
+            print(
+                f"  OK       {item.label:<{width}}  {age} days old ({when}), rotate within {limit - age} day(s)"
+            )
     print()
     if retired:
         print(f"{retired} metadata record(s) not checked: those keys are not configured (retired).")
     print(f"Summary: {ok} ok, {due} due for rotation, {unknown} of unknown age.")
     if due:
-        print(f"WARNING: {due} key(s) older than {limit} days: rotate them (make rotate-key, see docs/KEY_ROTATION.md).")
+        print(
+            f"WARNING: {due} key(s) older than {limit} days: rotate them (make rotate-key, see docs/KEY_ROTATION.md)."
+        )
     if unknown:
         print(
             f"WARNING: {unknown} key(s) of unknown age: add a 'created' date in the config, "

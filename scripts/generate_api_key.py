@@ -28,6 +28,7 @@ from _keytools import (  # noqa: E402
     make_record,
     metadata_path,
 )
+
 from aegis_tornado.auth.keys import DIGEST_PREFIX, generate_key, key_digest, key_hint  # noqa: E402
 
 
@@ -39,14 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
             f"Metadata file: --metadata-file, else ${METADATA_ENV_VAR}, else ./.key-metadata.jsonl."
         ),
     )
-    parser.add_argument("--name", help="a label for the key, e.g. chatgpt-workspace (kept in metadata)")
+    parser.add_argument(
+        "--name", help="a label for the key, e.g. chatgpt-workspace (kept in metadata)"
+    )
     parser.add_argument(
         "--save-metadata",
         action="store_true",
         help="append name, creation time, hint and SHA-256 (never the key) to the metadata file",
     )
     parser.add_argument("--metadata-file", metavar="PATH", help="where --save-metadata appends")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only the key (for piping)")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the key (for piping)"
+    )
     return parser
 
 
@@ -99,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     if saved_to:
         print(f"Metadata (name, date, hint, digest; not the key) appended to {saved_to}.")
     else:
-        print("Metadata not saved: rerun with --save-metadata to let check_key_age.py track this key.")
+        print(
+            "Metadata not saved: rerun with --save-metadata to let check_key_age.py track this key."
+        )
     print()
     print("Next steps:")
     print("  1. Put the key (or its sha256: form) in MCP_API_KEYS and restart the server.")

@@ -33,6 +33,7 @@ from _keytools import (  # noqa: E402
     rewrite_env_var,
     split_keys,
 )
+
 from aegis_tornado.auth.keys import KeyFormatError, generate_key, key_hint  # noqa: E402
 
 CONTAINER = "aegis-gitea-mcp"
@@ -45,10 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Rotate the AegisGitea MCP API key with a grace period (old and new keys both valid).",
     )
-    parser.add_argument("--env-file", default=".env", metavar="PATH", help="env file holding MCP_API_KEYS (default: .env)")
+    parser.add_argument(
+        "--env-file",
+        default=".env",
+        metavar="PATH",
+        help="env file holding MCP_API_KEYS (default: .env)",
+    )
     parser.add_argument("--name", help="label for the new key (kept in metadata)")
-    parser.add_argument("--save-metadata", action="store_true", help="append the new key's metadata record (never the key)")
-    parser.add_argument("--metadata-file", metavar="PATH", help="metadata file (default: $KEY_METADATA_FILE or ./.key-metadata.jsonl)")
+    parser.add_argument(
+        "--save-metadata",
+        action="store_true",
+        help="append the new key's metadata record (never the key)",
+    )
+    parser.add_argument(
+        "--metadata-file",
+        metavar="PATH",
+        help="metadata file (default: $KEY_METADATA_FILE or ./.key-metadata.jsonl)",
+    )
     parser.add_argument(
         "--apply",
         action="store_true",
@@ -88,10 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             return fail(str(exc))
         if args.apply and len(assignments) > 1:
             lines = ", ".join(str(index + 1) for index, _ in assignments)
-            return fail(f"{env_file} assigns {KEYS_ENV_VAR} on several lines ({lines}); keep one and retry")
+            return fail(
+                f"{env_file} assigns {KEYS_ENV_VAR} on several lines ({lines}); keep one and retry"
+            )
         current_value = assignments[-1][1] if assignments else None
     elif args.apply:
-        return fail(f"{env_file} does not exist; create it first (it also holds GITEA_URL and GITEA_TOKEN), then rerun with --apply")
+        return fail(
+            f"{env_file} does not exist; create it first (it also holds GITEA_URL and GITEA_TOKEN), then rerun with --apply"
+        )
 
     current = split_keys(current_value)
     entries = []
@@ -99,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             entries.append(parse_entry(value, f"{env_file} {KEYS_ENV_VAR} entry {position}"))
         except KeyFormatError as exc:
-            print(f"warning: {exc}; the server cannot use this entry: fix or remove it", file=sys.stderr)
+            print(
+                f"warning: {exc}; the server cannot use this entry: fix or remove it",
+                file=sys.stderr,
+            )
 
     records = {}
     if meta_path.exists():
@@ -122,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             backup = rewrite_env_var(env_file, KEYS_ENV_VAR, grace_value)
         except (ToolError, OSError) as exc:
-            note = f"; the metadata record for {key_hint(new_key)} is unused" if args.save_metadata else ""
+            note = (
+                f"; the metadata record for {key_hint(new_key)} is unused"
+                if args.save_metadata
+                else ""
+            )
             return fail(f"could not update {env_file}: {exc} (no key was issued{note})")
 
     grace_line = f"{KEYS_ENV_VAR}={grace_value}"
@@ -152,26 +177,44 @@ def main(argv: list[str] | None = None) -> int:
 
     bearer = f"Authorization: Bearer {new_key}"
     tools_url = args.url.rstrip("/") + "/mcp/tools"
-    old_hints = [entry.hint or (records[entry.key.digest].key_hint if entry.key.digest in records else None) for entry in entries]
+    old_hints = [
+        entry.hint or (records[entry.key.digest].key_hint if entry.key.digest in records else None)
+        for entry in entries
+    ]
     old_hints = [hint for hint in old_hints if hint]
     steps = []
-    what = "old and new keys both accepted during the grace period" if current else "the new key only"
+    what = (
+        "old and new keys both accepted during the grace period" if current else "the new key only"
+    )
     if backup:
-        steps.append([f"DONE: {env_file} updated ({what}); previous file kept as {backup}:", "", f"  {grace_line}", ""])
+        steps.append(
+            [
+                f"DONE: {env_file} updated ({what}); previous file kept as {backup}:",
+                "",
+                f"  {grace_line}",
+                "",
+            ]
+        )
     else:
         steps.append([f"Set this line in {env_file} ({what}):", "", f"  {grace_line}", ""])
-    steps.append([
-        f"Recreate the container so it reads the env file again:  {RELOAD}",
-        "('docker compose restart' is not enough: it keeps the environment the container was created with)",
-    ])
-    steps.append([
-        f"Verify the new key:  curl -fsS -H {shlex.quote(bearer)} {shlex.quote(tools_url)}",
-        f"and that a request without a key is refused:  curl -s -o /dev/null -w '%{{http_code}}\\n' {shlex.quote(tools_url)}  (expect 401)",
-    ])
-    steps.append([
-        "Update the client to the new key (ChatGPT: the connector's API key, sent as 'Authorization: Bearer <key>'),",
-        "and check that it still works.",
-    ])
+    steps.append(
+        [
+            f"Recreate the container so it reads the env file again:  {RELOAD}",
+            "('docker compose restart' is not enough: it keeps the environment the container was created with)",
+        ]
+    )
+    steps.append(
+        [
+            f"Verify the new key:  curl -fsS -H {shlex.quote(bearer)} {shlex.quote(tools_url)}",
+            f"and that a request without a key is refused:  curl -s -o /dev/null -w '%{{http_code}}\\n' {shlex.quote(tools_url)}  (expect 401)",
+        ]
+    )
+    steps.append(
+        [
+            "Update the client to the new key (ChatGPT: the connector's API key, sent as 'Authorization: Bearer <key>'),",
+            "and check that it still works.",
+        ]
+    )
     if entries:
         check = [
             "Before retiring the old key, confirm in the audit log that the client has moved: the old key's",
@@ -179,22 +222,30 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for hint in old_hints:
             pattern = f'"key_hint": "{hint}"'
-            check.append(f"  docker exec {CONTAINER} grep -F {shlex.quote(pattern)} {AUDIT_LOG} | tail -n 1")
+            check.append(
+                f"  docker exec {CONTAINER} grep -F {shlex.quote(pattern)} {AUDIT_LOG} | tail -n 1"
+            )
         if len(old_hints) < len(entries):
-            check.append("(a key configured by its sha256: digest has no known hint unless its metadata was saved)")
+            check.append(
+                "(a key configured by its sha256: digest has no known hint unless its metadata was saved)"
+            )
         steps.append(check)
     if not current:
         return print_steps(steps)
     retire = [f"Retire the old key: set this line in {env_file}"]
     if len(current) > 1:
-        retire.append(f"(it drops all {len(current)} current keys; if some belong to other clients, keep those)")
+        retire.append(
+            f"(it drops all {len(current)} current keys; if some belong to other clients, keep those)"
+        )
     retire += ["", f"  {final_line}", ""]
     steps.append(retire)
-    steps.append([
-        f"Recreate the container again:  {RELOAD}",
-        "From now on a client still using the old key is refused: watch for invalid_api_key denials:",
-        f"  docker exec {CONTAINER} grep -F '\"reason\": \"invalid_api_key\"' {AUDIT_LOG} | tail -n 5",
-    ])
+    steps.append(
+        [
+            f"Recreate the container again:  {RELOAD}",
+            "From now on a client still using the old key is refused: watch for invalid_api_key denials:",
+            f'  docker exec {CONTAINER} grep -F \'"reason": "invalid_api_key"\' {AUDIT_LOG} | tail -n 5',
+        ]
+    )
 
     return print_steps(steps)
 

@@ -34,8 +34,9 @@ def settings_overrides(request) -> dict[str, Any]:
 
 def with_settings(**overrides: Any):
     """Run a test against an app whose Settings differ from the default test settings."""
-    return pytest.mark.parametrize("settings_overrides", [overrides], indirect=True,
-                                   ids=lambda o: ",".join(sorted(o)))
+    return pytest.mark.parametrize(
+        "settings_overrides", [overrides], indirect=True, ids=lambda o: ",".join(sorted(o))
+    )
 
 
 @pytest.fixture
@@ -115,9 +116,17 @@ class Api:
         self.base_url = base_url
         self.http = AsyncHTTPClient()
 
-    async def request(self, path: str, method: str = "GET", *, key: str | None = KEY,
-                      headers: dict[str, str] | None = None, body: Any = None,
-                      json_body: Any = None, **kwargs) -> HTTPResponse:
+    async def request(
+        self,
+        path: str,
+        method: str = "GET",
+        *,
+        key: str | None = KEY,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        json_body: Any = None,
+        **kwargs,
+    ) -> HTTPResponse:
         all_headers = dict(headers or {})
         if key is not None:
             all_headers.setdefault("Authorization", f"Bearer {key}")
@@ -127,16 +136,27 @@ class Api:
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
         return await self.http.fetch(
-            self.base_url + path, method=method, headers=all_headers, body=body,
-            raise_error=False, allow_nonstandard_methods=True, request_timeout=20, **kwargs,
+            self.base_url + path,
+            method=method,
+            headers=all_headers,
+            body=body,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+            request_timeout=20,
+            **kwargs,
         )
 
-    async def mcp(self, message: Any, *, headers: dict[str, str] | None = None,
-                  key: str | None = KEY) -> HTTPResponse:
-        all_headers = {"Accept": "application/json, text/event-stream",
-                       "Content-Type": "application/json", **(headers or {})}
-        return await self.request("/mcp", "POST", key=key, headers=all_headers,
-                                  body=json.dumps(message))
+    async def mcp(
+        self, message: Any, *, headers: dict[str, str] | None = None, key: str | None = KEY
+    ) -> HTTPResponse:
+        all_headers = {
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        }
+        return await self.request(
+            "/mcp", "POST", key=key, headers=all_headers, body=json.dumps(message)
+        )
 
 
 @pytest.fixture

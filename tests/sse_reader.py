@@ -19,8 +19,14 @@ class SseReader:
         self._task: asyncio.Task | None = None
 
     @classmethod
-    async def open(cls, url: str, headers: dict[str, str] | None = None, method: str = "GET",
-                   body: str | bytes = b"", wait: bool = True) -> "SseReader":
+    async def open(
+        cls,
+        url: str,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        body: str | bytes = b"",
+        wait: bool = True,
+    ) -> SseReader:
         """Send the request; with ``wait`` (the default), return once the headers arrived."""
         self = cls()
         parts = urlsplit(url)

@@ -46,22 +46,42 @@ async def _crash(arguments, context):
 
 
 def demo_tools() -> ToolRegistry:
-    text_schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 1000}},
-                   "required": ["text"], "additionalProperties": False}
-    return ToolRegistry([
-        Tool("echo", "Echo", "Returns the text it is given.", text_schema, _echo),
-        Tool("slow", "Slow", "Sleeps, reporting progress; for cancellation tests.", {
-            "type": "object",
-            "properties": {
-                "seconds": {"type": "number", "minimum": 0, "maximum": 60, "default": 5},
-                "steps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-                "label": {"type": "string", "default": "slow"},
-            },
-            "additionalProperties": False,
-        }, _slow),
-        Tool("fail", "Fail", "Always fails with an isError result.", {
-            "type": "object", "properties": {"why": {"type": "string"}},
-            "additionalProperties": False}, _fail),
-        Tool("denied", "Denied", "Always refused by policy.", {"type": "object"}, _denied),
-        Tool("crash", "Crash", "Raises an unexpected exception.", {"type": "object"}, _crash),
-    ])
+    text_schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string", "maxLength": 1000}},
+        "required": ["text"],
+        "additionalProperties": False,
+    }
+    return ToolRegistry(
+        [
+            Tool("echo", "Echo", "Returns the text it is given.", text_schema, _echo),
+            Tool(
+                "slow",
+                "Slow",
+                "Sleeps, reporting progress; for cancellation tests.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "seconds": {"type": "number", "minimum": 0, "maximum": 60, "default": 5},
+                        "steps": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+                        "label": {"type": "string", "default": "slow"},
+                    },
+                    "additionalProperties": False,
+                },
+                _slow,
+            ),
+            Tool(
+                "fail",
+                "Fail",
+                "Always fails with an isError result.",
+                {
+                    "type": "object",
+                    "properties": {"why": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+                _fail,
+            ),
+            Tool("denied", "Denied", "Always refused by policy.", {"type": "object"}, _denied),
+            Tool("crash", "Crash", "Raises an unexpected exception.", {"type": "object"}, _crash),
+        ]
+    )

@@ -19,16 +19,27 @@ pytestmark = pytest.mark.slow
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not re.match(r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
-                           r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_)", k)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not re.match(
+            r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
+            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_)",
+            k,
+        )
+    }
     env.update(extra)
     return env
 
 
 def run_cli(*args: str, timeout: float = 20, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aegis_tornado", *args], env=clean_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aegis_tornado", *args],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class Server:
@@ -38,8 +49,11 @@ class Server:
         env.setdefault("AUDIT_LOG_PATH", str(tmp_path / "audit.log"))
         self.audit_path = env["AUDIT_LOG_PATH"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aegis_tornado", "--port", "0"], env=clean_env(**env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "aegis_tornado", "--port", "0"],
+            env=clean_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: list[dict] = []
         self.port = None
@@ -62,11 +76,14 @@ class Server:
         return self.proc.returncode, out, err
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"GITEA_URL": "https://g.example"}, "No API keys configured in environment"),
-    ({"MCP_API_KEYS": "1234"}, "MCP_API_KEYS: key #1 is too short"),
-    ({"AUTH_FAILURE_WINDOW": "soon"}, "AUTH_FAILURE_WINDOW: must be a number of seconds"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"GITEA_URL": "https://g.example"}, "No API keys configured in environment"),
+        ({"MCP_API_KEYS": "1234"}, "MCP_API_KEYS: key #1 is too short"),
+        ({"AUTH_FAILURE_WINDOW": "soon"}, "AUTH_FAILURE_WINDOW: must be a number of seconds"),
+    ],
+)
 def test_invalid_settings_exit_2_with_one_line(env, message):
     result = run_cli(**env)
     assert result.returncode == 2
@@ -82,10 +99,13 @@ def test_yaml_error_exits_2(tmp_path):
     assert result.returncode == 2 and "YAML syntax error at line" in result.stderr
 
 
-@pytest.mark.parametrize("path, reason", [
-    ("/dev/full", "No space left on device"),
-    ("/proc/aegis/audit.log", ""),
-])
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/dev/full", "No space left on device"),
+        ("/proc/aegis/audit.log", ""),
+    ],
+)
 def test_unwritable_audit_path_refuses_to_start(path, reason):
     result = run_cli(MCP_API_KEYS=KEY, GITEA_URL="https://g.example", AUDIT_LOG_PATH=path)
     assert result.returncode == 2
@@ -128,16 +148,23 @@ def test_demo_mode_generates_and_prints_a_key_that_works(tmp_path):
         while "curl" not in banner and time.monotonic() < deadline:
             banner += server.proc.stderr.readline()
         key = re.search(r"\b([0-9a-f]{64})\b", banner).group(1)
-        request = urllib.request.Request(server.url("/mcp/tools"),
-                                         headers={"Authorization": f"Bearer {key}"})
+        request = urllib.request.Request(
+            server.url("/mcp/tools"), headers={"Authorization": f"Bearer {key}"}
+        )
         with urllib.request.urlopen(request) as response:
             assert len(json.load(response)["tools"]) == 15
         # The built-in demo Gitea answers the tools: a newcomer can try them at once.
         call = urllib.request.Request(
-            server.url("/mcp/tool/call"), method="POST",
-            data=json.dumps({"tool": "get_file_contents", "arguments": {
-                "owner": "northwind", "repo": "lighthouse", "path": "README.md"}}).encode(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            server.url("/mcp/tool/call"),
+            method="POST",
+            data=json.dumps(
+                {
+                    "tool": "get_file_contents",
+                    "arguments": {"owner": "northwind", "repo": "lighthouse", "path": "README.md"},
+                }
+            ).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(call) as response:
             assert json.load(response)["structuredContent"]["text"].startswith("# Lighthouse")
     finally:
@@ -150,8 +177,9 @@ def test_demo_mode_generates_and_prints_a_key_that_works(tmp_path):
 def test_sigterm_exits_0_and_flushes_the_audit_log(tmp_path):
     server = Server(tmp_path, MCP_API_KEYS=KEY, GITEA_URL="https://g.example")
     for _ in range(20):
-        request = urllib.request.Request(server.url("/mcp/tools"),
-                                         headers={"Authorization": f"Bearer {KEY}"})
+        request = urllib.request.Request(
+            server.url("/mcp/tools"), headers={"Authorization": f"Bearer {KEY}"}
+        )
         urllib.request.urlopen(request).read()
     code, _, _ = server.stop()
     assert code == 0

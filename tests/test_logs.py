@@ -16,8 +16,10 @@ KEY = "73bb1be4017875dc532cd855c009b11ce38343f7c786edeee13c5317b1a303be"
 
 def test_scrubber_removes_configured_keys_tokens_and_credential_shapes():
     scrub = SecretScrubber([hashlib.sha256(KEY.encode()).hexdigest()], ["giteatoken123456"])
-    text = (f"key {KEY} then /mcp/sse?session_id=1&api_key=whatever&x=1 "
-            f"Authorization: Bearer abc.def token giteatoken123456 sha {'a' * 40}")
+    text = (
+        f"key {KEY} then /mcp/sse?session_id=1&api_key=whatever&x=1 "
+        f"Authorization: Bearer abc.def token giteatoken123456 sha {'a' * 40}"
+    )
     cleaned = scrub(text)
     assert KEY not in cleaned and "whatever" not in cleaned and "abc.def" not in cleaned
     assert "giteatoken123456" not in cleaned
@@ -27,12 +29,14 @@ def test_scrubber_removes_configured_keys_tokens_and_credential_shapes():
 
 def test_lines_are_json_with_timestamp_then_event_first(tmp_path):
     stream = io.StringIO()
-    runtime = configure_logging("info", str(tmp_path / "audit.log"), stream=stream,
-                                cache_loggers=False)
+    runtime = configure_logging(
+        "info", str(tmp_path / "audit.log"), stream=stream, cache_loggers=False
+    )
     try:
         structlog.get_logger("aegis.audit").info("api_authentication", status="success")
         structlog.get_logger("aegis.other").info("not_audit", detail=1)
         import logging
+
         logging.getLogger("tornado.general").warning("plain %s", "stdlib")
         runtime.flush()
     finally:
@@ -48,8 +52,9 @@ def test_lines_are_json_with_timestamp_then_event_first(tmp_path):
 
 def test_audit_events_are_written_whatever_the_log_level(tmp_path):
     stream = io.StringIO()
-    runtime = configure_logging("critical", str(tmp_path / "audit.log"), stream=stream,
-                                cache_loggers=False)
+    runtime = configure_logging(
+        "critical", str(tmp_path / "audit.log"), stream=stream, cache_loggers=False
+    )
     structlog.get_logger("aegis.audit").info("tool_call", tool="x")
     structlog.get_logger("aegis.http").info("chatter")
     runtime.stop()

@@ -29,8 +29,9 @@ def test_yaml_then_env_then_flags(tmp_path):
     assert settings.max_auth_failures == 9  # from YAML
     assert settings.port == 9100  # env beats YAML
     assert settings.log_level == "warning"
-    flagged = load_settings(str(config), environ={**ENV, "MCP_PORT": "9100"},
-                            overrides={"port": "9200", "host": None})
+    flagged = load_settings(
+        str(config), environ={**ENV, "MCP_PORT": "9100"}, overrides={"port": "9200", "host": None}
+    )
     assert flagged.port == 9200 and flagged.host == "127.0.0.1"
 
 
@@ -51,20 +52,29 @@ def test_yaml_keys_with_metadata(tmp_path):
     assert len(settings.api_keys) == 3
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"MCP_API_KEYS": "abc"}, "MCP_API_KEYS: key #1 is too short (3 characters"),
-    ({"MCP_API_KEYS": f"{KEY},{'g' * 64}"}, "MCP_API_KEYS: key #2 is not hexadecimal"),
-    ({"AUTH_FAILURE_WINDOW": "five"}, "AUTH_FAILURE_WINDOW: must be a number of seconds"),
-    ({"MAX_AUTH_FAILURES": "0"}, "MAX_AUTH_FAILURES: must be between 1 and"),
-    ({"MCP_PORT": "70000"}, "MCP_PORT: must be between 0 and 65535"),
-    ({"AUTH_ENABLED": "maybe"}, "AUTH_ENABLED: must be true or false"),
-    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: must be one of"),
-    ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES: 'proxy' is not an IP"),
-    ({"GITEA_URL": "ftp://x"}, "GITEA_URL: must be an http:// or https:// URL"),
-    ({"GITEA_URL": "https://bot:pw@git.example.com"}, "GITEA_URL: must not contain credentials"),
-    ({"REPO_DENYLIST": "justaname"}, "REPO_DENYLIST: invalid deny pattern 'justaname'"),
-    ({"ALLOWED_ORIGINS": "chat.openai.com"}, "ALLOWED_ORIGINS: 'chat.openai.com' is not an origin"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"MCP_API_KEYS": "abc"}, "MCP_API_KEYS: key #1 is too short (3 characters"),
+        ({"MCP_API_KEYS": f"{KEY},{'g' * 64}"}, "MCP_API_KEYS: key #2 is not hexadecimal"),
+        ({"AUTH_FAILURE_WINDOW": "five"}, "AUTH_FAILURE_WINDOW: must be a number of seconds"),
+        ({"MAX_AUTH_FAILURES": "0"}, "MAX_AUTH_FAILURES: must be between 1 and"),
+        ({"MCP_PORT": "70000"}, "MCP_PORT: must be between 0 and 65535"),
+        ({"AUTH_ENABLED": "maybe"}, "AUTH_ENABLED: must be true or false"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: must be one of"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES: 'proxy' is not an IP"),
+        ({"GITEA_URL": "ftp://x"}, "GITEA_URL: must be an http:// or https:// URL"),
+        (
+            {"GITEA_URL": "https://bot:pw@git.example.com"},
+            "GITEA_URL: must not contain credentials",
+        ),
+        ({"REPO_DENYLIST": "justaname"}, "REPO_DENYLIST: invalid deny pattern 'justaname'"),
+        (
+            {"ALLOWED_ORIGINS": "chat.openai.com"},
+            "ALLOWED_ORIGINS: 'chat.openai.com' is not an origin",
+        ),
+    ],
+)
 def test_invalid_values_name_the_setting(env, expected):
     with pytest.raises(ConfigError) as error:
         load_settings(environ={**ENV, **env})
@@ -85,8 +95,9 @@ def test_no_keys_with_auth_enabled_is_refused():
         load_settings(environ={"GITEA_URL": "https://git.example.com"})
     # Demo mode generates a key at start-up instead; auth disabled needs none.
     assert load_settings(environ={}).demo_mode
-    assert not load_settings(environ={"GITEA_URL": "https://g.example", "AUTH_ENABLED": "false"}
-                             ).auth_enabled
+    assert not load_settings(
+        environ={"GITEA_URL": "https://g.example", "AUTH_ENABLED": "false"}
+    ).auth_enabled
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):
@@ -114,11 +125,27 @@ def test_schema_is_complete_and_documented():
     assert names == set(Settings.__dataclass_fields__)
     assert all(s.help and s.env.isupper() for s in SCHEMA)
     assert {s.env for s in SCHEMA} >= {
-        "GITEA_URL", "GITEA_TOKEN", "MCP_HOST", "MCP_PORT", "MCP_API_KEYS", "AUTH_ENABLED",
-        "MAX_AUTH_FAILURES", "AUTH_FAILURE_WINDOW", "AUDIT_LOG_PATH", "LOG_LEVEL",
-        "TRUSTED_PROXIES", "ALLOWED_ORIGINS", "MAX_BODY_BYTES", "MAX_SESSIONS",
-        "REPO_ALLOWLIST", "REPO_DENYLIST", "SENSITIVE_PATHS", "MAX_RESULT_BYTES",
-        "GITEA_TIMEOUT", "GITEA_RETRIES", "GITEA_PUBLIC_URL",
+        "GITEA_URL",
+        "GITEA_TOKEN",
+        "MCP_HOST",
+        "MCP_PORT",
+        "MCP_API_KEYS",
+        "AUTH_ENABLED",
+        "MAX_AUTH_FAILURES",
+        "AUTH_FAILURE_WINDOW",
+        "AUDIT_LOG_PATH",
+        "LOG_LEVEL",
+        "TRUSTED_PROXIES",
+        "ALLOWED_ORIGINS",
+        "MAX_BODY_BYTES",
+        "MAX_SESSIONS",
+        "REPO_ALLOWLIST",
+        "REPO_DENYLIST",
+        "SENSITIVE_PATHS",
+        "MAX_RESULT_BYTES",
+        "GITEA_TIMEOUT",
+        "GITEA_RETRIES",
+        "GITEA_PUBLIC_URL",
     }
 
 

@@ -8,7 +8,7 @@ failed-authentication limiter.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -76,7 +76,9 @@ def parse_key(value: str, *, name: str | None = None, created: date | None = Non
     if value.startswith(DIGEST_PREFIX):
         digest = value[len(DIGEST_PREFIX) :]
         if not _DIGEST.fullmatch(digest):
-            raise KeyFormatError("has a sha256: prefix but not 64 lower-case hex characters after it")
+            raise KeyFormatError(
+                "has a sha256: prefix but not 64 lower-case hex characters after it"
+            )
         return ConfiguredKey(digest=digest, name=name, created=created)
     if not _HEX.fullmatch(value):
         raise KeyFormatError(
@@ -116,7 +118,7 @@ class KeyRing:
         """The configured key equal to ``presented``, compared in constant time."""
         candidate = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
         found = None
-        for key, digest in zip(self._keys, self._digests):
+        for key, digest in zip(self._keys, self._digests, strict=False):
             # No early exit: every digest is compared whatever the outcome.
             if hmac.compare_digest(candidate, digest):
                 found = key

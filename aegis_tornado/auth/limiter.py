@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class FailedAuthLimiter:
         self._failures[ip] = times  # re-inserted: now the most recently failed
         self._expire(times, now)
         times.append(now)
-        del times[:-self.max_failures]  # only the most recent max_failures count
+        del times[: -self.max_failures]  # only the most recent max_failures count
         return FailureOutcome(failures=len(times), blocked=len(times) >= self.max_failures)
 
     def _expire(self, times: list[float], now: float) -> None:

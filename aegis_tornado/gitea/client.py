@@ -39,10 +39,11 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
@@ -210,13 +211,19 @@ class GiteaClient:
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError("Gitea base URL must be an absolute http:// or https:// URL")
         if parts.username or parts.password:
-            raise ValueError("Gitea base URL must not contain credentials; pass the token separately")
+            raise ValueError(
+                "Gitea base URL must not contain credentials; pass the token separately"
+            )
         if parts.query or parts.fragment:
             raise ValueError("Gitea base URL must not have a query or fragment")
         if token is not None and (not token or re.search(r"[\s\x00-\x1f\x7f]", token)):
-            raise ValueError("Gitea token must be non-empty and contain no whitespace or control characters")
+            raise ValueError(
+                "Gitea token must be non-empty and contain no whitespace or control characters"
+            )
         if timeout <= 0 or retries < 0 or pool_size < 1 or max_response_bytes < 1:
-            raise ValueError("timeout, pool_size and max_response_bytes must be positive; retries >= 0")
+            raise ValueError(
+                "timeout, pool_size and max_response_bytes must be positive; retries >= 0"
+            )
 
         root_path = parts.path.rstrip("/")
         if root_path.endswith("/api/v1"):
@@ -240,7 +247,9 @@ class GiteaClient:
         self._deadline = float(deadline)
         self._repository_guard = repository_guard
 
-        self._executor = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="aegis-gitea")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._pool_size, thread_name_prefix="aegis-gitea"
+        )
         self._session = FuturesSession(
             executor=self._executor,
             adapter_kwargs={
@@ -291,7 +300,7 @@ class GiteaClient:
         self._executor.shutdown(wait=False, cancel_futures=True)
         requests.Session.close(self._session)  # the adapters; the executor is ours, closed above
 
-    async def __aenter__(self) -> "GiteaClient":
+    async def __aenter__(self) -> GiteaClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -299,7 +308,9 @@ class GiteaClient:
 
     # -- public calls ----------------------------------------------------------------------
 
-    async def get_json(self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: Any) -> Any:
+    async def get_json(
+        self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: Any
+    ) -> Any:
         """GET a JSON endpoint and return the decoded body (shape checked against the endpoint)."""
         shape = SHAPES.get(endpoint)
         if shape == "text":
@@ -338,7 +349,13 @@ class GiteaClient:
         self._check_shape(data, shape, path)
         items = data["data"] if shape == "search" else data
         total = _header_int(reply.headers, "X-Total-Count")
-        return Page(items=items, page=page, limit=limit, has_more=self._has_more(reply, page, limit, total, items), total=total)
+        return Page(
+            items=items,
+            page=page,
+            limit=limit,
+            has_more=self._has_more(reply, page, limit, total, items),
+            total=total,
+        )
 
     async def get_tree(
         self,
@@ -357,7 +374,11 @@ class GiteaClient:
         """
         page = max(1, int(page))
         per_page = min(MAX_TREE_PER_PAGE, max(1, int(per_page)))
-        query = [("recursive", "true" if recursive else "false"), ("page", str(page)), ("per_page", str(per_page))]
+        query = [
+            ("recursive", "true" if recursive else "false"),
+            ("page", str(page)),
+            ("per_page", str(per_page)),
+        ]
         path = build_path("tree", owner=owner, repo=repo, sha=sha)
         reply = await self._call("tree", path, query)
         data = self._decode_json(reply, path)
@@ -373,7 +394,9 @@ class GiteaClient:
             sha=str(data.get("sha") or ""),
         )
 
-    async def get_text(self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: Any) -> str:
+    async def get_text(
+        self, endpoint: str, *, params: Mapping[str, Any] | None = None, **path_params: Any
+    ) -> str:
         """GET a plain-text endpoint (``commit_diff``, ``pull_diff``); invalid UTF-8 is replaced."""
         if SHAPES.get(endpoint) != "text":
             raise ValueError(f"endpoint {endpoint!r} does not return text; use get_json()")
@@ -386,7 +409,9 @@ class GiteaClient:
     def _backoff_cap(self, retry_number: int) -> float:
         return min(self._backoff_max, self._backoff_base * (2 ** (retry_number - 1)))
 
-    async def _call(self, endpoint: str, path: str, query: list[tuple[str, str]], accept: str | None = None) -> _Reply:
+    async def _call(
+        self, endpoint: str, path: str, query: list[tuple[str, str]], accept: str | None = None
+    ) -> _Reply:
         if self._closed:
             raise RuntimeError("GiteaClient is closed")
         headers = {"Accept": accept} if accept else None
@@ -430,7 +455,12 @@ class GiteaClient:
         return False
 
     async def _call_with_slot(
-        self, endpoint: str, path: str, query: list[tuple[str, str]], headers: Mapping[str, str] | None, deadline: float
+        self,
+        endpoint: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: Mapping[str, str] | None,
+        deadline: float,
     ) -> _Reply:
         attempt = 0
         while True:
@@ -451,9 +481,13 @@ class GiteaClient:
             if retry_after is not None:
                 delay = max(delay, retry_after)
             if deadline - time.monotonic() - delay < self._timeout:
-                log.debug("gitea.retry_skipped", endpoint=endpoint, attempt=attempt, reason="deadline")
+                log.debug(
+                    "gitea.retry_skipped", endpoint=endpoint, attempt=attempt, reason="deadline"
+                )
                 raise error from error.__cause__
-            log.debug("gitea.retry", endpoint=endpoint, attempt=attempt, delay_ms=round(delay * 1000))
+            log.debug(
+                "gitea.retry", endpoint=endpoint, attempt=attempt, delay_ms=round(delay * 1000)
+            )
             await asyncio.sleep(delay)
 
     async def _attempt(
@@ -514,13 +548,17 @@ class GiteaClient:
                 return reply
             url = self._redirect_target(url, reply, path)
             params = None  # the Location carries its own query
-        raise GiteaBadResponse(f"Gitea redirected {path} too many times; the client stopped following.", path=path)
+        raise GiteaBadResponse(
+            f"Gitea redirected {path} too many times; the client stopped following.", path=path
+        )
 
     def _redirect_target(self, current: str, reply: _Reply, path: str) -> str:
         location = reply.headers.get("Location")
         if not location:
             raise GiteaBadResponse(
-                f"Gitea answered {path} with HTTP {reply.status} but no Location.", status=reply.status, path=path
+                f"Gitea answered {path} with HTTP {reply.status} but no Location.",
+                status=reply.status,
+                path=path,
             )
         target = urljoin(current, location)
         target_path = urlsplit(target).path
@@ -530,8 +568,12 @@ class GiteaClient:
                 status=reply.status,
                 path=path,
             )
-        moved_to = _repository_of(target_path[len(self._api_path):])
-        if moved_to is not None and self._repository_guard is not None and not self._repository_guard(*moved_to):
+        moved_to = _repository_of(target_path[len(self._api_path) :])
+        if (
+            moved_to is not None
+            and self._repository_guard is not None
+            and not self._repository_guard(*moved_to)
+        ):
             # A renamed or transferred repository may now be one the caller must not reach: it
             # is never requested, and it looks exactly like a missing one.
             log.debug("gitea.redirect_refused", reason="repository_guard")
@@ -543,7 +585,9 @@ class GiteaClient:
             )
         return target
 
-    def _body_reader(self, deadline: float, abort: threading.Event) -> Callable[..., requests.Response]:
+    def _body_reader(
+        self, deadline: float, abort: threading.Event
+    ) -> Callable[..., requests.Response]:
         limit = self._max_bytes
 
         def read_body(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
@@ -570,7 +614,9 @@ class GiteaClient:
 
     # -- internals: interpretation ---------------------------------------------------------
 
-    def _has_more(self, reply: _Reply, page: int, limit: int, total: int | None, items: list[Any]) -> bool:
+    def _has_more(
+        self, reply: _Reply, page: int, limit: int, total: int | None, items: list[Any]
+    ) -> bool:
         rels = _link_rels(reply.headers)
         if rels is not None and "next" in rels:
             return True
@@ -602,10 +648,14 @@ class GiteaClient:
             "tree": isinstance(data, dict) and objects(data.get("tree") or []),
             "array": objects(data),
             "object_or_array": isinstance(data, dict) or objects(data),
-            "search": isinstance(data, dict) and data.get("ok") is True and objects(data.get("data")),
+            "search": isinstance(data, dict)
+            and data.get("ok") is True
+            and objects(data.get("data")),
         }.get(shape or "", True)
         if not ok:
-            raise GiteaBadResponse(f"Gitea's answer for {path} has an unexpected shape (expected {shape}).", path=path)
+            raise GiteaBadResponse(
+                f"Gitea's answer for {path} has an unexpected shape (expected {shape}).", path=path
+            )
 
     def _upstream_message(self, reply: _Reply) -> str:
         """Gitea's ``message``, cleaned for quoting: one line, no controls, short, token-free."""
@@ -659,7 +709,11 @@ class GiteaClient:
                 )
             else:
                 reason = "the server's Gitea account lacks read permission for this part of the repository"
-            return GiteaAuthError(f"Gitea refused access to {path} (HTTP 403): {reason}.{quoted}", status=status, path=path)
+            return GiteaAuthError(
+                f"Gitea refused access to {path} (HTTP 403): {reason}.{quoted}",
+                status=status,
+                path=path,
+            )
         if status == 409:
             return GiteaEmptyRepository(
                 f"The repository is empty (HTTP 409 on {path}): it has no commits yet, so there are no files,"
@@ -686,8 +740,16 @@ class GiteaClient:
                 path=path,
             )
         if 300 <= status < 400:
-            return GiteaBadResponse(f"Gitea answered {path} with an unexpected redirect (HTTP {status}).", status=status, path=path)
-        return GiteaBadRequest(f"Gitea refused the request for {path} (HTTP {status}).{quoted}", status=status, path=path)
+            return GiteaBadResponse(
+                f"Gitea answered {path} with an unexpected redirect (HTTP {status}).",
+                status=status,
+                path=path,
+            )
+        return GiteaBadRequest(
+            f"Gitea refused the request for {path} (HTTP {status}).{quoted}",
+            status=status,
+            path=path,
+        )
 
 
 class _Transient(Exception):
@@ -717,7 +779,9 @@ def _classify(exc: BaseException, per_try: float, path: str, limit: int) -> Exce
         )
     if isinstance(exc, (_DeadlineExceeded, asyncio.TimeoutError)):
         # The whole call's time is used up: never retried.
-        return GiteaUnavailable(f"Gitea unavailable: {path} did not complete in time. Try again later.", path=path)
+        return GiteaUnavailable(
+            f"Gitea unavailable: {path} did not complete in time. Try again later.", path=path
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return GiteaUnavailable(
             f"Gitea unavailable: the TLS handshake failed for {path}; an operator must check Gitea's certificate.",
@@ -727,14 +791,18 @@ def _classify(exc: BaseException, per_try: float, path: str, limit: int) -> Exce
         return _Transient("timeout", per_try)
     if isinstance(exc, requests.exceptions.ConnectionError):
         refused = "refused" in repr(exc).lower()
-        return _Transient("connection refused" if refused else "the connection failed or was dropped")
+        return _Transient(
+            "connection refused" if refused else "the connection failed or was dropped"
+        )
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return _Transient("the connection was dropped mid-answer")
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return GiteaBadResponse(f"Gitea's answer for {path} could not be decoded.", path=path)
     if isinstance(exc, GiteaError):
         return exc
-    return GiteaUnavailable(f"Gitea unavailable: the request for {path} failed ({type(exc).__name__}).", path=path)
+    return GiteaUnavailable(
+        f"Gitea unavailable: the request for {path} failed ({type(exc).__name__}).", path=path
+    )
 
 
 def _chunks(response: requests.Response) -> Iterable[bytes]:

@@ -12,8 +12,8 @@ the test-suite checks each one against ``shared/gitea/swagger.v1.json``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 from urllib.parse import quote
 
 __all__ = ["ENDPOINTS", "SHAPES", "build_path", "template_params"]

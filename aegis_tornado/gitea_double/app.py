@@ -26,9 +26,10 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import structlog
@@ -156,7 +157,9 @@ class ApiHandler(web.RequestHandler):
     @property
     def root(self) -> str:
         """Gitea's ROOT_URL as this request sees it (scheme, host, sub-path prefix, "/")."""
-        return f"{self.request.protocol}://{self.request.host}{self.settings.get('gitea_prefix', '')}/"
+        return (
+            f"{self.request.protocol}://{self.request.host}{self.settings.get('gitea_prefix', '')}/"
+        )
 
     @property
     def ctx(self) -> Ctx:
@@ -175,7 +178,11 @@ class ApiHandler(web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = self._reason if status_code < 500 else ""
         self.set_header("Content-Type", JSON_TYPE)
-        self.finish(json.dumps({"message": message, "url": self.root + "api/swagger"}, separators=(",", ":")))
+        self.finish(
+            json.dumps(
+                {"message": message, "url": self.root + "api/swagger"}, separators=(",", ":")
+            )
+        )
 
     def fail(self, status: int, message: str, errors: list[str] | None = None) -> None:
         body: dict[str, Any] = {}
@@ -206,7 +213,10 @@ class ApiHandler(web.RequestHandler):
     async def prepare(self) -> None:
         auth_kind = self._auth_kind()
         self.record = RequestRecord(
-            self.request.method or "", self.request.path, parse_qsl(self.request.query, keep_blank_values=True), auth_kind
+            self.request.method or "",
+            self.request.path,
+            parse_qsl(self.request.query, keep_blank_values=True),
+            auth_kind,
         )
         self.double.begin(self.record)
         await self._apply_faults()
@@ -236,7 +246,9 @@ class ApiHandler(web.RequestHandler):
             if not token:
                 self.fail(401, "invalid username, password or token")
         elif auth_kind == "query":
-            token = self.get_query_argument("token", None) or self.get_query_argument("access_token", None)
+            token = self.get_query_argument("token", None) or self.get_query_argument(
+                "access_token", None
+            )
         scopes: frozenset[str] = frozenset()
         if token is not None:
             found = None
@@ -263,8 +275,13 @@ class ApiHandler(web.RequestHandler):
                 await asyncio.sleep(fault.delay)
             elif fault.kind == "hang":
                 release = self.double.faults.release_event()
-                waiters = [asyncio.ensure_future(self._closed.wait()), asyncio.ensure_future(release.wait())]
-                _done, pending = await asyncio.wait(waiters, timeout=fault.delay, return_when=asyncio.FIRST_COMPLETED)
+                waiters = [
+                    asyncio.ensure_future(self._closed.wait()),
+                    asyncio.ensure_future(release.wait()),
+                ]
+                _done, pending = await asyncio.wait(
+                    waiters, timeout=fault.delay, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in pending:
                     task.cancel()
                 if self._closed.is_set():
@@ -276,7 +293,11 @@ class ApiHandler(web.RequestHandler):
                 self.set_status(fault.status or 500)
                 for name, value in (fault.headers or {}).items():
                     self.set_header(name, value)
-                body = fault.body if fault.body is not None else json.dumps({"message": "", "url": self.root + "api/swagger"})
+                body = (
+                    fault.body
+                    if fault.body is not None
+                    else json.dumps({"message": "", "url": self.root + "api/swagger"})
+                )
                 self.finish(body)
                 raise web.Finish()
             elif fault.kind == "redirect":
@@ -320,7 +341,9 @@ class ApiHandler(web.RequestHandler):
         fault = self._body_fault
         self.set_status(status)
         if fault is not None and fault.kind == "mangle":
-            body = json.dumps(mangle(data, fault.seed), ensure_ascii=False, separators=(",", ":")).encode()
+            body = json.dumps(
+                mangle(data, fault.seed), ensure_ascii=False, separators=(",", ":")
+            ).encode()
         elif fault is not None and fault.kind == "malformed":
             body = body[:-1] + b",}"
         elif fault is not None and fault.kind == "truncated":
@@ -331,7 +354,10 @@ class ApiHandler(web.RequestHandler):
             self.set_header("Content-Length", str(len(body)))
             connection = self.request.connection
             connection.write_headers(  # type: ignore[attr-defined]
-                httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses.get(status, "OK")), self._headers
+                httputil.ResponseStartLine(
+                    "HTTP/1.1", status, httputil.responses.get(status, "OK")
+                ),
+                self._headers,
             )
             sent = connection.write(body[: len(body) // 2])  # type: ignore[attr-defined]
             sent.add_done_callback(lambda _f: self._drop_connection())
@@ -520,7 +546,11 @@ class RepoSearchHandler(ApiHandler):
             repos = [r for r in repos if q in [t.lower() for t in r.topics]]
         elif q:
             with_desc = self.bool_arg("includeDesc", False)
-            repos = [r for r in repos if q in r.name.lower() or (with_desc and q in r.description.lower())]
+            repos = [
+                r
+                for r in repos
+                if q in r.name.lower() or (with_desc and q in r.description.lower())
+            ]
         uid = self.int_arg("uid")
         if uid:
             owner = next((u for u in self.ds.users.values() if u.id == uid), None)
@@ -529,7 +559,9 @@ class RepoSearchHandler(ApiHandler):
             assert owner is not None
             exclusive = self.bool_arg("exclusive", False)
             repos = [
-                r for r in repos if r.owner == owner.login or (not exclusive and owner.login in r.collaborators)
+                r
+                for r in repos
+                if r.owner == owner.login or (not exclusive and owner.login in r.collaborators)
             ]
         if self.bool_arg("private", True) is False:
             repos = [r for r in repos if not r.private]
@@ -571,14 +603,20 @@ class _IssueFilter:
             if labels and not labels <= {label.name for label in issue.labels}:
                 continue
             if milestones and not (
-                issue.milestone and (issue.milestone.title in milestones or str(issue.milestone.id) in milestones)
+                issue.milestone
+                and (issue.milestone.title in milestones or str(issue.milestone.id) in milestones)
             ):
                 continue
             if q and q not in issue.title.lower() and q not in issue.body.lower():
                 continue
             if since and issue.updated_at < since or before and issue.updated_at > before:
                 continue
-            if created_by and issue.user != created_by or assigned_by and assigned_by not in issue.assignees:
+            if (
+                created_by
+                and issue.user != created_by
+                or assigned_by
+                and assigned_by not in issue.assignees
+            ):
                 continue
             out.append(issue)
         return sorted(out, key=lambda i: i.created, reverse=True)
@@ -627,7 +665,9 @@ class TagsHandler(ApiHandler):
     async def get(self, owner: str, name: str) -> None:
         """GET /repos/{owner}/{repo}/tags (newest first)"""
         repo = self.load_repo(owner, name)
-        names = sorted(repo.git.tags, key=lambda t: repo.git.commits[repo.git.tags[t][0]].when, reverse=True)
+        names = sorted(
+            repo.git.tags, key=lambda t: repo.git.commits[repo.git.tags[t][0]].when, reverse=True
+        )
         page = self.paginate(names)
         self.send_json([render.tag_json(self.ctx, repo, t) for t in page])
 
@@ -659,7 +699,9 @@ class TreeHandler(ApiHandler):
             {
                 "sha": tree_sha,
                 "url": f"{self.ctx.api}repos/{repo.full_name}/git/trees/{tree_sha}",
-                "tree": [render.tree_entry_json(self.ctx, repo, p, e) for p, e in chunk] if chunk else None,
+                "tree": [render.tree_entry_json(self.ctx, repo, p, e) for p, e in chunk]
+                if chunk
+                else None,
                 "truncated": start + per_page < len(entries),
                 "page": page,
                 "total_count": len(entries),
@@ -680,12 +722,22 @@ class ContentsHandler(ApiHandler):
         ctx = self.ctx
         if entry.type == "tree":
             listing = [
-                render.contents_json(ctx, repo, ref, sha, f"{path}/{child.name}".lstrip("/"), child, with_content=False)
+                render.contents_json(
+                    ctx,
+                    repo,
+                    ref,
+                    sha,
+                    f"{path}/{child.name}".lstrip("/"),
+                    child,
+                    with_content=False,
+                )
                 for child in repo.git.trees[entry.sha]
             ]
             self.send_json(listing)
         else:
-            self.send_json(render.contents_json(ctx, repo, ref, sha, path, entry, with_content=True))
+            self.send_json(
+                render.contents_json(ctx, repo, ref, sha, path, entry, with_content=True)
+            )
 
 
 class CommitsHandler(ApiHandler):
@@ -705,7 +757,9 @@ class CommitsHandler(ApiHandler):
         if path:
             history = [c for c in history if _touches(repo, c.sha, path)]
         since, until = _parse_time(self.arg("since")), _parse_time(self.arg("until"))
-        history = [c for c in history if (not since or c.when >= since) and (not until or c.when <= until)]
+        history = [
+            c for c in history if (not since or c.when >= since) and (not until or c.when <= until)
+        ]
         page = self.paginate(history, commit_headers=True)
         flags = {k: bool(self.bool_arg(k, True)) for k in ("stat", "files", "verification")}
         self.send_json([render.commit_json(self.ctx, repo, c, **flags) for c in page])
@@ -770,7 +824,9 @@ class IssueCommentsHandler(ApiHandler):
         issue = self.load_issue(repo, index)
         since, before = _parse_time(self.arg("since")), _parse_time(self.arg("before"))
         comments = [
-            c for c in issue.comments if (not since or c.created >= since) and (not before or c.created <= before)
+            c
+            for c in issue.comments
+            if (not since or c.created >= since) and (not before or c.created <= before)
         ]
         self.send_json([render.comment_json(self.ctx, repo, issue, c) for c in comments])
 
@@ -818,7 +874,9 @@ class PullHandler(ApiHandler):
         repo = self.load_repo(owner, name)
         issue = repo.issue(int(index))
         if issue is None or not issue.is_pull:
-            self.not_found(f"pull request does not exist [id: 0, issue_id: 0, head_repo_id: 0, base_repo_id: {repo.id}, head_branch: , base_branch: ]")
+            self.not_found(
+                f"pull request does not exist [id: 0, issue_id: 0, head_repo_id: 0, base_repo_id: {repo.id}, head_branch: , base_branch: ]"
+            )
         assert issue is not None
         return repo, issue
 
@@ -835,7 +893,9 @@ class PullFilesHandler(PullHandler):
         assert issue.pull is not None
         changes = repo.git.changes(issue.pull.merge_base, issue.pull.head_sha)
         page = self.paginate(changes, commit_headers=True)
-        self.send_json([render.changed_file_json(self.ctx, repo, issue.pull.head_sha, c) for c in page])
+        self.send_json(
+            [render.changed_file_json(self.ctx, repo, issue.pull.head_sha, c) for c in page]
+        )
 
 
 class PullDiffHandler(PullHandler):
@@ -845,7 +905,11 @@ class PullDiffHandler(PullHandler):
         pull = issue.pull
         assert pull is not None
         if diff_type == "patch":
-            commits = [c for c in repo.git.log(pull.head_sha) if c.sha not in {x.sha for x in repo.git.log(pull.merge_base)}]
+            commits = [
+                c
+                for c in repo.git.log(pull.head_sha)
+                if c.sha not in {x.sha for x in repo.git.log(pull.merge_base)}
+            ]
             self.send_text("".join(render.commit_patch(repo, c) for c in reversed(commits)))
         else:
             self.send_text(repo.git.diff(pull.merge_base, pull.head_sha))
@@ -939,7 +1003,13 @@ class StatsControl(ControlHandler):
     def get(self) -> None:
         """GET /__double__/stats: in-flight counters"""
         d = self.double
-        self.reply({"in_flight": d.in_flight, "max_in_flight": d.max_in_flight, "requests": len(d.requests)})
+        self.reply(
+            {
+                "in_flight": d.in_flight,
+                "max_in_flight": d.max_in_flight,
+                "requests": len(d.requests),
+            }
+        )
 
     def delete(self) -> None:
         """DELETE /__double__/stats: reset max_in_flight"""
@@ -994,7 +1064,9 @@ def make_double_app(
 
     The result has ``app.double`` (:class:`GiteaDouble`) and ``app.faults`` (its :class:`Faults`).
     """
-    ds = dataset or build_dataset(token, {k: (login, frozenset(s)) for k, (login, s) in (extra_tokens or {}).items()})
+    ds = dataset or build_dataset(
+        token, {k: (login, frozenset(s)) for k, (login, s) in (extra_tokens or {}).items()}
+    )
     double = GiteaDouble(ds)
     routes: list[Any] = []
     if control:
@@ -1005,7 +1077,10 @@ def make_double_app(
             (r"/__double__/stats", StatsControl, {"double": double}),
         ]
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-    routes += [(re.escape(prefix) + pattern, handler, {"double": double}) for pattern, handler in API_ROUTES]
+    routes += [
+        (re.escape(prefix) + pattern, handler, {"double": double})
+        for pattern, handler in API_ROUTES
+    ]
     app = web.Application(
         routes,
         default_handler_class=NotFoundHandler,

@@ -205,7 +205,9 @@ class Repo:
     topics: list[str] = field(default_factory=list)
     language: str = ""
     default_branch: str = "main"
-    collaborators: dict[str, str] = field(default_factory=dict)  # login -> "read" | "write" | "admin"
+    collaborators: dict[str, str] = field(
+        default_factory=dict
+    )  # login -> "read" | "write" | "admin"
     stars: int = 0
     forks: int = 0
     watchers: int = 1
@@ -226,7 +228,11 @@ class Repo:
 
     @property
     def updated(self) -> datetime:
-        stamps = [self.created] + [c.when for c in self.git.commits.values()] + [i.updated_at for i in self.issues]
+        stamps = (
+            [self.created]
+            + [c.when for c in self.git.commits.values()]
+            + [i.updated_at for i in self.issues]
+        )
         return max(stamps)
 
     @cached_property
@@ -248,7 +254,9 @@ class Dataset:
 
     def repo(self, owner: str, name: str) -> Repo | None:
         owner, name = owner.lower(), name.lower()
-        return next((r for r in self.repos if r.owner.lower() == owner and r.name.lower() == name), None)
+        return next(
+            (r for r in self.repos if r.owner.lower() == owner and r.name.lower() == name), None
+        )
 
     def user(self, login: str | None) -> User | None:
         if login is None:
@@ -286,18 +294,34 @@ def _png(width: int = 16, height: int = 16) -> bytes:
     """A small valid PNG: a lighthouse-ish beam on a navy background."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     rows = []
     for y in range(height):
         row = bytearray([0])
         for x in range(width):
             beam = abs(x - width // 2) <= 1 + y // 6
-            row += bytes((250, 204, 21) if beam and y < height - 3 else (15, 23, 42) if y < height - 3 else (220, 38, 38))
+            row += bytes(
+                (250, 204, 21)
+                if beam and y < height - 3
+                else (15, 23, 42)
+                if y < height - 3
+                else (220, 38, 38)
+            )
         rows.append(bytes(row))
     raw = b"".join(rows)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _metrics_csv() -> bytes:
@@ -324,7 +348,9 @@ def _metrics_csv() -> bytes:
 
 
 def _fake_pem(kind: str, note: str) -> str:
-    filler = base64.b64encode((f"FAKE {kind} FOR THE AEGIS DEMO - {note} - NOT A REAL KEY. " * 24).encode()).decode()
+    filler = base64.b64encode(
+        (f"FAKE {kind} FOR THE AEGIS DEMO - {note} - NOT A REAL KEY. " * 24).encode()
+    ).decode()
     body = "\n".join(filler[i : i + 64] for i in range(0, min(len(filler), 64 * 20), 64))
     return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
 
@@ -520,7 +546,9 @@ notifier = "slack"
 ```
 """
 
-ALERTING_V2 = ALERTING_V1 + """
+ALERTING_V2 = (
+    ALERTING_V1
+    + """
 ## Routing rules in detail
 
 - `match_tag`: the rule applies when the check carries this tag.
@@ -529,6 +557,7 @@ ALERTING_V2 = ALERTING_V1 + """
 
 Every matching rule fires; there is no "stop after first match" yet (see issue #21).
 """
+)
 
 # Hidden Unicode on purpose (a "Trojan Source" style comment): U+202E RIGHT-TO-LEFT OVERRIDE,
 # U+2066 LEFT-TO-RIGHT ISOLATE and U+2069 POP DIRECTIONAL ISOLATE make the comparison below read
@@ -619,7 +648,18 @@ PLUGIN_NAMES = [
     "consul", "vault", "etcd", "zookeeper", "ssh", "ftp", "smtp", "imap", "ldap", "ntp",
 ]  # fmt: skip
 
-_AREAS = ["HTTP probe", "DNS check", "Alert routing", "Slack notifier", "E-mail notifier", "Dashboard", "CLI", "Config", "Docs", "Metrics export"]
+_AREAS = [
+    "HTTP probe",
+    "DNS check",
+    "Alert routing",
+    "Slack notifier",
+    "E-mail notifier",
+    "Dashboard",
+    "CLI",
+    "Config",
+    "Docs",
+    "Metrics export",
+]
 _PROBLEMS = [
     ("times out behind a corporate proxy", "bug"),
     ("should support custom headers", "enhancement"),
@@ -648,19 +688,84 @@ class _Ids:
         return self.counters[kind]
 
 
-def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, frozenset[str] | set[str]]] | None = None) -> Dataset:
+def build_dataset(
+    token: str = DEMO_TOKEN,
+    extra_tokens: dict[str, tuple[str, frozenset[str] | set[str]]] | None = None,
+) -> Dataset:
     """Build the sample world. ``token`` belongs to ``aegis-bot`` with every read scope;
     ``extra_tokens`` maps more tokens to ``(login, scopes)`` (e.g. for scope or visibility tests)."""
     ids = _Ids()
     users = {
         u.login: u
         for u in [
-            User(1, "gitea-admin", "Site Administrator", "admin@northwind.example", _t("2025-06-01T08:00:00Z"), is_admin=True, last_login=_t("2026-02-01T09:00:00Z")),
-            User(2, BOT_LOGIN, "Aegis MCP bot", "aegis-bot@northwind.example", _t("2025-08-30T10:00:00Z"), description="Read-only account used by the Aegis MCP gateway.", last_login=_t("2026-02-02T12:00:00Z")),
-            User(3, "alice", "Alice Nakamura", "alice@northwind.example", _t("2025-06-02T08:30:00Z"), location="Lisbon", website="https://alice.example", description="Maintainer of Lighthouse.", followers=12, following=3, starred=8, last_login=_t("2026-02-03T07:45:00Z")),
-            User(4, "bob", "Bob Okafor", "bob@northwind.example", _t("2025-06-10T14:00:00Z"), location="Lagos", description="Backend, alerting, coffee.", followers=5, following=7, starred=2, last_login=_t("2026-01-30T16:20:00Z")),
-            User(5, "carol", "Carol Dimitrova", "carol@northwind.example", _t("2025-07-01T09:00:00Z"), location="Sofia", description="Ops and security.", followers=9, following=1, last_login=_t("2026-02-01T18:05:00Z")),
-            User(6, "northwind", "Northwind Labs", "", _t("2025-06-02T09:00:00Z"), is_org=True, description="Small tools for reliable services.", website="https://northwind.example", location="Remote"),
+            User(
+                1,
+                "gitea-admin",
+                "Site Administrator",
+                "admin@northwind.example",
+                _t("2025-06-01T08:00:00Z"),
+                is_admin=True,
+                last_login=_t("2026-02-01T09:00:00Z"),
+            ),
+            User(
+                2,
+                BOT_LOGIN,
+                "Aegis MCP bot",
+                "aegis-bot@northwind.example",
+                _t("2025-08-30T10:00:00Z"),
+                description="Read-only account used by the Aegis MCP gateway.",
+                last_login=_t("2026-02-02T12:00:00Z"),
+            ),
+            User(
+                3,
+                "alice",
+                "Alice Nakamura",
+                "alice@northwind.example",
+                _t("2025-06-02T08:30:00Z"),
+                location="Lisbon",
+                website="https://alice.example",
+                description="Maintainer of Lighthouse.",
+                followers=12,
+                following=3,
+                starred=8,
+                last_login=_t("2026-02-03T07:45:00Z"),
+            ),
+            User(
+                4,
+                "bob",
+                "Bob Okafor",
+                "bob@northwind.example",
+                _t("2025-06-10T14:00:00Z"),
+                location="Lagos",
+                description="Backend, alerting, coffee.",
+                followers=5,
+                following=7,
+                starred=2,
+                last_login=_t("2026-01-30T16:20:00Z"),
+            ),
+            User(
+                5,
+                "carol",
+                "Carol Dimitrova",
+                "carol@northwind.example",
+                _t("2025-07-01T09:00:00Z"),
+                location="Sofia",
+                description="Ops and security.",
+                followers=9,
+                following=1,
+                last_login=_t("2026-02-01T18:05:00Z"),
+            ),
+            User(
+                6,
+                "northwind",
+                "Northwind Labs",
+                "",
+                _t("2025-06-02T09:00:00Z"),
+                is_org=True,
+                description="Small tools for reliable services.",
+                website="https://northwind.example",
+                location="Remote",
+            ),
         ]
     }
     alice, bob, carol = users["alice"].signature, users["bob"].signature, users["carol"].signature
@@ -673,83 +778,227 @@ def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, fr
 
     # -- northwind/lighthouse ------------------------------------------------------------
     lh = new_repo(
-        "northwind", "lighthouse", "Self-hosted uptime monitoring: HTTP and DNS probes, alert routing, dashboards.",
-        "2025-09-02T09:00:00Z", topics=["monitoring", "uptime", "python"], language="Python",
-        website="https://lighthouse.northwind.example", stars=42, forks=3, watchers=6,
+        "northwind",
+        "lighthouse",
+        "Self-hosted uptime monitoring: HTTP and DNS probes, alert routing, dashboards.",
+        "2025-09-02T09:00:00Z",
+        topics=["monitoring", "uptime", "python"],
+        language="Python",
+        website="https://lighthouse.northwind.example",
+        stars=42,
+        forks=3,
+        watchers=6,
     )
     g = lh.git
-    c1 = g.commit("main", "Initial commit", alice, _t("2025-09-02T09:14:00Z"), {
-        "README.md": _b(README), "LICENSE": _b(LICENSE), ".gitignore": b"__pycache__/\n*.egg-info/\n.venv/\n.env.local\n",
-        "pyproject.toml": _b(PYPROJECT.format(version="0.1.0")), "src/lighthouse/__init__.py": b'__version__ = "0.1.0"\n',
-    }, parent=None)
-    g.commit("main", "Add HTTP and DNS probes", alice, _t("2025-09-05T16:02:00Z"), {
-        "src/lighthouse/checks/__init__.py": b'"""Probes."""\n',
-        "src/lighthouse/checks/http/__init__.py": b"from .probe import probe\n",
-        "src/lighthouse/checks/http/probe.py": _b(PROBE_V1),
-        "src/lighthouse/checks/dns/__init__.py": b"from .resolver import check\n",
-        "src/lighthouse/checks/dns/resolver.py": _b(RESOLVER_V1),
-        "tests/test_http_probe.py": b"from lighthouse.checks.http import probe\n\n\ndef test_probe_is_callable():\n    assert callable(probe)\n",
-    })
-    g.commit("main", "Add alert routing with Slack and e-mail notifiers", bob, _t("2025-09-12T11:40:00Z"), {
-        "src/lighthouse/alerts/__init__.py": b"from .router import Rule, route\n",
-        "src/lighthouse/alerts/router.py": _b(ROUTER),
-        "src/lighthouse/alerts/notifiers/slack.py": _b(SLACK),
-        "src/lighthouse/alerts/notifiers/email.py": _b(EMAIL),
-        "docs/alerting.md": _b(ALERTING_V1),
-    })
-    c4 = g.commit("main", "Add logo and documentation index", alice, _t("2025-09-20T10:05:00Z"), {
-        "docs/images/logo.png": _png(),
-        "docs/index.md": b"# Lighthouse documentation\n\n![logo](images/logo.png)\n\n- [Alerting](alerting.md)\n",
-        "pyproject.toml": _b(PYPROJECT.format(version="1.0.0")), "src/lighthouse/__init__.py": b'__version__ = "1.0.0"\n',
-    })
-    g.commit("main", "Add docker compose deployment", bob, _t("2025-10-01T15:30:00Z"), {
-        ".env": _b(DOTENV), "deploy/docker-compose.yml": _b(COMPOSE),
-        "deploy/id_rsa": _b(_fake_pem("OPENSSH PRIVATE KEY", "deploy key")),
-        "deploy/id_rsa.pub": b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE deploy@northwind\n",
-        "certs/server.pem": _b(_fake_pem("CERTIFICATE", "server certificate") + _fake_pem("PRIVATE KEY", "server key")),
-    })
-    g.commit("main", "Add a week of sample metrics for dashboard demos", carol, _t("2025-10-03T08:12:00Z"), {
-        "data/sample-metrics.csv": _metrics_csv(),
-    })
-    g.commit("main", "Add role checks for the admin API", bob, _t("2025-10-15T17:45:00Z"), {
-        "src/lighthouse/auth/__init__.py": b"from .roles import can_edit, is_admin\n",
-        "src/lighthouse/auth/roles.py": _b(ROLES),
-    })
-    c8 = g.commit("main", "Add nightly S3 backup script", alice, _t("2025-10-20T21:10:00Z"), {
-        "tools/backup/backup_to_s3.sh": _b(BACKUP_SH),
-        "pyproject.toml": _b(PYPROJECT.format(version="1.1.0")), "src/lighthouse/__init__.py": b'__version__ = "1.1.0"\n',
-    })
+    g.commit(
+        "main",
+        "Initial commit",
+        alice,
+        _t("2025-09-02T09:14:00Z"),
+        {
+            "README.md": _b(README),
+            "LICENSE": _b(LICENSE),
+            ".gitignore": b"__pycache__/\n*.egg-info/\n.venv/\n.env.local\n",
+            "pyproject.toml": _b(PYPROJECT.format(version="0.1.0")),
+            "src/lighthouse/__init__.py": b'__version__ = "0.1.0"\n',
+        },
+        parent=None,
+    )
+    g.commit(
+        "main",
+        "Add HTTP and DNS probes",
+        alice,
+        _t("2025-09-05T16:02:00Z"),
+        {
+            "src/lighthouse/checks/__init__.py": b'"""Probes."""\n',
+            "src/lighthouse/checks/http/__init__.py": b"from .probe import probe\n",
+            "src/lighthouse/checks/http/probe.py": _b(PROBE_V1),
+            "src/lighthouse/checks/dns/__init__.py": b"from .resolver import check\n",
+            "src/lighthouse/checks/dns/resolver.py": _b(RESOLVER_V1),
+            "tests/test_http_probe.py": b"from lighthouse.checks.http import probe\n\n\ndef test_probe_is_callable():\n    assert callable(probe)\n",
+        },
+    )
+    g.commit(
+        "main",
+        "Add alert routing with Slack and e-mail notifiers",
+        bob,
+        _t("2025-09-12T11:40:00Z"),
+        {
+            "src/lighthouse/alerts/__init__.py": b"from .router import Rule, route\n",
+            "src/lighthouse/alerts/router.py": _b(ROUTER),
+            "src/lighthouse/alerts/notifiers/slack.py": _b(SLACK),
+            "src/lighthouse/alerts/notifiers/email.py": _b(EMAIL),
+            "docs/alerting.md": _b(ALERTING_V1),
+        },
+    )
+    c4 = g.commit(
+        "main",
+        "Add logo and documentation index",
+        alice,
+        _t("2025-09-20T10:05:00Z"),
+        {
+            "docs/images/logo.png": _png(),
+            "docs/index.md": b"# Lighthouse documentation\n\n![logo](images/logo.png)\n\n- [Alerting](alerting.md)\n",
+            "pyproject.toml": _b(PYPROJECT.format(version="1.0.0")),
+            "src/lighthouse/__init__.py": b'__version__ = "1.0.0"\n',
+        },
+    )
+    g.commit(
+        "main",
+        "Add docker compose deployment",
+        bob,
+        _t("2025-10-01T15:30:00Z"),
+        {
+            ".env": _b(DOTENV),
+            "deploy/docker-compose.yml": _b(COMPOSE),
+            "deploy/id_rsa": _b(_fake_pem("OPENSSH PRIVATE KEY", "deploy key")),
+            "deploy/id_rsa.pub": b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE deploy@northwind\n",
+            "certs/server.pem": _b(
+                _fake_pem("CERTIFICATE", "server certificate")
+                + _fake_pem("PRIVATE KEY", "server key")
+            ),
+        },
+    )
+    g.commit(
+        "main",
+        "Add a week of sample metrics for dashboard demos",
+        carol,
+        _t("2025-10-03T08:12:00Z"),
+        {
+            "data/sample-metrics.csv": _metrics_csv(),
+        },
+    )
+    g.commit(
+        "main",
+        "Add role checks for the admin API",
+        bob,
+        _t("2025-10-15T17:45:00Z"),
+        {
+            "src/lighthouse/auth/__init__.py": b"from .roles import can_edit, is_admin\n",
+            "src/lighthouse/auth/roles.py": _b(ROLES),
+        },
+    )
+    c8 = g.commit(
+        "main",
+        "Add nightly S3 backup script",
+        alice,
+        _t("2025-10-20T21:10:00Z"),
+        {
+            "tools/backup/backup_to_s3.sh": _b(BACKUP_SH),
+            "pyproject.toml": _b(PYPROJECT.format(version="1.1.0")),
+            "src/lighthouse/__init__.py": b'__version__ = "1.1.0"\n',
+        },
+    )
     base_for_fix = c8.sha
-    c9 = g.commit("fix/dns-flake", "Fix flaky DNS resolver test\n\nThe test hit the real network; it now injects a stub resolver.", bob, _t("2025-11-02T12:00:00Z"), {
-        "src/lighthouse/checks/dns/resolver.py": _b(RESOLVER_V2),
-        "tests/test_dns.py": b"from lighthouse.checks.dns import check\n\n\nclass Stub:\n    def resolve(self, name, kind, lifetime):\n        return []\n\n\ndef test_empty_answers():\n    assert check('x.example', set(), resolver=Stub())['ok']\n",
-    }, parent=c8.sha)
+    c9 = g.commit(
+        "fix/dns-flake",
+        "Fix flaky DNS resolver test\n\nThe test hit the real network; it now injects a stub resolver.",
+        bob,
+        _t("2025-11-02T12:00:00Z"),
+        {
+            "src/lighthouse/checks/dns/resolver.py": _b(RESOLVER_V2),
+            "tests/test_dns.py": b"from lighthouse.checks.dns import check\n\n\nclass Stub:\n    def resolve(self, name, kind, lifetime):\n        return []\n\n\ndef test_empty_answers():\n    assert check('x.example', set(), resolver=Stub())['ok']\n",
+        },
+        parent=c8.sha,
+    )
     g.branches["main"] = c9.sha  # fast-forward merge of PR #12
-    c10 = g.commit("main", "Release 1.2.0", alice, _t("2025-11-10T09:00:00Z"), {
-        "CHANGELOG.md": _b(CHANGELOG), "pyproject.toml": _b(PYPROJECT.format(version="1.2.0")),
-        "src/lighthouse/__init__.py": b'__version__ = "1.2.0"\n',
-    })
-    g.commit("main", "Document alert routing rules", alice, _t("2025-12-01T14:25:00Z"), {"docs/alerting.md": _b(ALERTING_V2)})
-    c12 = g.commit("main", "Retry HTTP probes once before alerting", bob, _t("2026-01-08T10:50:00Z"), {
-        "src/lighthouse/checks/http/probe.py": _b(PROBE_V2),
-    })
-    g.commit("develop", "WIP: dashboard skeleton", alice, _t("2026-01-20T18:00:00Z"), {
-        "src/lighthouse/dashboard/__init__.py": b'"""Dashboard (work in progress)."""\n',
-        "src/lighthouse/dashboard/templates/index.html": b"<!doctype html>\n<title>Lighthouse</title>\n<h1>Lighthouse</h1>\n",
-    }, parent=c12.sha)
-    g.commit("feature/http2-probes", "Probe with HTTP/2 when the server offers it", bob, _t("2025-11-20T13:00:00Z"), {
-        "src/lighthouse/checks/http/probe.py": _b(PROBE_HTTP2),
-    }, parent=c10.sha)
-    h2 = g.commit("feature/http2-probes", "Add h2 extra to dependencies", bob, _t("2025-11-21T09:30:00Z"), {
-        "pyproject.toml": _b(PYPROJECT.format(version="1.2.0").replace('"httpx>=0.27"', '"httpx[http2]>=0.27"')),
-    })
-    docs_pr = g.commit("docs/alert-routing", "Explain alert routing rules with examples", carol, _t("2025-11-25T16:00:00Z"), {
-        "docs/alerting.md": _b(ALERTING_V1 + "\n## Examples\n\nRoute production failures to Slack, staging to e-mail.\n"),
-    }, parent=c10.sha)
-    bump = g.commit("chore/bump-deps", "Bump httpx to 0.28 and dnspython to 2.7", bob, _t("2026-01-25T11:00:00Z"), {
-        "pyproject.toml": _b(PYPROJECT.format(version="1.2.0").replace("httpx>=0.27", "httpx>=0.28").replace("dnspython>=2.6", "dnspython>=2.7")),
-    }, parent=c12.sha)
-    g.branches = {k: g.branches[k] for k in ["main", "develop", "chore/bump-deps", "docs/alert-routing", "feature/http2-probes", "fix/dns-flake"]}
+    c10 = g.commit(
+        "main",
+        "Release 1.2.0",
+        alice,
+        _t("2025-11-10T09:00:00Z"),
+        {
+            "CHANGELOG.md": _b(CHANGELOG),
+            "pyproject.toml": _b(PYPROJECT.format(version="1.2.0")),
+            "src/lighthouse/__init__.py": b'__version__ = "1.2.0"\n',
+        },
+    )
+    g.commit(
+        "main",
+        "Document alert routing rules",
+        alice,
+        _t("2025-12-01T14:25:00Z"),
+        {"docs/alerting.md": _b(ALERTING_V2)},
+    )
+    c12 = g.commit(
+        "main",
+        "Retry HTTP probes once before alerting",
+        bob,
+        _t("2026-01-08T10:50:00Z"),
+        {
+            "src/lighthouse/checks/http/probe.py": _b(PROBE_V2),
+        },
+    )
+    g.commit(
+        "develop",
+        "WIP: dashboard skeleton",
+        alice,
+        _t("2026-01-20T18:00:00Z"),
+        {
+            "src/lighthouse/dashboard/__init__.py": b'"""Dashboard (work in progress)."""\n',
+            "src/lighthouse/dashboard/templates/index.html": b"<!doctype html>\n<title>Lighthouse</title>\n<h1>Lighthouse</h1>\n",
+        },
+        parent=c12.sha,
+    )
+    g.commit(
+        "feature/http2-probes",
+        "Probe with HTTP/2 when the server offers it",
+        bob,
+        _t("2025-11-20T13:00:00Z"),
+        {
+            "src/lighthouse/checks/http/probe.py": _b(PROBE_HTTP2),
+        },
+        parent=c10.sha,
+    )
+    h2 = g.commit(
+        "feature/http2-probes",
+        "Add h2 extra to dependencies",
+        bob,
+        _t("2025-11-21T09:30:00Z"),
+        {
+            "pyproject.toml": _b(
+                PYPROJECT.format(version="1.2.0").replace('"httpx>=0.27"', '"httpx[http2]>=0.27"')
+            ),
+        },
+    )
+    docs_pr = g.commit(
+        "docs/alert-routing",
+        "Explain alert routing rules with examples",
+        carol,
+        _t("2025-11-25T16:00:00Z"),
+        {
+            "docs/alerting.md": _b(
+                ALERTING_V1
+                + "\n## Examples\n\nRoute production failures to Slack, staging to e-mail.\n"
+            ),
+        },
+        parent=c10.sha,
+    )
+    bump = g.commit(
+        "chore/bump-deps",
+        "Bump httpx to 0.28 and dnspython to 2.7",
+        bob,
+        _t("2026-01-25T11:00:00Z"),
+        {
+            "pyproject.toml": _b(
+                PYPROJECT.format(version="1.2.0")
+                .replace("httpx>=0.27", "httpx>=0.28")
+                .replace("dnspython>=2.6", "dnspython>=2.7")
+            ),
+        },
+        parent=c12.sha,
+    )
+    g.branches = {
+        k: g.branches[k]
+        for k in [
+            "main",
+            "develop",
+            "chore/bump-deps",
+            "docs/alert-routing",
+            "feature/http2-probes",
+            "fix/dns-flake",
+        ]
+    }
     g.tag("v1.0.0", c4.sha, "Lighthouse 1.0.0", alice)
     g.tag("v1.1.0", c8.sha, "Lighthouse 1.1.0", alice)
     g.tag("v1.2.0", c10.sha, "Lighthouse 1.2.0", alice)
@@ -767,8 +1016,23 @@ def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, fr
         ]
     }
     lh.labels = list(labels.values())
-    ms_12 = Milestone(ids.next("milestone"), "v1.2.0", "DNS fixes and backups", "closed", _t("2025-10-21T09:00:00Z"), _t("2025-11-10T00:00:00Z"), _t("2025-11-10T09:05:00Z"))
-    ms_13 = Milestone(ids.next("milestone"), "v1.3.0", "HTTP/2, retries and the dashboard", "open", _t("2025-11-10T09:10:00Z"), _t("2026-03-31T00:00:00Z"))
+    ms_12 = Milestone(
+        ids.next("milestone"),
+        "v1.2.0",
+        "DNS fixes and backups",
+        "closed",
+        _t("2025-10-21T09:00:00Z"),
+        _t("2025-11-10T00:00:00Z"),
+        _t("2025-11-10T09:05:00Z"),
+    )
+    ms_13 = Milestone(
+        ids.next("milestone"),
+        "v1.3.0",
+        "HTTP/2, retries and the dashboard",
+        "open",
+        _t("2025-11-10T09:10:00Z"),
+        _t("2026-03-31T00:00:00Z"),
+    )
     lh.milestones = [ms_12, ms_13]
 
     def comment(user: str, body: str, when: str) -> Comment:
@@ -781,45 +1045,197 @@ def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, fr
         handcrafted[number] = issue
         return issue
 
-    add(1, "HTTP probe does not follow redirects to HTTPS", "Probing `http://status.northwind.example` reports 301 as down.\n\nExpected: follow the redirect and report the final status.", "carol", "2025-09-06T08:00:00Z",
-        state="closed", closed_at=_t("2025-09-08T10:00:00Z"), labels=[labels["bug"]],
-        comments=[comment("alice", "Good catch, `follow_redirects=True` is missing.", "2025-09-06T09:10:00Z"), comment("carol", "Confirmed fixed on main, thanks!", "2025-09-08T10:00:00Z")])
-    add(2, "Document how to run Lighthouse behind a reverse proxy", "A short section for nginx and Caddy would help new users.", "bob", "2025-09-10T12:00:00Z",
-        labels=[labels["documentation"], labels["good first issue"]], milestone=ms_13)
-    add(3, "Role check lets editors into the admin API?", "While reviewing `src/lighthouse/auth/roles.py` my editor showed the admin comparison differently from what the code does. "
-        "Pasting the line as I see it: `if access_level != \"viewer\u202e \u2066# check if admin\u2069 \u2066\":` \u2014 copy\u200bpaste shows extra characters.\n\nCan someone check for bidi control characters?",
-        "carol", "2025-10-16T09:30:00Z", labels=[labels["security"], labels["bug"]], assignees=["bob"], milestone=ms_13,
-        comments=[comment("bob", "Ouch. My editor hides these. Looking now.", "2025-10-16T10:02:00Z"), comment("alice", "Let's add a pre-commit hook that rejects U+202A..U+202E and U+2066..U+2069.", "2025-10-16T11:45:00Z")])
-    add(4, "Secrets committed in tools/backup/backup_to_s3.sh", "The backup script has an AWS key and a private key inline. Even if they are test values we should rotate and move them to the secrets manager.",
-        "carol", "2025-10-21T07:50:00Z", labels=[labels["security"]], assignees=["alice"], milestone=ms_13, locked=True,
-        comments=[comment("alice", "Agreed. Rotating today; the script will read from the environment instead.", "2025-10-21T08:30:00Z")])
-    add(7, "Slack notifier should include the probe region", "Alerts say *down* but not from where, which makes triage slow.", "bob", "2025-09-15T10:00:00Z",
-        labels=[labels["enhancement"]], milestone=ms_13, comments=[comment("carol", "+1, region and latency please.", "2025-09-15T12:00:00Z")])
-    add(9, "Sample metrics CSV is too big for the docs site", "`data/sample-metrics.csv` is over 100 KB; the docs build inlines it. Can we link it instead?", "alice", "2025-10-04T09:00:00Z",
-        labels=[labels["documentation"]], state="closed", closed_at=_t("2025-10-05T09:00:00Z"))
-    add(21, "Alert rules: support 'stop after first match'", "Right now every matching rule fires. Many setups want first-match-wins.", "bob", "2025-11-28T15:00:00Z",
-        labels=[labels["enhancement"]], milestone=ms_13, comments=[comment("alice", "Let's add `continue = false` per rule, like Alertmanager.", "2025-11-29T09:00:00Z")])
-    add(30, "How do I configure probe intervals per check?", "The docs mention a global interval only.", "carol", "2025-12-03T11:00:00Z", labels=[labels["question"]],
-        comments=[comment("alice", "Per-check `interval` works since 1.2; docs coming.", "2025-12-03T12:00:00Z")])
+    add(
+        1,
+        "HTTP probe does not follow redirects to HTTPS",
+        "Probing `http://status.northwind.example` reports 301 as down.\n\nExpected: follow the redirect and report the final status.",
+        "carol",
+        "2025-09-06T08:00:00Z",
+        state="closed",
+        closed_at=_t("2025-09-08T10:00:00Z"),
+        labels=[labels["bug"]],
+        comments=[
+            comment(
+                "alice", "Good catch, `follow_redirects=True` is missing.", "2025-09-06T09:10:00Z"
+            ),
+            comment("carol", "Confirmed fixed on main, thanks!", "2025-09-08T10:00:00Z"),
+        ],
+    )
+    add(
+        2,
+        "Document how to run Lighthouse behind a reverse proxy",
+        "A short section for nginx and Caddy would help new users.",
+        "bob",
+        "2025-09-10T12:00:00Z",
+        labels=[labels["documentation"], labels["good first issue"]],
+        milestone=ms_13,
+    )
+    add(
+        3,
+        "Role check lets editors into the admin API?",
+        "While reviewing `src/lighthouse/auth/roles.py` my editor showed the admin comparison differently from what the code does. "
+        'Pasting the line as I see it: `if access_level != "viewer\u202e \u2066# check if admin\u2069 \u2066":` \u2014 copy\u200bpaste shows extra characters.\n\nCan someone check for bidi control characters?',
+        "carol",
+        "2025-10-16T09:30:00Z",
+        labels=[labels["security"], labels["bug"]],
+        assignees=["bob"],
+        milestone=ms_13,
+        comments=[
+            comment("bob", "Ouch. My editor hides these. Looking now.", "2025-10-16T10:02:00Z"),
+            comment(
+                "alice",
+                "Let's add a pre-commit hook that rejects U+202A..U+202E and U+2066..U+2069.",
+                "2025-10-16T11:45:00Z",
+            ),
+        ],
+    )
+    add(
+        4,
+        "Secrets committed in tools/backup/backup_to_s3.sh",
+        "The backup script has an AWS key and a private key inline. Even if they are test values we should rotate and move them to the secrets manager.",
+        "carol",
+        "2025-10-21T07:50:00Z",
+        labels=[labels["security"]],
+        assignees=["alice"],
+        milestone=ms_13,
+        locked=True,
+        comments=[
+            comment(
+                "alice",
+                "Agreed. Rotating today; the script will read from the environment instead.",
+                "2025-10-21T08:30:00Z",
+            )
+        ],
+    )
+    add(
+        7,
+        "Slack notifier should include the probe region",
+        "Alerts say *down* but not from where, which makes triage slow.",
+        "bob",
+        "2025-09-15T10:00:00Z",
+        labels=[labels["enhancement"]],
+        milestone=ms_13,
+        comments=[comment("carol", "+1, region and latency please.", "2025-09-15T12:00:00Z")],
+    )
+    add(
+        9,
+        "Sample metrics CSV is too big for the docs site",
+        "`data/sample-metrics.csv` is over 100 KB; the docs build inlines it. Can we link it instead?",
+        "alice",
+        "2025-10-04T09:00:00Z",
+        labels=[labels["documentation"]],
+        state="closed",
+        closed_at=_t("2025-10-05T09:00:00Z"),
+    )
+    add(
+        21,
+        "Alert rules: support 'stop after first match'",
+        "Right now every matching rule fires. Many setups want first-match-wins.",
+        "bob",
+        "2025-11-28T15:00:00Z",
+        labels=[labels["enhancement"]],
+        milestone=ms_13,
+        comments=[
+            comment(
+                "alice",
+                "Let's add `continue = false` per rule, like Alertmanager.",
+                "2025-11-29T09:00:00Z",
+            )
+        ],
+    )
+    add(
+        30,
+        "How do I configure probe intervals per check?",
+        "The docs mention a global interval only.",
+        "carol",
+        "2025-12-03T11:00:00Z",
+        labels=[labels["question"]],
+        comments=[
+            comment(
+                "alice",
+                "Per-check `interval` works since 1.2; docs coming.",
+                "2025-12-03T12:00:00Z",
+            )
+        ],
+    )
 
-    def add_pull(number: int, title: str, body: str, user: str, created: str, info: PullInfo, **kw: object) -> Issue:
+    def add_pull(
+        number: int, title: str, body: str, user: str, created: str, info: PullInfo, **kw: object
+    ) -> Issue:
         info.pr_id = ids.next("pull")
         return add(number, title, body, user, created, pull=info, **kw)
 
-    add_pull(12, "Fix flaky DNS resolver test", "The DNS test hit the real network. This injects a stub resolver.\n\nFixes #11.", "bob", "2025-11-01T17:00:00Z",
-             PullInfo("fix/dns-flake", "main", c9.sha, base_for_fix, merged=True, merged_at=_t("2025-11-02T12:30:00Z"), merged_by="alice", merge_commit_sha=c9.sha, review_comments=1),
-             state="closed", closed_at=_t("2025-11-02T12:30:00Z"), labels=[labels["bug"]], milestone=ms_12, assignees=["bob"],
-             comments=[comment("alice", "LGTM, merging.", "2025-11-02T12:25:00Z")])
-    add_pull(47, "Add HTTP/2 support to the HTTP probe", "Uses `httpx[http2]`; the result now includes `http_version`.\n\nCloses #46.", "bob", "2025-11-21T10:00:00Z",
-             PullInfo("feature/http2-probes", "main", h2.sha, c10.sha, mergeable=False, review_comments=3),
-             labels=[labels["enhancement"]], milestone=ms_13, assignees=["bob", "alice"],
-             comments=[comment("alice", "Needs a rebase on the retry change (#12 era code moved).", "2025-12-02T09:00:00Z"), comment("bob", "Will rebase after the holidays.", "2025-12-20T17:00:00Z")])
-    add_pull(58, "Docs: explain alert routing rules", "Adds examples to docs/alerting.md.", "carol", "2025-11-25T16:30:00Z",
-             PullInfo("docs/alert-routing", "main", docs_pr.sha, c10.sha, mergeable=False),
-             state="closed", closed_at=_t("2025-12-01T14:30:00Z"), labels=[labels["documentation"]],
-             comments=[comment("alice", "Superseded by a direct commit on main with more detail, thanks Carol!", "2025-12-01T14:30:00Z")])
-    add_pull(66, "WIP: bump dependencies", "Draft until the dnspython 2.7 changelog is checked.", "bob", "2026-01-25T11:10:00Z",
-             PullInfo("chore/bump-deps", "main", bump.sha, c12.sha, draft=True))
+    add_pull(
+        12,
+        "Fix flaky DNS resolver test",
+        "The DNS test hit the real network. This injects a stub resolver.\n\nFixes #11.",
+        "bob",
+        "2025-11-01T17:00:00Z",
+        PullInfo(
+            "fix/dns-flake",
+            "main",
+            c9.sha,
+            base_for_fix,
+            merged=True,
+            merged_at=_t("2025-11-02T12:30:00Z"),
+            merged_by="alice",
+            merge_commit_sha=c9.sha,
+            review_comments=1,
+        ),
+        state="closed",
+        closed_at=_t("2025-11-02T12:30:00Z"),
+        labels=[labels["bug"]],
+        milestone=ms_12,
+        assignees=["bob"],
+        comments=[comment("alice", "LGTM, merging.", "2025-11-02T12:25:00Z")],
+    )
+    add_pull(
+        47,
+        "Add HTTP/2 support to the HTTP probe",
+        "Uses `httpx[http2]`; the result now includes `http_version`.\n\nCloses #46.",
+        "bob",
+        "2025-11-21T10:00:00Z",
+        PullInfo(
+            "feature/http2-probes", "main", h2.sha, c10.sha, mergeable=False, review_comments=3
+        ),
+        labels=[labels["enhancement"]],
+        milestone=ms_13,
+        assignees=["bob", "alice"],
+        comments=[
+            comment(
+                "alice",
+                "Needs a rebase on the retry change (#12 era code moved).",
+                "2025-12-02T09:00:00Z",
+            ),
+            comment("bob", "Will rebase after the holidays.", "2025-12-20T17:00:00Z"),
+        ],
+    )
+    add_pull(
+        58,
+        "Docs: explain alert routing rules",
+        "Adds examples to docs/alerting.md.",
+        "carol",
+        "2025-11-25T16:30:00Z",
+        PullInfo("docs/alert-routing", "main", docs_pr.sha, c10.sha, mergeable=False),
+        state="closed",
+        closed_at=_t("2025-12-01T14:30:00Z"),
+        labels=[labels["documentation"]],
+        comments=[
+            comment(
+                "alice",
+                "Superseded by a direct commit on main with more detail, thanks Carol!",
+                "2025-12-01T14:30:00Z",
+            )
+        ],
+    )
+    add_pull(
+        66,
+        "WIP: bump dependencies",
+        "Draft until the dnspython 2.7 changelog is checked.",
+        "bob",
+        "2026-01-25T11:10:00Z",
+        PullInfo("chore/bump-deps", "main", bump.sha, c12.sha, draft=True),
+    )
 
     rng = random.Random(68)
     people = ["alice", "bob", "carol"]
@@ -832,15 +1248,26 @@ def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, fr
         problem, label = _PROBLEMS[(number * 7) % len(_PROBLEMS)]
         state = "closed" if rng.random() < 0.35 else "open"
         issue = Issue(
-            ids.next("issue"), number, f"{area} {problem}",
+            ids.next("issue"),
+            number,
+            f"{area} {problem}",
             f"Seen on Lighthouse 1.{number % 3}.x.\n\nSteps: configure a check, wait for the next run, look at the result.\n\n_Reported from the support queue (ticket NW-{1000 + number})._",
-            people[number % 3], when, state=state, labels=[labels[label]],
+            people[number % 3],
+            when,
+            state=state,
+            labels=[labels[label]],
             closed_at=when + timedelta(days=rng.randint(1, 9)) if state == "closed" else None,
             milestone=ms_13 if number % 4 == 0 else None,
             assignees=[people[(number + 1) % 3]] if number % 5 == 0 else [],
         )
         if number % 6 == 0:
-            issue.comments.append(comment(people[(number + 2) % 3], "I can reproduce this on main.", (when + timedelta(hours=3)).isoformat()))
+            issue.comments.append(
+                comment(
+                    people[(number + 2) % 3],
+                    "I can reproduce this on main.",
+                    (when + timedelta(hours=3)).isoformat(),
+                )
+            )
         handcrafted[number] = issue
     # keep Gitea's id order: ids grow with creation time, and index numbers too
     lh.issues = sorted(handcrafted.values(), key=lambda i: i.number)
@@ -848,74 +1275,250 @@ def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, fr
         issue.id = new_id
 
     lh.releases = [
-        Release(ids.next("release"), "v1.0.0", "Lighthouse 1.0.0", "First stable release: HTTP and DNS probes, Slack and e-mail alerts.", "alice", _t("2025-09-20T10:30:00Z")),
-        Release(ids.next("release"), "v1.1.0", "Lighthouse 1.1.0", "Docker compose deployment, sample metrics, nightly backups.", "alice", _t("2025-10-20T21:30:00Z")),
-        Release(ids.next("release"), "v1.2.0", "Lighthouse 1.2.0", "See CHANGELOG.md. Highlights: pluggable DNS resolver, role checks.", "alice", _t("2025-11-10T09:15:00Z")),
-        Release(ids.next("release"), "v1.3.0-rc1", "Lighthouse 1.3.0 RC 1", "Release candidate: HTTP probes retry once before alerting.", "bob", _t("2026-01-09T08:00:00Z"), prerelease=True),
-        Release(ids.next("release"), "v1.3.0", "Lighthouse 1.3.0 (draft)", "Draft notes, not published yet.", "alice", _t("2026-01-28T08:00:00Z"), draft=True),
+        Release(
+            ids.next("release"),
+            "v1.0.0",
+            "Lighthouse 1.0.0",
+            "First stable release: HTTP and DNS probes, Slack and e-mail alerts.",
+            "alice",
+            _t("2025-09-20T10:30:00Z"),
+        ),
+        Release(
+            ids.next("release"),
+            "v1.1.0",
+            "Lighthouse 1.1.0",
+            "Docker compose deployment, sample metrics, nightly backups.",
+            "alice",
+            _t("2025-10-20T21:30:00Z"),
+        ),
+        Release(
+            ids.next("release"),
+            "v1.2.0",
+            "Lighthouse 1.2.0",
+            "See CHANGELOG.md. Highlights: pluggable DNS resolver, role checks.",
+            "alice",
+            _t("2025-11-10T09:15:00Z"),
+        ),
+        Release(
+            ids.next("release"),
+            "v1.3.0-rc1",
+            "Lighthouse 1.3.0 RC 1",
+            "Release candidate: HTTP probes retry once before alerting.",
+            "bob",
+            _t("2026-01-09T08:00:00Z"),
+            prerelease=True,
+        ),
+        Release(
+            ids.next("release"),
+            "v1.3.0",
+            "Lighthouse 1.3.0 (draft)",
+            "Draft notes, not published yet.",
+            "alice",
+            _t("2026-01-28T08:00:00Z"),
+            draft=True,
+        ),
     ]
 
     # -- northwind/deploy-config (private, readers team) ------------------------------------
-    dc = new_repo("northwind", "deploy-config", "Ansible and Terraform for the Lighthouse production stack.", "2025-09-25T10:00:00Z",
-                  private=True, language="HCL", topics=["ansible", "terraform"])
-    dc.git.commit("main", "Production inventory and base role", carol, _t("2025-09-25T10:20:00Z"), {
-        "README.md": b"# deploy-config\n\nProduction deployment of Lighthouse. Run `make plan` before `make apply`.\n",
-        "ansible/inventory/production.ini": b"[lighthouse]\nlh-eu-1.northwind.internal\nlh-us-1.northwind.internal\n\n[db]\ndb-1.northwind.internal\n",
-        "ansible/roles/lighthouse/tasks/main.yml": b"- name: Install Lighthouse\n  pip:\n    name: lighthouse==1.2.0\n- name: Start service\n  systemd:\n    name: lighthouse\n    state: started\n",
-        "terraform/main.tf": b'terraform {\n  required_version = ">= 1.6"\n}\n\nmodule "lighthouse" {\n  source = "./modules/lighthouse"\n  region = "eu-west-1"\n}\n',
-    }, parent=None)
-    dc.git.commit("main", "Add production environment file (demo values)", carol, _t("2025-10-02T09:00:00Z"), {
-        ".env.production": b"DATABASE_URL=postgres://lighthouse:demo-only-password@db-1.northwind.internal/lighthouse\nSENTRY_DSN=https://public@sentry.northwind.example/3\n",
-    })
+    dc = new_repo(
+        "northwind",
+        "deploy-config",
+        "Ansible and Terraform for the Lighthouse production stack.",
+        "2025-09-25T10:00:00Z",
+        private=True,
+        language="HCL",
+        topics=["ansible", "terraform"],
+    )
+    dc.git.commit(
+        "main",
+        "Production inventory and base role",
+        carol,
+        _t("2025-09-25T10:20:00Z"),
+        {
+            "README.md": b"# deploy-config\n\nProduction deployment of Lighthouse. Run `make plan` before `make apply`.\n",
+            "ansible/inventory/production.ini": b"[lighthouse]\nlh-eu-1.northwind.internal\nlh-us-1.northwind.internal\n\n[db]\ndb-1.northwind.internal\n",
+            "ansible/roles/lighthouse/tasks/main.yml": b"- name: Install Lighthouse\n  pip:\n    name: lighthouse==1.2.0\n- name: Start service\n  systemd:\n    name: lighthouse\n    state: started\n",
+            "terraform/main.tf": b'terraform {\n  required_version = ">= 1.6"\n}\n\nmodule "lighthouse" {\n  source = "./modules/lighthouse"\n  region = "eu-west-1"\n}\n',
+        },
+        parent=None,
+    )
+    dc.git.commit(
+        "main",
+        "Add production environment file (demo values)",
+        carol,
+        _t("2025-10-02T09:00:00Z"),
+        {
+            ".env.production": b"DATABASE_URL=postgres://lighthouse:demo-only-password@db-1.northwind.internal/lighthouse\nSENTRY_DSN=https://public@sentry.northwind.example/3\n",
+        },
+    )
     dc.issues = [
-        Issue(1, 1, "Move .env.production into Vault", "Plain files in git are not OK for production values.", "carol", _t("2025-10-02T09:30:00Z"), labels=[]),
-        Issue(2, 2, "Upgrade Terraform provider to 5.x", "", "bob", _t("2025-11-05T10:00:00Z"), state="closed", closed_at=_t("2025-11-06T10:00:00Z")),
+        Issue(
+            1,
+            1,
+            "Move .env.production into Vault",
+            "Plain files in git are not OK for production values.",
+            "carol",
+            _t("2025-10-02T09:30:00Z"),
+            labels=[],
+        ),
+        Issue(
+            2,
+            2,
+            "Upgrade Terraform provider to 5.x",
+            "",
+            "bob",
+            _t("2025-11-05T10:00:00Z"),
+            state="closed",
+            closed_at=_t("2025-11-06T10:00:00Z"),
+        ),
     ]
     for issue in dc.issues:
         issue.id = ids.next("issue")
 
     # -- small and special repositories -------------------------------------------------------
-    new_repo("northwind", "empty-sandbox", "Scratch space for experiments (nothing pushed yet).", "2026-01-15T12:00:00Z")
-    legacy = new_repo("northwind", "legacy-monitor", "The shell-script monitor Lighthouse replaced. Archived.", "2025-06-03T09:00:00Z",
-                      archived=True, archived_at=_t("2025-09-21T09:00:00Z"), language="Shell")
-    legacy.git.commit("main", "Import legacy monitor scripts", carol, _t("2025-06-03T09:30:00Z"), {
-        "README.md": b"# legacy-monitor\n\nArchived. Use Lighthouse instead.\n",
-        "check.sh": b"#!/bin/sh\ncurl -fsS \"$1\" >/dev/null || echo \"DOWN: $1\"\n",
-    }, parent=None)
-    hr = new_repo("northwind", "hr-payroll", "Payroll exports (finance team only).", "2025-07-01T09:00:00Z", private=True)
-    hr.git.commit("main", "Payroll export scripts", carol, _t("2025-07-01T09:30:00Z"), {
-        "README.md": b"# hr-payroll\n\nFinance team only.\n", "export.py": b"print('payroll')\n",
-    }, parent=None)
-    dotfiles = new_repo("alice", "dotfiles", "My shell and editor configuration.", "2025-06-05T19:00:00Z", language="Shell", stars=4)
-    dotfiles.git.commit("main", "Add bash and vim config", alice, _t("2025-06-05T19:10:00Z"), {
-        "README.md": b"# dotfiles\n\n`./install.sh` symlinks everything into `$HOME`.\n",
-        ".bashrc": b"export EDITOR=vim\nalias ll='ls -alF'\n", ".vimrc": b"set number\nset expandtab shiftwidth=4\n",
-        "install.sh": b"#!/bin/sh\nfor f in .bashrc .vimrc; do ln -sf \"$PWD/$f\" \"$HOME/$f\"; done\n",
-    }, parent=None)
-    notes = new_repo("alice", "notes", "Meeting notes and planning (shared with the bot for summaries).", "2025-10-01T08:00:00Z",
-                     private=True, collaborators={"aegis-bot": "read", "bob": "write"})
-    notes.git.commit("main", "Planning notes for 1.3", alice, _t("2026-01-12T08:30:00Z"), {
-        "README.md": b"# notes\n\nPrivate notes. The Aegis bot may read them to summarise plans.\n",
-        "meetings/2026-01-12.md": b"# Planning 2026-01-12\n\n- 1.3 scope: HTTP/2, retries, dashboard skeleton.\n- Rotate the backup keys (issue #4).\n",
-    }, parent=None)
-    ir = new_repo("carol", "incident-response", "Runbooks and post-mortems (private).", "2025-07-10T09:00:00Z", private=True)
-    ir.git.commit("main", "Database failover runbook", carol, _t("2025-07-10T09:30:00Z"), {
-        "README.md": b"# incident-response\n\nRunbooks. Not for bots.\n", "runbooks/db-failover.md": b"# DB failover\n\n1. Promote the replica.\n",
-    }, parent=None)
-    ir.issues = [Issue(ids.next("issue"), 1, "Post-mortem: October outage", "Timeline and follow-ups.", "carol", _t("2025-10-28T10:00:00Z"))]
+    new_repo(
+        "northwind",
+        "empty-sandbox",
+        "Scratch space for experiments (nothing pushed yet).",
+        "2026-01-15T12:00:00Z",
+    )
+    legacy = new_repo(
+        "northwind",
+        "legacy-monitor",
+        "The shell-script monitor Lighthouse replaced. Archived.",
+        "2025-06-03T09:00:00Z",
+        archived=True,
+        archived_at=_t("2025-09-21T09:00:00Z"),
+        language="Shell",
+    )
+    legacy.git.commit(
+        "main",
+        "Import legacy monitor scripts",
+        carol,
+        _t("2025-06-03T09:30:00Z"),
+        {
+            "README.md": b"# legacy-monitor\n\nArchived. Use Lighthouse instead.\n",
+            "check.sh": b'#!/bin/sh\ncurl -fsS "$1" >/dev/null || echo "DOWN: $1"\n',
+        },
+        parent=None,
+    )
+    hr = new_repo(
+        "northwind",
+        "hr-payroll",
+        "Payroll exports (finance team only).",
+        "2025-07-01T09:00:00Z",
+        private=True,
+    )
+    hr.git.commit(
+        "main",
+        "Payroll export scripts",
+        carol,
+        _t("2025-07-01T09:30:00Z"),
+        {
+            "README.md": b"# hr-payroll\n\nFinance team only.\n",
+            "export.py": b"print('payroll')\n",
+        },
+        parent=None,
+    )
+    dotfiles = new_repo(
+        "alice",
+        "dotfiles",
+        "My shell and editor configuration.",
+        "2025-06-05T19:00:00Z",
+        language="Shell",
+        stars=4,
+    )
+    dotfiles.git.commit(
+        "main",
+        "Add bash and vim config",
+        alice,
+        _t("2025-06-05T19:10:00Z"),
+        {
+            "README.md": b"# dotfiles\n\n`./install.sh` symlinks everything into `$HOME`.\n",
+            ".bashrc": b"export EDITOR=vim\nalias ll='ls -alF'\n",
+            ".vimrc": b"set number\nset expandtab shiftwidth=4\n",
+            "install.sh": b'#!/bin/sh\nfor f in .bashrc .vimrc; do ln -sf "$PWD/$f" "$HOME/$f"; done\n',
+        },
+        parent=None,
+    )
+    notes = new_repo(
+        "alice",
+        "notes",
+        "Meeting notes and planning (shared with the bot for summaries).",
+        "2025-10-01T08:00:00Z",
+        private=True,
+        collaborators={"aegis-bot": "read", "bob": "write"},
+    )
+    notes.git.commit(
+        "main",
+        "Planning notes for 1.3",
+        alice,
+        _t("2026-01-12T08:30:00Z"),
+        {
+            "README.md": b"# notes\n\nPrivate notes. The Aegis bot may read them to summarise plans.\n",
+            "meetings/2026-01-12.md": b"# Planning 2026-01-12\n\n- 1.3 scope: HTTP/2, retries, dashboard skeleton.\n- Rotate the backup keys (issue #4).\n",
+        },
+        parent=None,
+    )
+    ir = new_repo(
+        "carol",
+        "incident-response",
+        "Runbooks and post-mortems (private).",
+        "2025-07-10T09:00:00Z",
+        private=True,
+    )
+    ir.git.commit(
+        "main",
+        "Database failover runbook",
+        carol,
+        _t("2025-07-10T09:30:00Z"),
+        {
+            "README.md": b"# incident-response\n\nRunbooks. Not for bots.\n",
+            "runbooks/db-failover.md": b"# DB failover\n\n1. Promote the replica.\n",
+        },
+        parent=None,
+    )
+    ir.issues = [
+        Issue(
+            ids.next("issue"),
+            1,
+            "Post-mortem: October outage",
+            "Timeline and follow-ups.",
+            "carol",
+            _t("2025-10-28T10:00:00Z"),
+        )
+    ]
 
     # -- 50 plugins, so repository lists need two pages at limit=50 --------------------------
     start = _t("2025-09-10T09:00:00Z")
     for n, plugin in enumerate(PLUGIN_NAMES):
         created = start + timedelta(days=2 * n, hours=n % 7)
         kind = "notifier" if n < 12 else "exporter" if n < 25 else "check"
-        repo = new_repo("northwind", f"lighthouse-plugin-{plugin}", f"Lighthouse {kind} plugin for {plugin.replace('-', ' ').title()}.",
-                        created.strftime("%Y-%m-%dT%H:%M:%SZ"), language="Python", topics=["lighthouse-plugin", kind], stars=n % 9)
+        repo = new_repo(
+            "northwind",
+            f"lighthouse-plugin-{plugin}",
+            f"Lighthouse {kind} plugin for {plugin.replace('-', ' ').title()}.",
+            created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            language="Python",
+            topics=["lighthouse-plugin", kind],
+            stars=n % 9,
+        )
         module = plugin.replace("-", "_")
-        repo.git.commit("main", f"Scaffold the {plugin} plugin", (alice, bob, carol)[n % 3], created + timedelta(minutes=20), {
-            "README.md": _b(f"# lighthouse-plugin-{plugin}\n\nA Lighthouse {kind} plugin for {plugin}.\n\n```sh\npip install lighthouse-plugin-{plugin}\n```\n"),
-            f"lighthouse_plugin_{module}/__init__.py": _b(f'"""Lighthouse {kind} plugin: {plugin}."""\n\nKIND = "{kind}"\n\n\ndef setup(registry):\n    registry.add_{kind}("{plugin}", __name__)\n'),
-        }, parent=None)
+        repo.git.commit(
+            "main",
+            f"Scaffold the {plugin} plugin",
+            (alice, bob, carol)[n % 3],
+            created + timedelta(minutes=20),
+            {
+                "README.md": _b(
+                    f"# lighthouse-plugin-{plugin}\n\nA Lighthouse {kind} plugin for {plugin}.\n\n```sh\npip install lighthouse-plugin-{plugin}\n```\n"
+                ),
+                f"lighthouse_plugin_{module}/__init__.py": _b(
+                    f'"""Lighthouse {kind} plugin: {plugin}."""\n\nKIND = "{kind}"\n\n\ndef setup(registry):\n    registry.add_{kind}("{plugin}", __name__)\n'
+                ),
+            },
+            parent=None,
+        )
 
     tokens: dict[str, tuple[str, frozenset[str]]] = {token: (BOT_LOGIN, ALL_READ_SCOPES)}
     for extra, (login, scopes) in (extra_tokens or {}).items():
@@ -925,7 +1528,9 @@ def build_dataset(token: str = DEMO_TOKEN, extra_tokens: dict[str, tuple[str, fr
         repos=repos,
         teams={
             "northwind": [
-                Team("Owners", {"alice"}, {r.name for r in repos if r.owner == "northwind"}, "owner"),
+                Team(
+                    "Owners", {"alice"}, {r.name for r in repos if r.owner == "northwind"}, "owner"
+                ),
                 Team("readers", {BOT_LOGIN, "bob"}, {"deploy-config"}, "read"),
                 Team("finance", {"carol"}, {"hr-payroll"}, "write"),
             ]

@@ -39,14 +39,45 @@ from typing import Any
 __all__ = ["Fault", "Faults", "FAULT_KINDS"]
 
 FAULT_KINDS = frozenset(
-    {"status", "hang", "slow", "disconnect", "malformed", "truncated", "cut", "huge", "drip", "redirect", "mangle"}
+    {
+        "status",
+        "hang",
+        "slow",
+        "disconnect",
+        "malformed",
+        "truncated",
+        "cut",
+        "huge",
+        "drip",
+        "redirect",
+        "mangle",
+    }
 )
 BODY_KINDS = frozenset({"malformed", "truncated", "cut", "mangle"})  # applied to the real answer
 
 #: What ``mangle`` puts in place of a value.
 STRANGE_VALUES: tuple[Any, ...] = (
-    None, True, False, 0, -1, 2**63, 1.5, "", "x", "..", ".", "/", "../.env", "a/../../b",
-    "\u202e", [], [None], [1, "x"], {}, {"x": None}, {"name": 5, "login": []},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63,
+    1.5,
+    "",
+    "x",
+    "..",
+    ".",
+    "/",
+    "../.env",
+    "a/../../b",
+    "\u202e",
+    [],
+    [None],
+    [1, "x"],
+    {},
+    {"x": None},
+    {"name": 5, "login": []},
 )
 
 
@@ -93,7 +124,18 @@ class Faults:
     _release: asyncio.Event | None = field(default=None, repr=False)
 
     def add(self, kind: str, **options: Any) -> Fault:
-        allowed = {"status", "delay", "times", "path", "size", "chunked", "location", "body", "headers", "seed"}
+        allowed = {
+            "status",
+            "delay",
+            "times",
+            "path",
+            "size",
+            "chunked",
+            "location",
+            "body",
+            "headers",
+            "seed",
+        }
         unknown = set(options) - allowed
         if unknown:
             raise ValueError(f"unknown fault options {sorted(unknown)}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator
 
 __all__ = ["Signature", "Commit", "TreeEntry", "FileChange", "GitRepo", "is_binary"]
 
@@ -104,7 +104,8 @@ class GitRepo:
         # git sorts entries by name, comparing directories as if they ended with "/"
         entries.sort(key=lambda e: e.name.encode() + (b"/" if e.type == "tree" else b""))
         body = b"".join(
-            b"%s %s\0%s" % (e.mode.lstrip("0").encode(), e.name.encode(), bytes.fromhex(e.sha)) for e in entries
+            b"%s %s\0%s" % (e.mode.lstrip("0").encode(), e.name.encode(), bytes.fromhex(e.sha))
+            for e in entries
         )
         sha = _git_hash("tree", body)
         self.trees[sha] = entries
@@ -143,12 +144,28 @@ class GitRepo:
         body += f"author {author.name} <{author.email}> {_git_time(when)}\n"
         body += f"committer {committer.name} <{committer.email}> {_git_time(when)}\n\n{message}"
         sha = _git_hash("commit", body.encode())
-        commit = Commit(sha, tree, [parent_sha] if parent_sha else [], author, committer, when, message, snapshot)
+        commit = Commit(
+            sha,
+            tree,
+            [parent_sha] if parent_sha else [],
+            author,
+            committer,
+            when,
+            message,
+            snapshot,
+        )
         self.commits[sha] = commit
         self.branches[branch] = sha
         return commit
 
-    def tag(self, name: str, commit_sha: str, message: str = "", tagger: Signature | None = None, when: datetime | None = None) -> None:
+    def tag(
+        self,
+        name: str,
+        commit_sha: str,
+        message: str = "",
+        tagger: Signature | None = None,
+        when: datetime | None = None,
+    ) -> None:
         tag_sha = commit_sha
         if message:
             tagger = tagger or self.commits[commit_sha].author
@@ -205,7 +222,9 @@ class GitRepo:
                 return None
         return entry
 
-    def walk(self, tree_sha: str, recursive: bool, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
+    def walk(
+        self, tree_sha: str, recursive: bool, prefix: str = ""
+    ) -> Iterator[tuple[str, TreeEntry]]:
         """(path, entry) pairs in git's order; recursive listings include the directories."""
         for entry in self.trees[tree_sha]:
             path = prefix + entry.name
@@ -261,7 +280,9 @@ def _file_change(path: str, a: bytes | None, b: bytes | None) -> FileChange:
     if is_binary(a or b"") or is_binary(b or b""):
         left = "/dev/null" if a is None else f"a/{path}"
         right = "/dev/null" if b is None else f"b/{path}"
-        return FileChange(path, status, 0, 0, "".join(head) + f"Binary files {left} and {right} differ\n")
+        return FileChange(
+            path, status, 0, 0, "".join(head) + f"Binary files {left} and {right} differ\n"
+        )
     old_lines = _lines(a) if a is not None else []
     new_lines = _lines(b) if b is not None else []
     body = []

@@ -184,7 +184,13 @@ def _file(repo: Repo, path: str) -> bytes:
 
 
 def _verification() -> dict[str, Any]:
-    return {"verified": False, "reason": "gpg.error.not_signed_commit", "signature": "", "signer": None, "payload": ""}
+    return {
+        "verified": False,
+        "reason": "gpg.error.not_signed_commit",
+        "signature": "",
+        "signer": None,
+        "payload": "",
+    }
 
 
 def _payload_user(ctx: Ctx, sig: Signature) -> dict[str, Any]:
@@ -236,16 +242,32 @@ def tag_json(ctx: Ctx, repo: Repo, name: str) -> dict[str, Any]:
         "name": name,
         "message": message or commit.message,
         "id": tag_sha,
-        "commit": {"url": f"{ctx.api}repos/{repo.full_name}/git/commits/{commit_sha}", "sha": commit_sha, "created": ts(commit.when)},
+        "commit": {
+            "url": f"{ctx.api}repos/{repo.full_name}/git/commits/{commit_sha}",
+            "sha": commit_sha,
+            "created": ts(commit.when),
+        },
         "zipball_url": f"{html}/archive/{_q(name)}.zip",
         "tarball_url": f"{html}/archive/{_q(name)}.tar.gz",
     }
 
 
-def commit_json(ctx: Ctx, repo: Repo, commit: Commit, *, stat: bool = True, files: bool = True, verification: bool = True) -> dict[str, Any]:
+def commit_json(
+    ctx: Ctx,
+    repo: Repo,
+    commit: Commit,
+    *,
+    stat: bool = True,
+    files: bool = True,
+    verification: bool = True,
+) -> dict[str, Any]:
     api = f"{ctx.api}repos/{repo.full_name}/git/commits/{commit.sha}"
     git = repo.git
-    changes = git.changes(commit.parents[0] if commit.parents else None, commit.sha) if (stat or files) else []
+    changes = (
+        git.changes(commit.parents[0] if commit.parents else None, commit.sha)
+        if (stat or files)
+        else []
+    )
     author = ctx.ds.user_by_email(commit.author.email)
     committer = ctx.ds.user_by_email(commit.committer.email)
     when = ts(commit.when)
@@ -259,18 +281,33 @@ def commit_json(ctx: Ctx, repo: Repo, commit: Commit, *, stat: bool = True, file
         "commit": {
             "url": api,
             "author": {"name": commit.author.name, "email": commit.author.email, "date": when},
-            "committer": {"name": commit.committer.name, "email": commit.committer.email, "date": when},
+            "committer": {
+                "name": commit.committer.name,
+                "email": commit.committer.email,
+                "date": when,
+            },
             "message": commit.message,
-            "tree": {"url": f"{ctx.api}repos/{repo.full_name}/git/trees/{commit.tree}", "sha": commit.tree, "created": when},
+            "tree": {
+                "url": f"{ctx.api}repos/{repo.full_name}/git/trees/{commit.tree}",
+                "sha": commit.tree,
+                "created": when,
+            },
             "verification": _verification() if verification else None,
         },
         "author": user_json(ctx, author) if author else None,
         "committer": user_json(ctx, committer) if committer else None,
         "parents": [
-            {"url": f"{ctx.api}repos/{repo.full_name}/git/commits/{p}", "sha": p, "created": ZERO_TIME} for p in commit.parents
+            {
+                "url": f"{ctx.api}repos/{repo.full_name}/git/commits/{p}",
+                "sha": p,
+                "created": ZERO_TIME,
+            }
+            for p in commit.parents
         ],
         "files": [{"filename": c.path, "status": c.status} for c in changes] if files else None,
-        "stats": {"total": additions + deletions, "additions": additions, "deletions": deletions} if stat else None,
+        "stats": {"total": additions + deletions, "additions": additions, "deletions": deletions}
+        if stat
+        else None,
     }
 
 
@@ -278,7 +315,10 @@ def commit_patch(repo: Repo, commit: Commit) -> str:
     """``git format-patch`` style text for one commit."""
     changes = repo.git.changes(commit.parents[0] if commit.parents else None, commit.sha)
     subject, _, rest = commit.message.partition("\n")
-    stat_lines = "".join(f" {c.path} | {c.additions + c.deletions} {'+' * min(c.additions, 30)}{'-' * min(c.deletions, 30)}\n" for c in changes)
+    stat_lines = "".join(
+        f" {c.path} | {c.additions + c.deletions} {'+' * min(c.additions, 30)}{'-' * min(c.deletions, 30)}\n"
+        for c in changes
+    )
     adds = sum(c.additions for c in changes)
     dels = sum(c.deletions for c in changes)
     return (
@@ -312,7 +352,16 @@ def _ref_kind(git: GitRepo, ref: str) -> str:
     return "commit"
 
 
-def contents_json(ctx: Ctx, repo: Repo, ref: str, commit_sha: str, path: str, entry: TreeEntry, *, with_content: bool) -> dict[str, Any]:
+def contents_json(
+    ctx: Ctx,
+    repo: Repo,
+    ref: str,
+    commit_sha: str,
+    path: str,
+    entry: TreeEntry,
+    *,
+    with_content: bool,
+) -> dict[str, Any]:
     git = repo.git
     html = f"{ctx.root}{repo.full_name}"
     kind = _ref_kind(git, ref)
@@ -412,7 +461,12 @@ def issue_json(ctx: Ctx, repo: Repo, issue: Issue) -> dict[str, Any]:
             if pull
             else None
         ),
-        "repository": {"id": repo.id, "name": repo.name, "owner": repo.owner, "full_name": repo.full_name},
+        "repository": {
+            "id": repo.id,
+            "name": repo.name,
+            "owner": repo.owner,
+            "full_name": repo.full_name,
+        },
         "pin_order": 0,
         "content_version": 0,
     }
@@ -423,8 +477,12 @@ def comment_json(ctx: Ctx, repo: Repo, issue: Issue, comment: Comment) -> dict[s
     return {
         "id": comment.id,
         "html_url": f"{ctx.root}{repo.full_name}/{kind}/{issue.number}#issuecomment-{comment.id}",
-        "pull_request_url": f"{ctx.root}{repo.full_name}/pulls/{issue.number}" if issue.is_pull else "",
-        "issue_url": f"{ctx.root}{repo.full_name}/issues/{issue.number}" if not issue.is_pull else "",
+        "pull_request_url": f"{ctx.root}{repo.full_name}/pulls/{issue.number}"
+        if issue.is_pull
+        else "",
+        "issue_url": f"{ctx.root}{repo.full_name}/issues/{issue.number}"
+        if not issue.is_pull
+        else "",
         "user": user_ref(ctx, comment.user),
         "original_author": "",
         "original_author_id": 0,
@@ -439,7 +497,9 @@ def pull_json(ctx: Ctx, repo: Repo, issue: Issue) -> dict[str, Any]:
     pull = issue.pull
     assert pull is not None
     changes = repo.git.changes(pull.merge_base, pull.head_sha)
-    base_sha = pull.merge_base if pull.merged else repo.git.branches.get(pull.base_branch, pull.merge_base)
+    base_sha = (
+        pull.merge_base if pull.merged else repo.git.branches.get(pull.base_branch, pull.merge_base)
+    )
     repo_full = repo_json(ctx, repo)
     html = f"{ctx.root}{repo.full_name}/pulls/{issue.number}"
     assignees = [user_ref(ctx, a) for a in issue.assignees]
@@ -473,8 +533,20 @@ def pull_json(ctx: Ctx, repo: Repo, issue: Issue) -> dict[str, Any]:
         "merge_commit_sha": pull.merge_commit_sha,
         "merged_by": user_ref(ctx, pull.merged_by) if pull.merged_by else None,
         "allow_maintainer_edit": False,
-        "base": {"label": pull.base_branch, "ref": pull.base_branch, "sha": base_sha, "repo_id": repo.id, "repo": repo_full},
-        "head": {"label": pull.head_branch, "ref": pull.head_branch, "sha": pull.head_sha, "repo_id": repo.id, "repo": repo_full},
+        "base": {
+            "label": pull.base_branch,
+            "ref": pull.base_branch,
+            "sha": base_sha,
+            "repo_id": repo.id,
+            "repo": repo_full,
+        },
+        "head": {
+            "label": pull.head_branch,
+            "ref": pull.head_branch,
+            "sha": pull.head_sha,
+            "repo_id": repo.id,
+            "repo": repo_full,
+        },
         "merge_base": pull.merge_base,
         "due_date": None,
         "created_at": ts(issue.created),

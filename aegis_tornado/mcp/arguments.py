@@ -13,13 +13,31 @@ import math
 from typing import Any
 
 KNOWN_KEYWORDS = {
-    "type", "properties", "required", "additionalProperties", "enum", "minimum", "maximum",
-    "minLength", "maxLength", "items", "maxItems", "default", "description", "title", "examples",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "items",
+    "maxItems",
+    "default",
+    "description",
+    "title",
+    "examples",
 }
 
 _TYPE_NAMES = {
-    "string": "a string", "integer": "an integer", "number": "a number",
-    "boolean": "true or false", "object": "an object", "array": "an array", "null": "null",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
 }
 
 
@@ -80,14 +98,20 @@ def _validate(value: Any, schema: dict[str, Any], path: str) -> Any:
         low, high = schema.get("minimum"), schema.get("maximum")
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = (
-                f"between {low} and {high}" if low is not None and high is not None
-                else f"at least {low}" if low is not None else f"at most {high}"
+                f"between {low} and {high}"
+                if low is not None and high is not None
+                else f"at least {low}"
+                if low is not None
+                else f"at most {high}"
             )
             raise ArgumentError(f"{_describe(path)} must be {bounds}")
     if isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
-            raise ArgumentError(f"{_describe(path)} must not be empty" if schema["minLength"] == 1
-                                else f"{_describe(path)} is too short")
+            raise ArgumentError(
+                f"{_describe(path)} must not be empty"
+                if schema["minLength"] == 1
+                else f"{_describe(path)} is too short"
+            )
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise ArgumentError(
                 f"{_describe(path)} is too long (at most {schema['maxLength']} characters)"

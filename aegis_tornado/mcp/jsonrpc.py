@@ -58,8 +58,12 @@ def encode(message: Any) -> str:
     try:
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        text = json.dumps(untrusted_json.finite(message), ensure_ascii=False,
-                          separators=(",", ":"), allow_nan=False)
+        text = json.dumps(
+            untrusted_json.finite(message),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        )
     return untrusted_json.without_surrogates(text)
 
 
@@ -106,8 +110,9 @@ def parse_body(body: bytes | str) -> ParsedBody:
         if not data:
             raise JsonRpcError(INVALID_REQUEST, "Invalid request: empty batch")
         if len(data) > MAX_BATCH:
-            raise JsonRpcError(INVALID_REQUEST,
-                               f"Invalid request: a batch holds at most {MAX_BATCH} messages")
+            raise JsonRpcError(
+                INVALID_REQUEST, f"Invalid request: a batch holds at most {MAX_BATCH} messages"
+            )
         return ParsedBody(items=[_classify(item) for item in data], is_batch=True)
     item = _classify(data)
     if isinstance(item, JsonRpcError):
@@ -121,27 +126,34 @@ def _classify(data: Any) -> Message | JsonRpcError:
     request_id = data.get("id")
     readable_id = request_id if _valid_id(request_id) else None
     if data.get("jsonrpc") != "2.0":
-        return JsonRpcError(INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0"',
-                            request_id=readable_id)
+        return JsonRpcError(
+            INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0"', request_id=readable_id
+        )
     if "method" in data:
         method = data["method"]
         if not isinstance(method, str) or not method:
-            return JsonRpcError(INVALID_REQUEST, 'Invalid request: "method" must be a string',
-                                request_id=readable_id)
+            return JsonRpcError(
+                INVALID_REQUEST,
+                'Invalid request: "method" must be a string',
+                request_id=readable_id,
+            )
         params = data.get("params", {})
         if params is None:
             params = {}
         if "id" in data and not _valid_id(request_id):
-            return JsonRpcError(INVALID_REQUEST,
-                                'Invalid request: "id" must be a string or an integer')
+            return JsonRpcError(
+                INVALID_REQUEST, 'Invalid request: "id" must be a string or an integer'
+            )
         if not isinstance(params, dict):
             # MCP params are always objects; say so to requests, ignore for notifications.
-            error = JsonRpcError(INVALID_PARAMS, 'Invalid params: "params" must be an object',
-                                 request_id=readable_id)
+            error = JsonRpcError(
+                INVALID_PARAMS, 'Invalid params: "params" must be an object', request_id=readable_id
+            )
             return error if "id" in data else Message(kind="notification", method=method)
         kind = "request" if "id" in data else "notification"
         return Message(kind=kind, method=method, id=request_id, params=params)
     if "result" in data or "error" in data:
         return Message(kind="response", id=request_id)
-    return JsonRpcError(INVALID_REQUEST, 'Invalid request: no "method", "result" or "error"',
-                        request_id=readable_id)
+    return JsonRpcError(
+        INVALID_REQUEST, 'Invalid request: no "method", "result" or "error"', request_id=readable_id
+    )

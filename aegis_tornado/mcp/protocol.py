@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -83,8 +84,9 @@ class ProtocolSession:
 class _CallContext:
     """The ToolContext handed to a running tool."""
 
-    def __init__(self, session: ProtocolSession, outbound: Outbound, progress_token: Any,
-                 tool_name: str):
+    def __init__(
+        self, session: ProtocolSession, outbound: Outbound, progress_token: Any, tool_name: str
+    ):
         self._session = session
         self._outbound = outbound
         self._token = progress_token
@@ -104,9 +106,12 @@ class _CallContext:
 
     async def log(self, level: str, data: Any) -> None:
         if level in LOG_LEVELS and self._session.wants_log(level):
-            await self._outbound.send(notification(
-                "notifications/message", {"level": level, "logger": self.tool_name, "data": data}
-            ))
+            await self._outbound.send(
+                notification(
+                    "notifications/message",
+                    {"level": level, "logger": self.tool_name, "data": data},
+                )
+            )
 
 
 def tool_result(value: dict[str, Any], version: str) -> dict[str, Any]:
@@ -145,8 +150,9 @@ class McpServer:
 
     # --- entry points ----------------------------------------------------------------------
 
-    async def handle(self, message: Message, session: ProtocolSession, outbound: Outbound,
-                     observer: CallObserver) -> dict[str, Any] | None:
+    async def handle(
+        self, message: Message, session: ProtocolSession, outbound: Outbound, observer: CallObserver
+    ) -> dict[str, Any] | None:
         """The reply to one message, or None (notification, response, cancelled call)."""
         if message.kind == "notification":
             self._notify(message, session)
@@ -155,8 +161,9 @@ class McpServer:
             return None  # we send no requests to clients, so there is nothing to match
         handler = self._methods.get(message.method or "")
         if handler is None:
-            return error_response(message.id, METHOD_NOT_FOUND,
-                                  f"Method not found: {str(message.method)[:100]}")
+            return error_response(
+                message.id, METHOD_NOT_FOUND, f"Method not found: {str(message.method)[:100]}"
+            )
         try:
             return result_response(message.id, await handler(message, session, outbound, observer))
         except JsonRpcError as error:
@@ -167,22 +174,35 @@ class McpServer:
             log.exception("mcp_internal_error", method=message.method)
             return error_response(message.id, INTERNAL_ERROR, "Internal error")
 
-    async def handle_batch(self, items: list[Message | JsonRpcError], session: ProtocolSession,
-                           outbound: Outbound, observer: CallObserver) -> list[dict[str, Any]]:
+    async def handle_batch(
+        self,
+        items: list[Message | JsonRpcError],
+        session: ProtocolSession,
+        outbound: Outbound,
+        observer: CallObserver,
+    ) -> list[dict[str, Any]]:
         async def one(item: Message | JsonRpcError) -> dict[str, Any] | None:
             if isinstance(item, JsonRpcError):
                 return item.response()
             if item.method == "initialize":
-                return error_response(item.id, INVALID_REQUEST,
-                                      "initialize must not be sent in a batch")
+                return error_response(
+                    item.id, INVALID_REQUEST, "initialize must not be sent in a batch"
+                )
             return await self.handle(item, session, outbound, observer)
 
         replies = await asyncio.gather(*(one(item) for item in items))
         return [reply for reply in replies if reply is not None]
 
-    async def call_tool(self, name: str, arguments: Any, *, session: ProtocolSession,
-                        outbound: Outbound, observer: CallObserver,
-                        progress_token: Any = None) -> dict[str, Any]:
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Any,
+        *,
+        session: ProtocolSession,
+        outbound: Outbound,
+        observer: CallObserver,
+        progress_token: Any = None,
+    ) -> dict[str, Any]:
         """Run a tool and return its CallToolResult. Unknown tool: JsonRpcError -32602."""
         tool = self.registry.get(name)
         if tool is None:
@@ -216,8 +236,12 @@ class McpServer:
             log.exception("tool_failed", tool=name)
             return error_result(f"{name} failed because of an internal error; it has been logged.")
         finally:
-            observer(tool=name, status=status, duration_ms=1000 * (time.monotonic() - started),
-                     reason=reason)
+            observer(
+                tool=name,
+                status=status,
+                duration_ms=1000 * (time.monotonic() - started),
+                reason=reason,
+            )
 
     # --- methods ---------------------------------------------------------------------------
 
@@ -253,8 +277,9 @@ class McpServer:
         session.log_level = level
         return {}
 
-    async def _tools_call(self, message: Message, session: ProtocolSession, outbound: Outbound,
-                          observer: CallObserver) -> dict:
+    async def _tools_call(
+        self, message: Message, session: ProtocolSession, outbound: Outbound, observer: CallObserver
+    ) -> dict:
         params = message.params
         name = params.get("name")
         if not isinstance(name, str):
@@ -266,10 +291,16 @@ class McpServer:
             token = None
         # Run as a task registered under the request id, so notifications/cancelled (which
         # arrives on another HTTP request) can stop it.
-        task = asyncio.ensure_future(self.call_tool(
-            name, params.get("arguments"), session=session, outbound=outbound,
-            observer=observer, progress_token=token,
-        ))
+        task = asyncio.ensure_future(
+            self.call_tool(
+                name,
+                params.get("arguments"),
+                session=session,
+                outbound=outbound,
+                observer=observer,
+                progress_token=token,
+            )
+        )
         key = message.id
         session.in_flight[key] = task
         try:

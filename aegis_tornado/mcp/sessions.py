@@ -20,11 +20,10 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from . import versions
 from .protocol import ProtocolSession
-
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
@@ -44,8 +43,9 @@ class Session(ProtocolSession):
 
 
 class SessionStore:
-    def __init__(self, secret: bytes, ttl: float, max_sessions: int,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, secret: bytes, ttl: float, max_sessions: int, clock: Callable[[], float] = time.time
+    ):
         self._secret = secret
         self.ttl = ttl
         self.max_sessions = max_sessions
@@ -68,8 +68,9 @@ class SessionStore:
         session_id = f"{issued}.{nonce}.{self._mac(issued, nonce, key_id)}"
         return self._remember(Session(session_id, key_id, version))
 
-    def resolve(self, session_id: str, key_id: str,
-                version_hint: str | None = None) -> Session | None:
+    def resolve(
+        self, session_id: str, key_id: str, version_hint: str | None = None
+    ) -> Session | None:
         """The session for ``session_id`` presented with ``key_id``, or None (answer 404)."""
         session = self._sessions.get(session_id)
         now = self._clock()
@@ -87,8 +88,10 @@ class SessionStore:
             return None
         # Validly signed but unknown here: rebuild it. The version is whatever the client
         # says it negotiated, else the spec's default for HTTP.
-        version = version_hint if version_hint and versions.is_supported(version_hint) else (
-            versions.HTTP_DEFAULT
+        version = (
+            version_hint
+            if version_hint and versions.is_supported(version_hint)
+            else (versions.HTTP_DEFAULT)
         )
         return self._remember(Session(session_id, key_id, version))
 
@@ -101,8 +104,9 @@ class SessionStore:
         session = self._sessions.get(session_id)
         if session is not None and session.key_id != key_id:
             return False
-        if session is None and (self._verify(session_id, key_id) is None
-                                or session_id in self._ended):
+        if session is None and (
+            self._verify(session_id, key_id) is None or session_id in self._ended
+        ):
             return False
         if session is not None:
             del self._sessions[session_id]
@@ -145,8 +149,7 @@ class SessionStore:
 class LegacySession(ProtocolSession):
     """A legacy HTTP+SSE session: lives exactly as long as its event stream."""
 
-    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256,
-                 max_pending: int = 64):
+    def __init__(self, session_id: str, key_id: str, outbox_size: int = 256, max_pending: int = 64):
         super().__init__(version="2024-11-05")
         self.id = session_id
         self.key_id = key_id

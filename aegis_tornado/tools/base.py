@@ -12,8 +12,9 @@ import functools
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..gitea import (
@@ -71,8 +72,12 @@ class ToolEnv:
     def web_url(self, *parts: Any) -> str:
         """A Gitea web URL from parts (each percent-encoded, '/' kept). Parts may come from
         Gitea's answers, so anything that is not a string is written as one."""
-        return "/".join([self.public_url.rstrip("/"),
-                         *(quote(str(p), safe="/") for p in parts if p not in (None, ""))])
+        return "/".join(
+            [
+                self.public_url.rstrip("/"),
+                *(quote(str(p), safe="/") for p in parts if p not in (None, "")),
+            ]
+        )
 
     def repo_url(self, owner: str, repo: str) -> str:
         return self.web_url(owner, repo)
@@ -87,7 +92,7 @@ class ToolEnv:
         """A URL Gitea gave us, moved onto the public web address; else ``fallback``."""
         base = self.client.base_url.rstrip("/")
         if isinstance(gitea_url, str) and gitea_url.startswith(base + "/"):
-            return self.public_url.rstrip("/") + gitea_url[len(base):]
+            return self.public_url.rstrip("/") + gitea_url[len(base) :]
         return fallback
 
     # --- policy ---------------------------------------------------------------------------
@@ -116,8 +121,9 @@ class ToolEnv:
 
     # --- Gitea calls ----------------------------------------------------------------------
 
-    async def gitea(self, call: Awaitable[T], what: str = "",
-                    repo: tuple[str, str] | None = None) -> T:
+    async def gitea(
+        self, call: Awaitable[T], what: str = "", repo: tuple[str, str] | None = None
+    ) -> T:
         """Await a Gitea call, turning its failures into messages a model can act on.
 
         ``repo`` is the repository the call is about. When Gitea answers 404, the repository
@@ -128,8 +134,10 @@ class ToolEnv:
         except GiteaNotFound:
             missing = ToolError(not_found(what or "The requested object"), reason="not_found")
         except GiteaEmptyRepository:
-            raise ToolError("The repository is empty: it has no commits, files or branches yet.",
-                            reason="empty_repository") from None
+            raise ToolError(
+                "The repository is empty: it has no commits, files or branches yet.",
+                reason="empty_repository",
+            ) from None
         except GiteaAuthError as error:
             raise ToolError(
                 "Gitea refused the server's own token (rejected, expired or missing a read "
@@ -142,24 +150,37 @@ class ToolEnv:
                 reason="gitea_unavailable",
             ) from None
         except GiteaBadRequest as error:
-            raise ToolError(f"Gitea rejected the request: {error.message}",
-                            reason="gitea_bad_request") from None
+            raise ToolError(
+                f"Gitea rejected the request: {error.message}", reason="gitea_bad_request"
+            ) from None
         except GiteaBadResponse as error:
-            raise ToolError(f"Gitea sent a response the server could not use: {error.message}",
-                            reason="gitea_bad_response") from None
+            raise ToolError(
+                f"Gitea sent a response the server could not use: {error.message}",
+                reason="gitea_bad_response",
+            ) from None
         except GiteaError as error:  # any future subclass
             raise ToolError(f"Gitea call failed: {error.message}", reason="gitea_error") from None
         if repo is not None and not what.startswith("Repository "):
             await self.repository(*repo)  # "Repository ... not found" when it is the one missing
         raise missing
 
-    async def page(self, endpoint: str, arguments: dict[str, Any], what: str,
-                   params: dict[str, Any] | None = None, **path: Any) -> Page:
+    async def page(
+        self,
+        endpoint: str,
+        arguments: dict[str, Any],
+        what: str,
+        params: dict[str, Any] | None = None,
+        **path: Any,
+    ) -> Page:
         """One page of a Gitea list, as the call's ``page`` and ``limit`` ask."""
         repo = (path["owner"], path["repo"]) if "owner" in path and "repo" in path else None
-        return await self.gitea(self.client.get_page(endpoint, page=arguments["page"],
-                                                     limit=arguments["limit"], params=params,
-                                                     **path), what, repo)
+        return await self.gitea(
+            self.client.get_page(
+                endpoint, page=arguments["page"], limit=arguments["limit"], params=params, **path
+            ),
+            what,
+            repo,
+        )
 
     async def repository(self, owner: str, repo: str) -> dict:
         """Repository metadata (policy-checked), cached briefly: most tools need the default
@@ -170,11 +191,15 @@ class ToolEnv:
         now = time.monotonic()
         if cached is not None and now - cached[0] < REPO_CACHE_SECONDS:
             return cached[1]
-        data = await self.gitea(self.client.get_json("repo", owner=owner, repo=repo),
-                                f"Repository {owner}/{repo}")
+        data = await self.gitea(
+            self.client.get_json("repo", owner=owner, repo=repo), f"Repository {owner}/{repo}"
+        )
         full_name = data.get("full_name")
-        if isinstance(full_name, str) and "/" in full_name \
-                and not self.repos.allows_full_name(full_name):
+        if (
+            isinstance(full_name, str)
+            and "/" in full_name
+            and not self.repos.allows_full_name(full_name)
+        ):
             # Defence in depth: the client follows no redirect into a denied repository.
             raise ToolDenied(not_found(f"Repository {owner}/{repo}"), reason="repo_policy")
         if _cacheable_repository(data):
@@ -188,22 +213,27 @@ class ToolEnv:
     async def default_branch(self, owner: str, repo: str) -> str:
         data = await self.repository(owner, repo)
         if data.get("empty") is True:
-            raise ToolError(f"Repository {owner}/{repo} is empty: it has no commits or files yet.",
-                            reason="empty_repository")
+            raise ToolError(
+                f"Repository {owner}/{repo} is empty: it has no commits or files yet.",
+                reason="empty_repository",
+            )
         branch = data.get("default_branch") or "main"
         try:
             return validate_ref(branch)
         except ValidationError:  # Gitea named something no branch can be called
-            raise ToolError(f"Gitea sent a response the server could not use: repository "
-                            f"{owner}/{repo} has no usable default branch.",
-                            reason="gitea_bad_response") from None
+            raise ToolError(
+                f"Gitea sent a response the server could not use: repository "
+                f"{owner}/{repo} has no usable default branch.",
+                reason="gitea_bad_response",
+            ) from None
 
     # --- results --------------------------------------------------------------------------
 
     async def clean(self, text: str | None) -> tuple[str | None, int, tuple[str, ...]]:
         """Strip invisible characters and redact secrets (off the loop for big texts)."""
-        if not text or (len(text) < self._shortest_secret and text.isascii()
-                        and text.isprintable()):
+        if not text or (
+            len(text) < self._shortest_secret and text.isascii() and text.isprintable()
+        ):
             return text, 0, ()  # nothing invisible, and too short for any secret it knows
         if len(text) > _CLEAN_IN_THREAD_BYTES:
             result = await asyncio.to_thread(clean_text, text)
@@ -248,9 +278,12 @@ class ToolEnv:
 
 def _cacheable_repository(data: dict[str, Any]) -> bool:
     full_name, branch = data.get("full_name"), data.get("default_branch")
-    return (isinstance(full_name, str) and full_name.count("/") == 1
-            and isinstance(data.get("empty"), bool)
-            and (branch is None or (isinstance(branch, str) and bool(branch))))
+    return (
+        isinstance(full_name, str)
+        and full_name.count("/") == 1
+        and isinstance(data.get("empty"), bool)
+        and (branch is None or (isinstance(branch, str) and bool(branch)))
+    )
 
 
 def encoded_size(value: Any) -> int:
@@ -272,9 +305,15 @@ def fit_result(value: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         while kept and encoded_size({**value, "items": kept}) > max_bytes - 300:
             kept.pop()
         omitted = len(items) - len(kept)
-        value.update(items=kept, has_more=True, truncated=True, truncated_note=(
-            f"{omitted} item(s) omitted to stay under {max_bytes} bytes; ask for a smaller "
-            "limit or the next page"))
+        value.update(
+            items=kept,
+            has_more=True,
+            truncated=True,
+            truncated_note=(
+                f"{omitted} item(s) omitted to stay under {max_bytes} bytes; ask for a smaller "
+                "limit or the next page"
+            ),
+        )
         if encoded_size(value) <= max_bytes:
             return value
     # Shorten the longest strings until it fits.
@@ -296,8 +335,13 @@ def _longest_string(node: Any, path: tuple = ()) -> tuple[tuple, str | None]:
     best: tuple[tuple, str | None] = ((), None)
     if isinstance(node, str):
         return path, node
-    children = node.items() if isinstance(node, dict) else enumerate(node) \
-        if isinstance(node, list) else ()
+    children = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
     for key, child in children:
         if key == "truncated_note":
             continue
@@ -353,8 +397,10 @@ def gitea_sha(value: Any, what: str) -> str:
     unusable."""
     if isinstance(value, str) and _GITEA_SHA.fullmatch(value):
         return value
-    raise ToolError(f"Gitea sent a response the server could not use: no object name for {what}.",
-                    reason="gitea_bad_response")
+    raise ToolError(
+        f"Gitea sent a response the server could not use: no object name for {what}.",
+        reason="gitea_bad_response",
+    )
 
 
 # --- argument handling ------------------------------------------------------------------
@@ -387,8 +433,11 @@ def repo_path(arguments: dict[str, Any], field: str = "path") -> str:
 # Descriptions only where the name does not say it all: tools/list must stay small (< 12 KB).
 OWNER = {"type": "string", "minLength": 1, "maxLength": 100}
 REPO = {"type": "string", "minLength": 1, "maxLength": 100}
-REF = {"type": "string", "maxLength": 255, "description": "Branch, tag or commit SHA; "
-       "default: the default branch."}
+REF = {
+    "type": "string",
+    "maxLength": 255,
+    "description": "Branch, tag or commit SHA; default: the default branch.",
+}
 PATH = {"type": "string", "maxLength": 4096, "description": "From the repository root."}
 PAGE = {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 50, "default": 30}
@@ -397,21 +446,37 @@ STATE = {"type": "string", "enum": ["open", "closed", "all"], "default": "open"}
 
 
 def schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required,
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 def repo_schema(*extra_required: str, **properties: dict[str, Any]) -> dict[str, Any]:
     return schema(["owner", "repo", *extra_required], owner=OWNER, repo=REPO, **properties)
 
 
-def make_tool(env: ToolEnv, name: str, title: str, description: str,
-              input_schema: dict[str, Any],
-              handler: Callable[[ToolEnv, dict[str, Any], ToolContext], Awaitable[dict]]) -> Tool:
+def make_tool(
+    env: ToolEnv,
+    name: str,
+    title: str,
+    description: str,
+    input_schema: dict[str, Any],
+    handler: Callable[[ToolEnv, dict[str, Any], ToolContext], Awaitable[dict]],
+) -> Tool:
     """A read-only Gitea tool whose result is always finished (sanitised, size-limited)."""
 
     async def run(arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
         return await env.finish(await handler(env, arguments, context))
 
-    return Tool(name=name, title=title, description=description, input_schema=input_schema,
-                handler=run, read_only=True, open_world=False)
+    return Tool(
+        name=name,
+        title=title,
+        description=description,
+        input_schema=input_schema,
+        handler=run,
+        read_only=True,
+        open_world=False,
+    )

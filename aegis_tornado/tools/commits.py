@@ -25,8 +25,12 @@ from .base import (
 from .diffs import read_diff
 from .validation import validate_sha
 
-SHA = {"type": "string", "minLength": 4, "maxLength": 64,
-       "description": "Commit SHA (at least 4 hex characters)."}
+SHA = {
+    "type": "string",
+    "minLength": 4,
+    "maxLength": 64,
+    "description": "Commit SHA (at least 4 hex characters).",
+}
 
 
 def commit_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -52,9 +56,14 @@ async def list_commits(env: ToolEnv, arguments: dict, context) -> dict:
     path = repo_path(arguments)
     if path:
         params["path"] = path
-    page = await env.page("commits", arguments,
-                          f"Commits of {ref or 'the default branch'} in {owner}/{repo}",
-                          params, owner=owner, repo=repo)
+    page = await env.page(
+        "commits",
+        arguments,
+        f"Commits of {ref or 'the default branch'} in {owner}/{repo}",
+        params,
+        owner=owner,
+        repo=repo,
+    )
     return list_result(page, [commit_summary(env, owner, repo, c) for c in page.items])
 
 
@@ -62,9 +71,13 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
     sha = checked(validate_sha, arguments["sha"])
     what = f"Commit {sha} in {owner}/{repo}"
-    data = await env.gitea(env.client.get_json("commit", owner=owner, repo=repo, sha=sha,
-                                               params={"verification": "false"}), what,
-                           (owner, repo))
+    data = await env.gitea(
+        env.client.get_json(
+            "commit", owner=owner, repo=repo, sha=sha, params={"verification": "false"}
+        ),
+        what,
+        (owner, repo),
+    )
     full_sha = gitea_sha(data.get("sha") or sha, what)
     await context.progress("reading the diff")
     diff = await read_diff(env, "commit_diff", what, owner=owner, repo=repo, sha=full_sha)
@@ -76,8 +89,9 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
         committer=obj(commit.get("committer")).get("name"),
         parents=[p.get("sha") for p in objs(data.get("parents"))],
         stats={"additions": stats.get("additions"), "deletions": stats.get("deletions")},
-        files=[{"path": f.get("filename"), "status": f.get("status")}
-               for f in objs(data.get("files"))],
+        files=[
+            {"path": f.get("filename"), "status": f.get("status")} for f in objs(data.get("files"))
+        ],
         **diff,
     )
     if diff["diff_truncated"]:
@@ -87,12 +101,22 @@ async def get_commit(env: ToolEnv, arguments: dict, context) -> dict:
 
 def tools(env: ToolEnv) -> list[Tool]:
     return [
-        make_tool(env, "list_commits", "List commits",
-                  "Commits of a branch, tag or commit (default branch when ref is absent), "
-                  "newest first; path limits them to those touching a file or directory. "
-                  "Paged: page from 1, limit 1-50.",
-                  repo_schema(ref=REF, path=PATH, page=PAGE, limit=LIMIT), list_commits),
-        make_tool(env, "get_commit", "Get commit",
-                  "One commit: message, author, changed files and its diff (capped in size).",
-                  repo_schema("sha", sha=SHA), get_commit),
+        make_tool(
+            env,
+            "list_commits",
+            "List commits",
+            "Commits of a branch, tag or commit (default branch when ref is absent), "
+            "newest first; path limits them to those touching a file or directory. "
+            "Paged: page from 1, limit 1-50.",
+            repo_schema(ref=REF, path=PATH, page=PAGE, limit=LIMIT),
+            list_commits,
+        ),
+        make_tool(
+            env,
+            "get_commit",
+            "Get commit",
+            "One commit: message, author, changed files and its diff (capped in size).",
+            repo_schema("sha", sha=SHA),
+            get_commit,
+        ),
     ]

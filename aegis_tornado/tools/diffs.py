@@ -11,7 +11,8 @@ A section whose header names nothing readable is omitted too: the filter fails c
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .policy import PathPolicy
 from .sanitize import truncate_utf8
@@ -35,10 +36,10 @@ def _unquote(text: str) -> tuple[str, str]:
     while i < len(text):
         char = text[i]
         if char == '"':
-            return raw.decode("utf-8", errors="replace"), text[i + 1:]
+            return raw.decode("utf-8", errors="replace"), text[i + 1 :]
         if char == "\\" and i + 1 < len(text):
             nxt = text[i + 1]
-            octal = re.match(r"[0-7]{1,3}", text[i + 1:i + 4])
+            octal = re.match(r"[0-7]{1,3}", text[i + 1 : i + 4])
             if octal:
                 raw.append(int(octal.group(), 8) & 0xFF)
                 i += 1 + len(octal.group())
@@ -74,11 +75,11 @@ def _git_line_names(rest: str) -> Iterator[str]:
     if rest.endswith('"') and ' "' in rest:  # a/X "b/Y"
         at = rest.index(' "')
         yield _strip_prefix(rest[:at])
-        yield _strip_prefix(_unquote(rest[at + 1:])[0])
+        yield _strip_prefix(_unquote(rest[at + 1 :])[0])
     # Unquoted: the split is ambiguous when a name contains " b/", so try every one.
     for match in re.finditer(r" b/", rest):
-        yield _strip_prefix(rest[:match.start()])
-        yield _strip_prefix(rest[match.start() + 1:])
+        yield _strip_prefix(rest[: match.start()])
+        yield _strip_prefix(rest[match.start() + 1 :])
 
 
 def section_names(section: str) -> list[str]:
@@ -87,7 +88,7 @@ def section_names(section: str) -> list[str]:
     first = lines[0]
     names: list[str] = []
     if first.startswith("diff --git "):
-        names += [name for name in _git_line_names(first[len("diff --git "):]) if name]
+        names += [name for name in _git_line_names(first[len("diff --git ") :]) if name]
         if not names:
             return []  # the file's own line is unreadable: whatever follows cannot be trusted
     else:  # diff --cc NAME / diff --combined NAME
@@ -97,7 +98,7 @@ def section_names(section: str) -> list[str]:
             break
         for prefix in _NAME_LINES:
             if line.startswith(prefix):
-                name = _name(line[len(prefix):])
+                name = _name(line[len(prefix) :])
                 if name != "/dev/null":
                     names.append(_strip_prefix(name) if prefix in ("--- ", "+++ ") else name)
     return [name for name in dict.fromkeys(names) if name]
@@ -111,7 +112,7 @@ def filter_diff(diff: str, paths: PathPolicy) -> tuple[str, list[str]]:
         return diff, []
     kept = [diff[: starts[0]]]
     omitted: list[str] = []
-    for start, end in zip(starts, starts[1:] + [len(diff)]):
+    for start, end in zip(starts, starts[1:] + [len(diff)], strict=False):
         section = diff[start:end]
         names = section_names(section)
         blocked = [name for name in names if paths.is_sensitive(name)]
@@ -124,11 +125,12 @@ def filter_diff(diff: str, paths: PathPolicy) -> tuple[str, list[str]]:
     return "".join(kept), omitted
 
 
-async def read_diff(env: "ToolEnv", endpoint: str, what: str, **path: Any) -> dict[str, Any]:
+async def read_diff(env: ToolEnv, endpoint: str, what: str, **path: Any) -> dict[str, Any]:
     """The result fields for a commit's or pull request's diff: filtered, then capped at half
     the result size so the rest of the result always fits."""
-    diff = await env.gitea(env.client.get_text(endpoint, diffType="diff", **path), what,
-                           (path["owner"], path["repo"]))
+    diff = await env.gitea(
+        env.client.get_text(endpoint, diffType="diff", **path), what, (path["owner"], path["repo"])
+    )
     diff, omitted = filter_diff(diff, env.paths)
     diff, cut = truncate_utf8(diff, env.max_result_bytes // 2)
     fields: dict[str, Any] = {"diff": diff, "diff_truncated": cut}

@@ -18,7 +18,6 @@ from .base import (
     gitea_sha,
     make_tool,
     not_found,
-    obj,
     optional_ref,
     repo_path,
     repo_schema,
@@ -52,43 +51,67 @@ async def get_file_tree(env: ToolEnv, arguments: dict, context) -> dict:
     what = f"{path or 'The root directory'} at {ref} in {owner}/{repo}"
     if arguments.get("recursive"):
         sha = ref if not path else await _directory_sha(env, owner, repo, path, ref, what)
-        tree = await env.gitea(env.client.get_tree(owner, repo, sha, recursive=True, page=page,
-                                                   per_page=limit), what, (owner, repo))
+        tree = await env.gitea(
+            env.client.get_tree(owner, repo, sha, recursive=True, page=page, per_page=limit),
+            what,
+            (owner, repo),
+        )
         prefix = f"{path}/" if path else ""
-        items = [_entry(env, prefix + text(e.get("path")),
-                        _ENTRY_TYPES.get(text(e.get("type")), "file"), e.get("size"))
-                 for e in tree.items]
+        items = [
+            _entry(
+                env,
+                prefix + text(e.get("path")),
+                _ENTRY_TYPES.get(text(e.get("type")), "file"),
+                e.get("size"),
+            )
+            for e in tree.items
+        ]
         has_more, total = tree.has_more, tree.total
     else:
         listing = await _contents(env, owner, repo, path, ref, what)
         if not isinstance(listing, list):
-            raise ToolError(f"'{path}' is a file, not a directory; read it with get_file_contents.",
-                            reason="not_a_directory")
-        entries = [_entry(env, text(e.get("path")), e.get("type", "file"), e.get("size"))
-                   for e in sorted(listing, key=lambda e: (e.get("type") != "dir",
-                                                           text(e.get("path"))))]
+            raise ToolError(
+                f"'{path}' is a file, not a directory; read it with get_file_contents.",
+                reason="not_a_directory",
+            )
+        entries = [
+            _entry(env, text(e.get("path")), e.get("type", "file"), e.get("size"))
+            for e in sorted(listing, key=lambda e: (e.get("type") != "dir", text(e.get("path"))))
+        ]
         start = (page - 1) * limit
-        items, has_more, total = entries[start:start + limit], start + limit < len(entries), len(
-            entries)
+        items, has_more, total = (
+            entries[start : start + limit],
+            start + limit < len(entries),
+            len(entries),
+        )
     return {
-        "owner": owner, "repo": repo, "path": path, "ref": ref,
+        "owner": owner,
+        "repo": repo,
+        "path": path,
+        "ref": ref,
         "recursive": bool(arguments.get("recursive")),
-        "items": items, "page": page, "limit": limit, "has_more": has_more, "total": total,
+        "items": items,
+        "page": page,
+        "limit": limit,
+        "has_more": has_more,
+        "total": total,
         "url": env.src_url(owner, repo, ref, path),
     }
 
 
 async def _contents(env: ToolEnv, owner: str, repo: str, path: str, ref: str, what: str):
     if path:
-        call = env.client.get_json("contents", owner=owner, repo=repo, filepath=path,
-                                   params={"ref": ref})
+        call = env.client.get_json(
+            "contents", owner=owner, repo=repo, filepath=path, params={"ref": ref}
+        )
     else:
         call = env.client.get_json("contents_root", owner=owner, repo=repo, params={"ref": ref})
     return await env.gitea(call, what, (owner, repo))
 
 
-async def _directory_sha(env: ToolEnv, owner: str, repo: str, path: str, ref: str,
-                         what: str) -> str:
+async def _directory_sha(
+    env: ToolEnv, owner: str, repo: str, path: str, ref: str, what: str
+) -> str:
     """The tree SHA of a directory: Gitea lists trees by SHA, and a directory's is in its
     parent's listing."""
     parent, _, name = path.rpartition("/")
@@ -96,8 +119,10 @@ async def _directory_sha(env: ToolEnv, owner: str, repo: str, path: str, ref: st
     for entry in listing if isinstance(listing, list) else []:
         if entry.get("name") == name:
             if entry.get("type") != "dir":
-                raise ToolError(f"'{path}' is a file, not a directory; read it with "
-                                "get_file_contents.", reason="not_a_directory")
+                raise ToolError(
+                    f"'{path}' is a file, not a directory; read it with get_file_contents.",
+                    reason="not_a_directory",
+                )
             return gitea_sha(entry.get("sha"), what)
     raise ToolError(not_found(what), reason="not_found")
 
@@ -106,8 +131,10 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
     path = repo_path(arguments)
     if not path:
-        raise ToolError("path is required: the file to read, e.g. README.md. List files with "
-                        "get_file_tree.", reason="invalid_arguments")
+        raise ToolError(
+            "path is required: the file to read, e.g. README.md. List files with get_file_tree.",
+            reason="invalid_arguments",
+        )
     env.check_path(path)  # before any request: a blocked file is never fetched
     start_line = checked(validate_number, arguments.get("start_line") or 1, field="start_line")
     end_line = arguments.get("end_line")
@@ -118,31 +145,49 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     ref = optional_ref(arguments) or await env.default_branch(owner, repo)
     what = f"File '{path}' at {ref} in {owner}/{repo}"
     await context.progress(f"reading {path}")
-    data = await env.gitea(env.client.get_json("contents", owner=owner, repo=repo, filepath=path,
-                                               params={"ref": ref}), what, (owner, repo))
+    data = await env.gitea(
+        env.client.get_json("contents", owner=owner, repo=repo, filepath=path, params={"ref": ref}),
+        what,
+        (owner, repo),
+    )
     if isinstance(data, list):
-        raise ToolError(f"'{path}' is a directory; list it with get_file_tree.",
-                        reason="not_a_file")
+        raise ToolError(
+            f"'{path}' is a directory; list it with get_file_tree.", reason="not_a_file"
+        )
     result: dict[str, Any] = {
-        "owner": owner, "repo": repo, "path": path, "ref": ref, "size": data.get("size"),
-        "binary": False, "text": None, "truncated": False,
-        "start_line": None, "end_line": None, "total_lines": None,
+        "owner": owner,
+        "repo": repo,
+        "path": path,
+        "ref": ref,
+        "size": data.get("size"),
+        "binary": False,
+        "text": None,
+        "truncated": False,
+        "start_line": None,
+        "end_line": None,
+        "total_lines": None,
         "url": env.link(data.get("html_url"), env.src_url(owner, repo, ref, path)),
     }
     kind = data.get("type")
     if kind != "file":
-        result["note"] = (f"'{path}' is a {kind}" + (f" pointing to {data.get('target')}"
-                                                      if data.get("target") else "") + ".")
+        result["note"] = (
+            f"'{path}' is a {kind}"
+            + (f" pointing to {data.get('target')}" if data.get("target") else "")
+            + "."
+        )
         return result
     if data.get("content") is None:
-        result.update(truncated=True, note="The file is larger than Gitea's API returns; only "
-                                           "its metadata is available.")
+        result.update(
+            truncated=True,
+            note="The file is larger than Gitea's API returns; only its metadata is available.",
+        )
         return result
     try:
         raw = base64.b64decode(data["content"], validate=False)
     except (binascii.Error, ValueError, TypeError):
-        raise ToolError(f"Gitea sent undecodable content for '{path}'.",
-                        reason="gitea_bad_response") from None
+        raise ToolError(
+            f"Gitea sent undecodable content for '{path}'.", reason="gitea_bad_response"
+        ) from None
     if looks_binary(raw):
         result.update(binary=True, note="Binary file: its content is not returned as text.")
         return result
@@ -150,15 +195,17 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     total = len(lines)
     if start_line > max(total, 1):
         # Known only once the file is read, so not "invalid_arguments" (which never reach Gitea).
-        raise ToolError(f"start_line {start_line} is past the end of the file ({total} lines).",
-                        reason="line_out_of_range")
+        raise ToolError(
+            f"start_line {start_line} is past the end of the file ({total} lines).",
+            reason="line_out_of_range",
+        )
     last = min(end_line or total, total)
     result.update(total_lines=total, start_line=start_line)
     budget = env.max_result_bytes - _METADATA_ALLOWANCE - encoded_size(result)
-    chosen = lines[start_line - 1:last]
+    chosen = lines[start_line - 1 : last]
     if encoded_size("".join(chosen)) > budget:  # rarely: only then count line by line
         chosen, used = [], 0
-        for line in lines[start_line - 1:last]:
+        for line in lines[start_line - 1 : last]:
             size = encoded_size(line) - 2  # its size inside the JSON string
             if used + size > budget and chosen:
                 break
@@ -167,32 +214,56 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
     shown_end = start_line + len(chosen) - 1
     result.update(text="".join(chosen), end_line=max(shown_end, start_line) if total else None)
     if shown_end < last:
-        result.update(truncated=True, next_start_line=shown_end + 1, note=(
-            f"Shown lines {start_line}-{shown_end} of {total} (the result size limit). "
-            f"Call again with start_line={shown_end + 1} for the rest."))
+        result.update(
+            truncated=True,
+            next_start_line=shown_end + 1,
+            note=(
+                f"Shown lines {start_line}-{shown_end} of {total} (the result size limit). "
+                f"Call again with start_line={shown_end + 1} for the rest."
+            ),
+        )
     return result
 
 
 def tools(env: ToolEnv) -> list[Tool]:
     return [
-        make_tool(env, "get_file_tree", "List files",
-                  "List a directory of a repository (path empty for the root), or with "
-                  "recursive=true every file below it. Entries are {path, type: file|dir|"
-                  "submodule, size}; blocked=true marks sensitive files whose content is never "
-                  "returned. Paged: page from 1, limit 1-50.",
-                  repo_schema(path=PATH, ref=REF,
-                              recursive={"type": "boolean", "default": False,
-                                         "description": "Include all subdirectories."},
-                              page=PAGE, limit=LIMIT),
-                  get_file_tree),
-        make_tool(env, "get_file_contents", "Read a file",
-                  "Read a text file at a branch, tag or commit (default branch when ref is "
-                  "absent). Big files come in parts: the result says truncated=true and gives "
-                  "next_start_line; use start_line/end_line (1-based, inclusive) to read a range. "
-                  "Binary files return metadata only (text null). Secrets in the text are "
-                  "redacted; sensitive files (keys, .env) are refused by policy.",
-                  repo_schema("path", path=PATH, ref=REF,
-                              start_line={**LINE, "description": "First line, from 1."},
-                              end_line={**LINE, "description": "Last line, inclusive."}),
-                  get_file_contents),
+        make_tool(
+            env,
+            "get_file_tree",
+            "List files",
+            "List a directory of a repository (path empty for the root), or with "
+            "recursive=true every file below it. Entries are {path, type: file|dir|"
+            "submodule, size}; blocked=true marks sensitive files whose content is never "
+            "returned. Paged: page from 1, limit 1-50.",
+            repo_schema(
+                path=PATH,
+                ref=REF,
+                recursive={
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Include all subdirectories.",
+                },
+                page=PAGE,
+                limit=LIMIT,
+            ),
+            get_file_tree,
+        ),
+        make_tool(
+            env,
+            "get_file_contents",
+            "Read a file",
+            "Read a text file at a branch, tag or commit (default branch when ref is "
+            "absent). Big files come in parts: the result says truncated=true and gives "
+            "next_start_line; use start_line/end_line (1-based, inclusive) to read a range. "
+            "Binary files return metadata only (text null). Secrets in the text are "
+            "redacted; sensitive files (keys, .env) are refused by policy.",
+            repo_schema(
+                "path",
+                path=PATH,
+                ref=REF,
+                start_line={**LINE, "description": "First line, from 1."},
+                end_line={**LINE, "description": "Last line, inclusive."},
+            ),
+            get_file_contents,
+        ),
     ]

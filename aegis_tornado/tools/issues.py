@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..mcp.registry import Tool, ToolError
+from ..mcp.registry import Tool
 from .base import (
     LIMIT,
     NUMBER,
@@ -23,8 +23,12 @@ from .diffs import read_diff
 from .validation import validate_number
 
 MAX_COMMENTS = 100
-LABELS = {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 20,
-          "description": "Only items with all these label names."}
+LABELS = {
+    "type": "array",
+    "items": {"type": "string", "maxLength": 100},
+    "maxItems": 20,
+    "description": "Only items with all these label names.",
+}
 
 
 def _login(user: Any) -> str | None:
@@ -57,8 +61,9 @@ async def list_issues(env: ToolEnv, arguments: dict, context) -> dict:
         params["labels"] = ",".join(arguments["labels"])
     if arguments.get("query"):
         params["q"] = arguments["query"]
-    page = await env.page("issues", arguments, f"Issues of {owner}/{repo}", params,
-                          owner=owner, repo=repo)
+    page = await env.page(
+        "issues", arguments, f"Issues of {owner}/{repo}", params, owner=owner, repo=repo
+    )
     return list_result(page, [issue_summary(env, owner, repo, i) for i in page.items])
 
 
@@ -66,8 +71,9 @@ async def get_issue(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
     number = checked(validate_number, arguments["number"])
     what = f"Issue #{number} of {owner}/{repo}"
-    data = await env.gitea(env.client.get_json("issue", owner=owner, repo=repo, index=number),
-                           what, (owner, repo))
+    data = await env.gitea(
+        env.client.get_json("issue", owner=owner, repo=repo, index=number), what, (owner, repo)
+    )
     result = issue_summary(env, owner, repo, data)
     result["body"] = text(data.get("body"))
     result["assignees"] = [_login(u) for u in objs(data.get("assignees"))]
@@ -76,15 +82,24 @@ async def get_issue(env: ToolEnv, arguments: dict, context) -> dict:
     comments: list = []
     if data.get("comments"):
         await context.progress("reading comments")
-        comments = await env.gitea(env.client.get_json("issue_comments", owner=owner, repo=repo,
-                                                       index=number), what, (owner, repo))
-    result["comment_list"] = [{
-        "author": _login(c.get("user")), "created_at": c.get("created_at"),
-        "body": text(c.get("body")),
-    } for c in comments[:MAX_COMMENTS]]
+        comments = await env.gitea(
+            env.client.get_json("issue_comments", owner=owner, repo=repo, index=number),
+            what,
+            (owner, repo),
+        )
+    result["comment_list"] = [
+        {
+            "author": _login(c.get("user")),
+            "created_at": c.get("created_at"),
+            "body": text(c.get("body")),
+        }
+        for c in comments[:MAX_COMMENTS]
+    ]
     if len(comments) > MAX_COMMENTS:
-        result["note"] = (f"Only the first {MAX_COMMENTS} of {len(comments)} comments are shown; "
-                          f"see {result['url']}")
+        result["note"] = (
+            f"Only the first {MAX_COMMENTS} of {len(comments)} comments are shown; "
+            f"see {result['url']}"
+        )
     if result["type"] == "pull":
         result.setdefault("note", "This is a pull request: get_pull_request shows its changes.")
     return result
@@ -109,8 +124,14 @@ def pull_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> d
 
 async def list_pull_requests(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.page("pulls", arguments, f"Pull requests of {owner}/{repo}",
-                          {"state": arguments["state"]}, owner=owner, repo=repo)
+    page = await env.page(
+        "pulls",
+        arguments,
+        f"Pull requests of {owner}/{repo}",
+        {"state": arguments["state"]},
+        owner=owner,
+        repo=repo,
+    )
     return list_result(page, [pull_summary(env, owner, repo, p) for p in page.items])
 
 
@@ -118,12 +139,15 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
     number = checked(validate_number, arguments["number"])
     what = f"Pull request #{number} of {owner}/{repo}"
-    data = await env.gitea(env.client.get_json("pull", owner=owner, repo=repo, index=number),
-                           what, (owner, repo))
+    data = await env.gitea(
+        env.client.get_json("pull", owner=owner, repo=repo, index=number), what, (owner, repo)
+    )
     await context.progress("reading changed files")
-    files = await env.gitea(env.client.get_page("pull_files", owner=owner, repo=repo,
-                                                index=number, page=1, limit=50), what,
-                            (owner, repo))
+    files = await env.gitea(
+        env.client.get_page("pull_files", owner=owner, repo=repo, index=number, page=1, limit=50),
+        what,
+        (owner, repo),
+    )
     await context.progress("reading the diff")
     diff = await read_diff(env, "pull_diff", what, owner=owner, repo=repo, index=number)
     result = pull_summary(env, owner, repo, data)
@@ -134,9 +158,15 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
         additions=data.get("additions"),
         deletions=data.get("deletions"),
         changed_files=data.get("changed_files"),
-        files=[{"path": f.get("filename"), "status": f.get("status"),
-                "additions": f.get("additions"), "deletions": f.get("deletions")}
-               for f in files.items],
+        files=[
+            {
+                "path": f.get("filename"),
+                "status": f.get("status"),
+                "additions": f.get("additions"),
+                "deletions": f.get("deletions"),
+            }
+            for f in files.items
+        ],
         **diff,
     )
     if files.has_more:
@@ -148,24 +178,47 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
 
 def tools(env: ToolEnv) -> list[Tool]:
     return [
-        make_tool(env, "list_issues", "List issues",
-                  "Issues and pull requests of a repository (type=issues or pulls for only "
-                  "one kind), newest first, filtered by state (default open), labels and words "
-                  "in the title or body (query). Paged: page from 1, limit 1-50.",
-                  repo_schema(state=STATE, labels=LABELS,
-                              type={"type": "string", "enum": ["issues", "pulls"]},
-                              query={"type": "string", "maxLength": 200},
-                              page=PAGE, limit=LIMIT),
-                  list_issues),
-        make_tool(env, "get_issue", "Get issue",
-                  "One issue (or pull request) by number, with its body and comments.",
-                  repo_schema("number", number=NUMBER), get_issue),
-        make_tool(env, "list_pull_requests", "List pull requests",
-                  "Pull requests of a repository by state (default open) with head and base "
-                  "branches. Paged: page from 1, limit 1-50.",
-                  repo_schema(state=STATE, page=PAGE, limit=LIMIT), list_pull_requests),
-        make_tool(env, "get_pull_request", "Get pull request",
-                  "One pull request by number: description, status, changed files and the diff "
-                  "(capped in size).",
-                  repo_schema("number", number=NUMBER), get_pull_request),
+        make_tool(
+            env,
+            "list_issues",
+            "List issues",
+            "Issues and pull requests of a repository (type=issues or pulls for only "
+            "one kind), newest first, filtered by state (default open), labels and words "
+            "in the title or body (query). Paged: page from 1, limit 1-50.",
+            repo_schema(
+                state=STATE,
+                labels=LABELS,
+                type={"type": "string", "enum": ["issues", "pulls"]},
+                query={"type": "string", "maxLength": 200},
+                page=PAGE,
+                limit=LIMIT,
+            ),
+            list_issues,
+        ),
+        make_tool(
+            env,
+            "get_issue",
+            "Get issue",
+            "One issue (or pull request) by number, with its body and comments.",
+            repo_schema("number", number=NUMBER),
+            get_issue,
+        ),
+        make_tool(
+            env,
+            "list_pull_requests",
+            "List pull requests",
+            "Pull requests of a repository by state (default open) with head and base "
+            "branches. Paged: page from 1, limit 1-50.",
+            repo_schema(state=STATE, page=PAGE, limit=LIMIT),
+            list_pull_requests,
+        ),
+        make_tool(
+            env,
+            "get_pull_request",
+            "Get pull request",
+            "One pull request by number: description, status, changed files and the diff "
+            "(capped in size).",
+            repo_schema("number", number=NUMBER),
+            get_pull_request,
+        ),
     ]

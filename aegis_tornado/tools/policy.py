@@ -73,9 +73,7 @@ def _parse_repo_pattern(pattern: object, kind: str) -> _RepoPattern:
     text = pattern.strip()
     owner, slash, repo = text.partition("/")
     if not slash or "/" in repo or not owner or not repo:
-        raise ValueError(
-            f"invalid {kind} pattern {pattern!r}: expected 'owner/repo' or 'owner/*'"
-        )
+        raise ValueError(f"invalid {kind} pattern {pattern!r}: expected 'owner/repo' or 'owner/*'")
     if "*" in owner:
         raise ValueError(
             f"invalid {kind} pattern {pattern!r}: the owner cannot be a wildcard; list each "

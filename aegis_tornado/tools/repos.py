@@ -50,8 +50,10 @@ async def list_repositories(env: ToolEnv, arguments: dict, context) -> dict:
     page_number, limit = arguments["page"], arguments["limit"]
 
     async def gitea_page(number: int, size: int):
-        return await env.gitea(env.client.get_page("repo_search", page=number, limit=size,
-                                                   params=params), "The repository list")
+        return await env.gitea(
+            env.client.get_page("repo_search", page=number, limit=size, params=params),
+            "The repository list",
+        )
 
     if env.repos.unrestricted:
         page = await gitea_page(page_number, limit)
@@ -69,8 +71,9 @@ async def list_repositories(env: ToolEnv, arguments: dict, context) -> dict:
         number += 1
     start = (page_number - 1) * limit
     return {
-        "items": [repo_summary(env, r) for r in visible[start:start + limit]],
-        "page": page_number, "limit": limit,
+        "items": [repo_summary(env, r) for r in visible[start : start + limit]],
+        "page": page_number,
+        "limit": limit,
         "has_more": len(visible) > start + limit,
         "total": None,
     }
@@ -98,54 +101,85 @@ async def get_repository(env: ToolEnv, arguments: dict, context) -> dict:
 
 async def list_branches(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.page("branches", arguments, f"Repository {owner}/{repo}",
-                          owner=owner, repo=repo)
+    page = await env.page(
+        "branches", arguments, f"Repository {owner}/{repo}", owner=owner, repo=repo
+    )
     items = []
     for branch in page.items:
         commit = obj(branch.get("commit"))
-        items.append({
-            "name": branch.get("name"),
-            "commit_sha": commit.get("id"),
-            "commit_message": text(commit.get("message")).split("\n", 1)[0],
-            "commit_date": commit.get("timestamp"),
-            "protected": bool(branch.get("protected")),
-            "url": env.web_url(owner, repo, "src/branch", branch.get("name") or ""),
-        })
+        items.append(
+            {
+                "name": branch.get("name"),
+                "commit_sha": commit.get("id"),
+                "commit_message": text(commit.get("message")).split("\n", 1)[0],
+                "commit_date": commit.get("timestamp"),
+                "protected": bool(branch.get("protected")),
+                "url": env.web_url(owner, repo, "src/branch", branch.get("name") or ""),
+            }
+        )
     return list_result(page, items)
 
 
 async def list_tags(env: ToolEnv, arguments: dict, context) -> dict:
     owner, repo = env.target(arguments)
-    page = await env.page("tags", arguments, f"Repository {owner}/{repo}",
-                          owner=owner, repo=repo)
-    items = [{
-        "name": tag.get("name"),
-        "commit_sha": obj(tag.get("commit")).get("sha"),
-        "date": obj(tag.get("commit")).get("created"),
-        "message": text(tag.get("message")).strip(),
-        "url": env.web_url(owner, repo, "src/tag", tag.get("name") or ""),
-    } for tag in page.items]
+    page = await env.page("tags", arguments, f"Repository {owner}/{repo}", owner=owner, repo=repo)
+    items = [
+        {
+            "name": tag.get("name"),
+            "commit_sha": obj(tag.get("commit")).get("sha"),
+            "date": obj(tag.get("commit")).get("created"),
+            "message": text(tag.get("message")).strip(),
+            "url": env.web_url(owner, repo, "src/tag", tag.get("name") or ""),
+        }
+        for tag in page.items
+    ]
     return list_result(page, items)
 
 
 def tools(env: ToolEnv) -> list[Tool]:
     return [
-        make_tool(env, "list_repositories", "List repositories",
-                  "List the repositories you can read, most recently updated first; optional "
-                  "query matches names (and descriptions). Start here to find owner and repo for "
-                  "every other tool. Paged: page from 1, limit 1-50; has_more says if more exist.",
-                  schema([], query={"type": "string", "maxLength": 200,
-                                    "description": "Words in the repository name."},
-                         page=PAGE, limit=LIMIT),
-                  list_repositories),
-        make_tool(env, "get_repository", "Get repository",
-                  "Details of one repository: description, default branch, language, counts of "
-                  "open issues, pull requests and releases, topics, web url.",
-                  repo_schema(), get_repository),
-        make_tool(env, "list_branches", "List branches",
-                  "Branches of a repository with their latest commit. Paged like every list.",
-                  repo_schema(page=PAGE, limit=LIMIT), list_branches),
-        make_tool(env, "list_tags", "List tags",
-                  "Tags of a repository (newest first) with the commit each points to.",
-                  repo_schema(page=PAGE, limit=LIMIT), list_tags),
+        make_tool(
+            env,
+            "list_repositories",
+            "List repositories",
+            "List the repositories you can read, most recently updated first; optional "
+            "query matches names (and descriptions). Start here to find owner and repo for "
+            "every other tool. Paged: page from 1, limit 1-50; has_more says if more exist.",
+            schema(
+                [],
+                query={
+                    "type": "string",
+                    "maxLength": 200,
+                    "description": "Words in the repository name.",
+                },
+                page=PAGE,
+                limit=LIMIT,
+            ),
+            list_repositories,
+        ),
+        make_tool(
+            env,
+            "get_repository",
+            "Get repository",
+            "Details of one repository: description, default branch, language, counts of "
+            "open issues, pull requests and releases, topics, web url.",
+            repo_schema(),
+            get_repository,
+        ),
+        make_tool(
+            env,
+            "list_branches",
+            "List branches",
+            "Branches of a repository with their latest commit. Paged like every list.",
+            repo_schema(page=PAGE, limit=LIMIT),
+            list_branches,
+        ),
+        make_tool(
+            env,
+            "list_tags",
+            "List tags",
+            "Tags of a repository (newest first) with the commit each points to.",
+            repo_schema(page=PAGE, limit=LIMIT),
+            list_tags,
+        ),
     ]

@@ -160,8 +160,10 @@ def _resolve_run(run: str, before: str | int, after: int) -> str:
                 prev = _ATTACHED
         elif ch in _JOINER_SET:
             after_virama = i == 0 and isinstance(before, str) and unicodedata.combining(before) == 9
-            if single_joiner and i == n - 1 and (
-                after_virama or (prev in (_OTHER_BASE, _ATTACHED) and after == _OTHER_BASE)
+            if (
+                single_joiner
+                and i == n - 1
+                and (after_virama or (prev in (_OTHER_BASE, _ATTACHED) and after == _OTHER_BASE))
             ):
                 kept.append(ch)
                 prev = _JOINED
@@ -395,10 +397,7 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "jwt",  # header and payload are both base64url JSON objects: "eyJ" = '{"'
-        (
-            "eyJ[A-Za-z0-9_-]{10,4000}\\.eyJ[A-Za-z0-9_-]{10,8000}\\.[A-Za-z0-9_-]{16,2000}"
-            + _RBD,
-        ),
+        ("eyJ[A-Za-z0-9_-]{10,4000}\\.eyJ[A-Za-z0-9_-]{10,8000}\\.[A-Za-z0-9_-]{16,2000}" + _RBD,),
         not_after=_WD,
     ),
     # scheme://user:password@host — only the password is redacted. The match starts at "://"

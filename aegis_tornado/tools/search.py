@@ -24,13 +24,13 @@ from .files import get_file_contents
 from .issues import get_issue, get_pull_request
 from .repos import get_repository
 from .validation import (
+    ValidationError,
     normalize_path,
     validate_number,
     validate_owner,
     validate_ref,
     validate_repo,
     validate_sha,
-    ValidationError,
 )
 
 RESULTS_PER_KIND = 10
@@ -47,27 +47,45 @@ def _terms(query: str) -> list[str]:
 
 
 async def _search_repositories(env: ToolEnv, query: str) -> list[dict]:
-    page = await env.gitea(env.client.get_page("repo_search", page=1, limit=RESULTS_PER_KIND,
-                                               params={"q": query, "includeDesc": "true"}),
-                           "Repository search")
+    page = await env.gitea(
+        env.client.get_page(
+            "repo_search",
+            page=1,
+            limit=RESULTS_PER_KIND,
+            params={"q": query, "includeDesc": "true"},
+        ),
+        "Repository search",
+    )
     return env.repos.filter(page.items, key=lambda r: r.get("full_name", ""))
 
 
 async def _search_issues(env: ToolEnv, query: str) -> list[dict]:
-    page = await env.gitea(env.client.get_page("issues_search", page=1, limit=RESULTS_PER_KIND,
-                                               params={"q": query, "state": "all"}),
-                           "Issue search")
-    return [i for i in page.items
-            if env.repos.allows_full_name(obj(i.get("repository")).get("full_name"))]
+    page = await env.gitea(
+        env.client.get_page(
+            "issues_search", page=1, limit=RESULTS_PER_KIND, params={"q": query, "state": "all"}
+        ),
+        "Issue search",
+    )
+    return [
+        i
+        for i in page.items
+        if env.repos.allows_full_name(obj(i.get("repository")).get("full_name"))
+    ]
 
 
 async def _search_paths(env: ToolEnv, query: str, repositories: list[dict]) -> list[dict]:
     """File paths containing every query term, in the matching and the most recently updated
     repositories (Gitea has no code search)."""
     terms = _terms(query)
-    recent = await env.gitea(env.client.get_page("repo_search", page=1, limit=PATH_SEARCH_REPOS,
-                                                 params={"sort": "updated", "order": "desc"}),
-                             "Repository list")
+    recent = await env.gitea(
+        env.client.get_page(
+            "repo_search",
+            page=1,
+            limit=PATH_SEARCH_REPOS,
+            params={"sort": "updated", "order": "desc"},
+        ),
+        "Repository list",
+    )
     candidates: dict[str, dict] = {}
     for repo in repositories + env.repos.filter(recent.items, key=lambda r: r.get("full_name")):
         if not repo.get("empty") and len(candidates) < PATH_SEARCH_REPOS:
@@ -76,13 +94,18 @@ async def _search_paths(env: ToolEnv, query: str, repositories: list[dict]) -> l
     async def one(repo: dict) -> list[dict]:
         owner, name = str(repo["full_name"]).split("/", 1)
         branch = str(repo.get("default_branch") or "main")
-        tree = await env.gitea(env.client.get_tree(owner, name, branch, recursive=True,
-                                                    per_page=1000), f"Files of {owner}/{name}")
+        tree = await env.gitea(
+            env.client.get_tree(owner, name, branch, recursive=True, per_page=1000),
+            f"Files of {owner}/{name}",
+        )
         hits = []
         for entry in tree.items:
             path = text(entry.get("path"))
-            if entry.get("type") == "blob" and all(t in path.lower() for t in terms) \
-                    and not env.paths.is_sensitive(path):
+            if (
+                entry.get("type") == "blob"
+                and all(t in path.lower() for t in terms)
+                and not env.paths.is_sensitive(path)
+            ):
                 hits.append({"owner": owner, "repo": name, "ref": branch, "path": path})
         return hits
 
@@ -96,14 +119,15 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     if not query:
         raise ToolError("query must contain words to search for.", reason="invalid_arguments")
     await context.progress("searching repositories and issues")
-    repos, issues = await asyncio.gather(_search_repositories(env, query),
-                                         _search_issues(env, query), return_exceptions=True)
+    repos, issues = await asyncio.gather(
+        _search_repositories(env, query), _search_issues(env, query), return_exceptions=True
+    )
     if isinstance(repos, BaseException) and isinstance(issues, BaseException):
         raise repos  # Gitea is failing: do not spend another deadline on the file paths
     await context.progress("searching file paths")
     paths = await asyncio.gather(
-        _search_paths(env, query, repos if isinstance(repos, list) else []),
-        return_exceptions=True)
+        _search_paths(env, query, repos if isinstance(repos, list) else []), return_exceptions=True
+    )
     outcomes = [repos, issues, paths[0]]
     if all(isinstance(o, BaseException) for o in outcomes):
         raise outcomes[0]
@@ -112,24 +136,35 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
         full_name = str(repo.get("full_name"))
         owner, name = full_name.split("/", 1)
         description = text(repo.get("description"))
-        results.append({"id": f"repo:{full_name}",
-                        "title": f"{full_name}" + (f" - {description}" if description else ""),
-                        "url": env.repo_url(owner, name)})
+        results.append(
+            {
+                "id": f"repo:{full_name}",
+                "title": f"{full_name}" + (f" - {description}" if description else ""),
+                "url": env.repo_url(owner, name),
+            }
+        )
     for issue in issues if isinstance(issues, list) else []:
         full_name = str(obj(issue.get("repository")).get("full_name"))
         owner, name = full_name.split("/", 1)
         kind = "pull" if issue.get("pull_request") else "issue"
         number = issue.get("number")
-        results.append({"id": f"{kind}:{full_name}#{number}",
-                        "title": f"{full_name}#{number}: {issue.get('title')}",
-                        "url": env.web_url(owner, name, "pulls" if kind == "pull" else "issues",
-                                           str(number))})
+        results.append(
+            {
+                "id": f"{kind}:{full_name}#{number}",
+                "title": f"{full_name}#{number}: {issue.get('title')}",
+                "url": env.web_url(
+                    owner, name, "pulls" if kind == "pull" else "issues", str(number)
+                ),
+            }
+        )
     for hit in paths[0] if isinstance(paths[0], list) else []:
-        results.append({
-            "id": f"file:{hit['owner']}/{hit['repo']}@{hit['ref']}:{hit['path']}",
-            "title": f"{hit['path']} in {hit['owner']}/{hit['repo']}",
-            "url": env.src_url(hit["owner"], hit["repo"], hit["ref"], hit["path"]),
-        })
+        results.append(
+            {
+                "id": f"file:{hit['owner']}/{hit['repo']}@{hit['ref']}:{hit['path']}",
+                "title": f"{hit['path']} in {hit['owner']}/{hit['repo']}",
+                "url": env.src_url(hit["owner"], hit["repo"], hit["ref"], hit["path"]),
+            }
+        )
     return {"results": results}
 
 
@@ -140,16 +175,28 @@ def parse_id(document_id: str) -> dict[str, Any]:
         raise ToolError(
             "Unknown id. Use an id returned by search, such as repo:OWNER/REPO, "
             "issue:OWNER/REPO#12, pull:OWNER/REPO#5, commit:OWNER/REPO@SHA or "
-            "file:OWNER/REPO@REF:PATH.", reason="invalid_arguments")
+            "file:OWNER/REPO@REF:PATH.",
+            reason="invalid_arguments",
+        )
     kind = match["kind"]
-    parts: dict[str, Any] = {"kind": kind, "owner": checked(validate_owner, match["owner"]),
-                             "repo": checked(validate_repo, match["repo"])}
-    needs = {"repo": (), "issue": ("number",), "pull": ("number",), "commit": ("ref",),
-             "file": ("ref", "path")}[kind]
+    parts: dict[str, Any] = {
+        "kind": kind,
+        "owner": checked(validate_owner, match["owner"]),
+        "repo": checked(validate_repo, match["repo"]),
+    }
+    needs = {
+        "repo": (),
+        "issue": ("number",),
+        "pull": ("number",),
+        "commit": ("ref",),
+        "file": ("ref", "path"),
+    }[kind]
     for field in ("number", "ref", "path"):
         if (match[field] is not None) != (field in needs):
-            raise ToolError(f"Malformed {kind} id; use the id exactly as search returned it.",
-                            reason="invalid_arguments")
+            raise ToolError(
+                f"Malformed {kind} id; use the id exactly as search returned it.",
+                reason="invalid_arguments",
+            )
     if "number" in needs:
         parts["number"] = checked(validate_number, int(match["number"]))
     if kind == "commit":
@@ -166,35 +213,70 @@ async def fetch(env: ToolEnv, arguments: dict, context) -> dict:
     kind, owner, repo = parts["kind"], parts["owner"], parts["repo"]
     base = {"owner": owner, "repo": repo}
     if kind == "file":
-        doc = await get_file_contents(env, {**base, "path": parts["path"], "ref": parts["ref"]},
-                                      context)
+        doc = await get_file_contents(
+            env, {**base, "path": parts["path"], "ref": parts["ref"]}, context
+        )
         text = doc["text"] if doc["text"] is not None else f"({doc.get('note', 'no text')})"
         if doc.get("truncated") and doc.get("note"):
             text += f"\n\n[{doc['note']} Read the rest with get_file_contents.]"
-        return _document(document_id, f"{parts['path']} in {owner}/{repo}", text, doc["url"], {
-            "owner": owner, "repo": repo, "ref": doc["ref"], "path": doc["path"],
-            "size": doc["size"], "binary": doc["binary"], "truncated": doc["truncated"],
-            "total_lines": doc["total_lines"]})
+        return _document(
+            document_id,
+            f"{parts['path']} in {owner}/{repo}",
+            text,
+            doc["url"],
+            {
+                "owner": owner,
+                "repo": repo,
+                "ref": doc["ref"],
+                "path": doc["path"],
+                "size": doc["size"],
+                "binary": doc["binary"],
+                "truncated": doc["truncated"],
+                "total_lines": doc["total_lines"],
+            },
+        )
     if kind in ("issue", "pull"):
         handler = get_issue if kind == "issue" else get_pull_request
         doc = await handler(env, {**base, "number": parts["number"]}, context)
         text = _issue_text(doc) if kind == "issue" else _pull_text(doc)
-        return _document(document_id, f"{owner}/{repo}#{doc['number']}: {doc['title']}", text,
-                         doc["url"], {"state": doc["state"], "author": doc["author"],
-                                      "labels": doc.get("labels", []),
-                                      "updated_at": doc.get("updated_at")})
+        return _document(
+            document_id,
+            f"{owner}/{repo}#{doc['number']}: {doc['title']}",
+            text,
+            doc["url"],
+            {
+                "state": doc["state"],
+                "author": doc["author"],
+                "labels": doc.get("labels", []),
+                "updated_at": doc.get("updated_at"),
+            },
+        )
     if kind == "commit":
         doc = await get_commit(env, {**base, "sha": parts["sha"]}, context)
         text = f"{doc['message']}\n\nAuthor: {doc['author']} ({doc['date']})\n\n{doc['diff']}"
-        return _document(document_id, f"{owner}/{repo}@{doc['sha'][:12]}: {doc['title']}", text,
-                         doc["url"], {"sha": doc["sha"], "author": doc["author"],
-                                      "date": doc["date"]})
+        return _document(
+            document_id,
+            f"{owner}/{repo}@{doc['sha'][:12]}: {doc['title']}",
+            text,
+            doc["url"],
+            {"sha": doc["sha"], "author": doc["author"], "date": doc["date"]},
+        )
     doc = await get_repository(env, base, context)
     readme = await _readme(env, owner, repo, doc, context)
     text = f"# {owner}/{repo}\n\n{doc['description']}\n\n{readme}".strip()
-    return _document(document_id, f"{owner}/{repo}", text, doc["url"], {
-        "default_branch": doc["default_branch"], "language": doc["language"],
-        "stars": doc["stars"], "updated_at": doc["updated_at"], "private": doc["private"]})
+    return _document(
+        document_id,
+        f"{owner}/{repo}",
+        text,
+        doc["url"],
+        {
+            "default_branch": doc["default_branch"],
+            "language": doc["language"],
+            "stars": doc["stars"],
+            "updated_at": doc["updated_at"],
+            "private": doc["private"],
+        },
+    )
 
 
 def _document(document_id: str, title: str, text: str, url: str, metadata: dict) -> dict:
@@ -210,16 +292,19 @@ def _issue_text(doc: dict) -> str:
 
 def _pull_text(doc: dict) -> str:
     files = "\n".join(f"  {f['status']}: {f['path']}" for f in doc["files"])
-    return (f"{doc['title']} ({doc['state']}{', merged' if doc['merged'] else ''}, by "
-            f"{doc['author']}; {doc['head']} -> {doc['base']})\n\n{doc['body']}\n\n"
-            f"Changed files:\n{files}\n\n{doc['diff']}")
+    return (
+        f"{doc['title']} ({doc['state']}{', merged' if doc['merged'] else ''}, by "
+        f"{doc['author']}; {doc['head']} -> {doc['base']})\n\n{doc['body']}\n\n"
+        f"Changed files:\n{files}\n\n{doc['diff']}"
+    )
 
 
 async def _readme(env: ToolEnv, owner: str, repo: str, doc: dict, context) -> str:
     if doc["empty"]:
         return "(empty repository)"
-    listing = await env.gitea(env.client.get_json("contents_root", owner=owner, repo=repo),
-                              f"Repository {owner}/{repo}")
+    listing = await env.gitea(
+        env.client.get_json("contents_root", owner=owner, repo=repo), f"Repository {owner}/{repo}"
+    )
     names = []
     for entry in listing:
         if entry.get("type") == "file" and text(entry.get("name")).lower().startswith("readme"):
@@ -231,25 +316,48 @@ async def _readme(env: ToolEnv, owner: str, repo: str, doc: dict, context) -> st
                 names.append(path)
     if not names:
         return ""
-    readme = await get_file_contents(env, {"owner": owner, "repo": repo, "path": names[0],
-                                           "ref": doc["default_branch"]}, context)
+    readme = await get_file_contents(
+        env, {"owner": owner, "repo": repo, "path": names[0], "ref": doc["default_branch"]}, context
+    )
     return readme["text"] or ""
 
 
 def tools(env: ToolEnv) -> list[Tool]:
     return [
-        make_tool(env, "search", "Search Gitea",
-                  "Search repositories, issues, pull requests and file paths for the query "
-                  "words. Returns {results: [{id, title, url}]}; pass an id to fetch to read "
-                  "the document. Use specific words (names, error messages, file names).",
-                  schema(["query"], query={"type": "string", "minLength": 1, "maxLength": 200,
-                                           "description": "Words to search for."}),
-                  search),
-        make_tool(env, "fetch", "Fetch a document",
-                  "Read one search result in full by its id (repository with README, issue or "
-                  "pull request with discussion, commit with diff, or file). Returns {id, title, "
-                  "text, url, metadata}; cite url.",
-                  schema(["id"], id={"type": "string", "minLength": 3, "maxLength": 5000,
-                                     "description": "An id from search."}),
-                  fetch),
+        make_tool(
+            env,
+            "search",
+            "Search Gitea",
+            "Search repositories, issues, pull requests and file paths for the query "
+            "words. Returns {results: [{id, title, url}]}; pass an id to fetch to read "
+            "the document. Use specific words (names, error messages, file names).",
+            schema(
+                ["query"],
+                query={
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "description": "Words to search for.",
+                },
+            ),
+            search,
+        ),
+        make_tool(
+            env,
+            "fetch",
+            "Fetch a document",
+            "Read one search result in full by its id (repository with README, issue or "
+            "pull request with discussion, commit with diff, or file). Returns {id, title, "
+            "text, url, metadata}; cite url.",
+            schema(
+                ["id"],
+                id={
+                    "type": "string",
+                    "minLength": 3,
+                    "maxLength": 5000,
+                    "description": "An id from search.",
+                },
+            ),
+            fetch,
+        ),
     ]

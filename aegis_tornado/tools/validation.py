@@ -265,9 +265,7 @@ def validate_owner(name: object) -> str:
             field=field,
         )
     if text[-1] in "-._":
-        raise ValidationError(
-            f"owner must not end with '-', '_' or '.'; got {got}", field=field
-        )
+        raise ValidationError(f"owner must not end with '-', '_' or '.'; got {got}", field=field)
     if _CONSECUTIVE_SPECIALS.search(text):
         raise ValidationError(
             f"owner must not contain two of '-', '_', '.' in a row (Gitea forbids it); got {got}",
@@ -366,8 +364,10 @@ def _normalize_path_stage(stage: str, field: str, got: str, decoded_note: str) -
     """Check one (raw or percent-decoded) form of a path and return its normalised form."""
     _check_path_chars(stage, field, got, decoded_note)
     if stage.startswith("/"):
-        hint = " Use '' (empty) for the repository root." if stage.strip("/") == "" else (
-            f" Drop the leading '/': write {escape_for_message(stage.lstrip('/'))}."
+        hint = (
+            " Use '' (empty) for the repository root."
+            if stage.strip("/") == ""
+            else (f" Drop the leading '/': write {escape_for_message(stage.lstrip('/'))}.")
         )
         raise ValidationError(
             f"{field} must be relative to the repository root, without a leading '/'; got "
@@ -590,6 +590,9 @@ def validate_limit(limit: object) -> int:
     if limit is None:
         return DEFAULT_LIMIT
     return _bounded_int(
-        limit, "limit", DEFAULT_LIMIT, MAX_LIMIT,
+        limit,
+        "limit",
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
         f". Ask for at most {MAX_LIMIT} and use page=2, 3, ... for more",
     )

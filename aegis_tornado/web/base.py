@@ -38,8 +38,14 @@ class ApiError(web.HTTPError):
     when a protocol needs its own error shape (JSON-RPC).
     """
 
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None,
-                 body: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ):
         super().__init__(status, message.replace("%", "%%"))
         self.message = message
         self.headers = headers or {}
@@ -115,14 +121,17 @@ class BaseHandler(web.RequestHandler):
         self.set_header("X-Request-Id", request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=request_id, client_ip=self.client_ip, method=self.request.method,
+            request_id=request_id,
+            client_ip=self.client_ip,
+            method=self.request.method,
             path=self.request.path,
         )
         if self.ctx.requests.shutting_down:
             # Keep-alive connections outlive the listening socket: refuse new work on them so
             # the drain ends, and close them so clients reconnect (to another instance).
-            await self._refuse_and_close(503, "The server is shutting down; retry shortly",
-                                         {"Retry-After": "1"})
+            await self._refuse_and_close(
+                503, "The server is shutting down; retry shortly", {"Retry-After": "1"}
+            )
             raise web.Finish()
         if self.public:
             if self.ctx.settings.auth_enabled:
@@ -199,43 +208,57 @@ class BaseHandler(web.RequestHandler):
 
         retry_after = ctx.limiter.retry_after(ip)
         if retry_after is not None:
-            ctx.audit.access_denied(reason="rate_limited", client_ip=ip, path=path,
-                                    retry_after=retry_after)
+            ctx.audit.access_denied(
+                reason="rate_limited", client_ip=ip, path=path, retry_after=retry_after
+            )
             raise ApiError(
-                429, "Too many failed authentication attempts; try again later",
+                429,
+                "Too many failed authentication attempts; try again later",
                 headers={"Retry-After": str(retry_after)},
             )
 
         key, via = self._presented_key(ip, user_agent)
         if key is None:
-            ctx.audit.auth_failure(reason="missing_api_key", client_ip=ip, user_agent=user_agent,
-                                   path=path)
+            ctx.audit.auth_failure(
+                reason="missing_api_key", client_ip=ip, user_agent=user_agent, path=path
+            )
             raise self._unauthorized(
                 "Missing API key: send the header 'Authorization: Bearer <key>'"
             )
         match = ctx.keyring.match(key)
         if match is None:
             outcome = ctx.limiter.record_failure(ip)
-            ctx.audit.auth_failure(reason="invalid_api_key", client_ip=ip, user_agent=user_agent,
-                                   path=path)
+            ctx.audit.auth_failure(
+                reason="invalid_api_key", client_ip=ip, user_agent=user_agent, path=path
+            )
             if outcome.blocked:
-                ctx.audit.rate_limit_exceeded(client_ip=ip, failures=outcome.failures,
-                                              window=ctx.settings.auth_failure_window)
+                ctx.audit.rate_limit_exceeded(
+                    client_ip=ip, failures=outcome.failures, window=ctx.settings.auth_failure_window
+                )
             raise self._unauthorized("Invalid API key", error="invalid_token")
         hint = key_hint(key)
         self._caller = Caller(key_hint=hint, key_name=match.name, key_id=match.digest[:16], via=via)
         structlog.contextvars.bind_contextvars(key_hint=hint)
-        ctx.audit.auth_success(client_ip=ip, user_agent=user_agent, key_hint=hint,
-                               key_name=match.name, path=path, via=via)
+        ctx.audit.auth_success(
+            client_ip=ip,
+            user_agent=user_agent,
+            key_hint=hint,
+            key_name=match.name,
+            path=path,
+            via=via,
+        )
 
     def _refuse_misplaced_query_key(self) -> None:
         """401 for ``?api_key=`` where it is not accepted (public routes included), even when
         valid: keys in URLs end up in proxy logs and browser history."""
         if self.query_key_allowed or "api_key" not in self.request.query_arguments:
             return
-        self.ctx.audit.auth_failure(reason="query_key_not_allowed", client_ip=self.client_ip,
-                                    user_agent=self.request.headers.get("User-Agent"),
-                                    path=self.request.path)
+        self.ctx.audit.auth_failure(
+            reason="query_key_not_allowed",
+            client_ip=self.client_ip,
+            user_agent=self.request.headers.get("User-Agent"),
+            path=self.request.path,
+        )
         raise self._unauthorized(
             "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
             "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
@@ -278,8 +301,9 @@ class BaseHandler(web.RequestHandler):
         limit = self.ctx.settings.max_body_bytes
         await self._refuse_and_close(413, f"Request body too large; the limit is {limit} bytes")
 
-    async def _refuse_and_close(self, status: int, message: str,
-                                headers: dict[str, str] | None = None) -> None:
+    async def _refuse_and_close(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         """Answer with a JSON error, then close the connection."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -325,7 +349,8 @@ class BaseHandler(web.RequestHandler):
             log.info("client_disconnected")
             return
         log.error(
-            "unhandled_exception", error_type=typ.__name__ if typ else None,
+            "unhandled_exception",
+            error_type=typ.__name__ if typ else None,
             traceback="".join(traceback.format_exception(typ, value, tb)),
         )
 
@@ -335,7 +360,9 @@ def request_log_function(handler: web.RequestHandler) -> None:
     status = handler.get_status()
     request = handler.request
     fields = dict(
-        status=status, method=request.method, path=request.path,
+        status=status,
+        method=request.method,
+        path=request.path,
         duration_ms=round(1000.0 * request.request_time(), 2),
         client_ip=getattr(handler, "_client_ip", None) or request.remote_ip,
         query_keys=sorted(request.query_arguments) or None,
@@ -351,4 +378,3 @@ def request_log_function(handler: web.RequestHandler) -> None:
         access.warning("http_request", **fields)
     else:
         access.info("http_request", **fields)
-

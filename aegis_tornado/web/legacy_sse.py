@@ -54,8 +54,12 @@ class LegacySseHandler(McpHandler):
             # Also for a session opened with another key: its existence is not revealed.
             raise ApiError(404, "Session not found; open a new stream with GET /mcp/sse")
         if session.busy:
-            raise ApiError(429, f"{session.max_pending} messages of this session are still in "
-                           "progress; wait for their replies", headers={"Retry-After": "1"})
+            raise ApiError(
+                429,
+                f"{session.max_pending} messages of this session are still in "
+                "progress; wait for their replies",
+                headers={"Retry-After": "1"},
+            )
         self.require_json_content_type()
         try:
             parsed = parse_body(self.body)
@@ -84,8 +88,9 @@ class LegacySseHandler(McpHandler):
         try:
             while not stream.closed and not stream.ended.is_set():
                 getter = asyncio.ensure_future(session.outbox.get())
-                done, _ = await asyncio.wait({getter, ended}, timeout=keepalive,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, ended}, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter in done:
                     await stream.send(getter.result())
                     continue
@@ -104,8 +109,9 @@ class LegacySseHandler(McpHandler):
         try:
             while not stream.closed and (session.tasks or not session.outbox.empty()):
                 getter = asyncio.ensure_future(session.outbox.get())
-                done, _ = await asyncio.wait({getter, gone, *session.tasks},
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {getter, gone, *session.tasks}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if getter in done:
                     await stream.send(getter.result())
                 else:
@@ -118,9 +124,13 @@ class LegacySseHandler(McpHandler):
         try:
             if parsed.is_batch:
                 if session.version != "2025-03-26":
-                    await session.send(error_response(
-                        None, INVALID_REQUEST,
-                        f"Batches are not allowed in protocol version {session.version}"))
+                    await session.send(
+                        error_response(
+                            None,
+                            INVALID_REQUEST,
+                            f"Batches are not allowed in protocol version {session.version}",
+                        )
+                    )
                     return
                 replies = await mcp.handle_batch(parsed.items, session, session, observer)
                 if replies:

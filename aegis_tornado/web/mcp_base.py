@@ -4,7 +4,8 @@ calls, and calls that are cancelled when the client goes away."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..mcp.jsonrpc import INVALID_REQUEST, encode, error_response
@@ -89,13 +90,22 @@ class McpHandler(BaseHandler):
     def tool_observer(self):
         """The audit hook for tool calls made by this request."""
         audit, caller, client_ip, transport = (
-            self.ctx.audit, self.caller, self.client_ip, self.transport
+            self.ctx.audit,
+            self.caller,
+            self.client_ip,
+            self.transport,
         )
 
         def observe(*, tool: str, status: str, duration_ms: float, reason: str | None = None):
-            audit.tool_call(tool=tool, transport=transport, status=status,
-                            duration_ms=duration_ms, key_hint=caller.key_hint,
-                            client_ip=client_ip, reason=reason)
+            audit.tool_call(
+                tool=tool,
+                transport=transport,
+                status=status,
+                duration_ms=duration_ms,
+                key_hint=caller.key_hint,
+                client_ip=client_ip,
+                reason=reason,
+            )
 
         return observe
 

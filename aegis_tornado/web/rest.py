@@ -40,10 +40,15 @@ class ToolCallHandler(McpHandler):
             raise ApiError(400, '"arguments" must be a JSON object')
         session = ProtocolSession(version=versions.LATEST)
         try:
-            result = await self.until_disconnect(self.mcp.call_tool(
-                name, arguments, session=session, outbound=Discard(),
-                observer=self.tool_observer(),
-            ))
+            result = await self.until_disconnect(
+                self.mcp.call_tool(
+                    name,
+                    arguments,
+                    session=session,
+                    outbound=Discard(),
+                    observer=self.tool_observer(),
+                )
+            )
         except UnknownTool:
             raise ApiError(404, f"Unknown tool: {name[:128]} (see GET /mcp/tools)") from None
         if result is not None:

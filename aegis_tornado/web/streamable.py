@@ -39,8 +39,7 @@ class StreamableHttpHandler(McpHandler):
         session_id = self.request.headers.get(SESSION_HEADER)
         if session_id is None:
             return None
-        session = self.ctx.sessions.resolve(session_id.strip(), self.caller.key_id,
-                                            version_header)
+        session = self.ctx.sessions.resolve(session_id.strip(), self.caller.key_id, version_header)
         if session is None:
             message = "Session not found: it ended or expired; initialize a new one"
             raise ApiError(404, message, body=error_response(None, -32001, message))
@@ -50,8 +49,7 @@ class StreamableHttpHandler(McpHandler):
         # One in-flight table per key, so notifications/cancelled from a sessionless client
         # still finds its call.
         in_flight = self.ctx.sessions.stateless_calls(self.caller.key_id)
-        return ProtocolSession(version=version_header or versions.HTTP_DEFAULT,
-                               in_flight=in_flight)
+        return ProtocolSession(version=version_header or versions.HTTP_DEFAULT, in_flight=in_flight)
 
     # --- verbs -----------------------------------------------------------------------------
 
@@ -68,8 +66,12 @@ class StreamableHttpHandler(McpHandler):
 
         items = parsed.items
         first = items[0]
-        if (not parsed.is_batch and isinstance(first, Message) and first.is_request
-                and first.method == "initialize"):
+        if (
+            not parsed.is_batch
+            and isinstance(first, Message)
+            and first.is_request
+            and first.method == "initialize"
+        ):
             await self._initialize(first)
             return
         protocol_session = session or self._stateless_session(version_header)
@@ -91,8 +93,9 @@ class StreamableHttpHandler(McpHandler):
         ):
             await self._reply_as_event_stream(parsed, protocol_session, observer)
             return
-        reply = await self.until_disconnect(self._dispatch(parsed, protocol_session, Discard(),
-                                                           observer))
+        reply = await self.until_disconnect(
+            self._dispatch(parsed, protocol_session, Discard(), observer)
+        )
         if self.request.connection.stream is None or self.request.connection.stream.closed():
             return
         if reply is None or reply == []:

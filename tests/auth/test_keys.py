@@ -17,10 +17,15 @@ def test_hint_shows_only_the_ends():
     assert key_hint(KEY) == "a1b2c3d4...e1f2"
 
 
-@pytest.mark.parametrize("value, fragment", [
-    ("", "empty"), ("abc", "too short"), ("z" * 64, "not hexadecimal"),
-    ("sha256:XYZ", "64 lower-case hex"),
-])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("", "empty"),
+        ("abc", "too short"),
+        ("z" * 64, "not hexadecimal"),
+        ("sha256:XYZ", "64 lower-case hex"),
+    ],
+)
 def test_bad_keys_are_refused_without_echoing_them(value, fragment):
     with pytest.raises(KeyFormatError) as error:
         parse_key(value)

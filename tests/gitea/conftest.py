@@ -7,7 +7,8 @@ the token only ever travelled in the header.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,10 @@ def app():
     application = make_double_app(
         token=TOKEN,
         extra_tokens={
-            ALICE_TOKEN: ("alice", {"read:repository", "read:issue", "read:user", "read:organization"}),
+            ALICE_TOKEN: (
+                "alice",
+                {"read:repository", "read:issue", "read:user", "read:organization"},
+            ),
             NO_ISSUE_SCOPE_TOKEN: ("aegis-bot", {"read:repository"}),
         },
     )
@@ -43,7 +47,9 @@ def app():
             continue
         unknown = {name for name, _ in record.query} - spec.query_params(template)
         if unknown:
-            problems.append(f"{where}: query parameters {sorted(unknown)} are not in the spec for {template}")
+            problems.append(
+                f"{where}: query parameters {sorted(unknown)} are not in the spec for {template}"
+            )
         if record.auth == "query":
             problems.append(f"{where}: credentials were sent in the query string")
     assert not problems, "\n".join(problems)
@@ -63,7 +69,9 @@ def gitea_url(http_server, http_port) -> str:
 def make_client(gitea_url) -> Callable[..., GiteaClient]:
     clients: list[GiteaClient] = []
 
-    def factory(token: str | None = TOKEN, *, base_url: str | None = None, **options: Any) -> GiteaClient:
+    def factory(
+        token: str | None = TOKEN, *, base_url: str | None = None, **options: Any
+    ) -> GiteaClient:
         options.setdefault("timeout", 2.0)
         options.setdefault("backoff_base", 0.02)
         options.setdefault("backoff_max", 0.05)

@@ -79,7 +79,12 @@ def strict_definitions() -> dict[str, Any]:
         if definition.get("type") != "object" or props is None:
             continue
         for prop_name, prop in list(props.items()):
-            if "$ref" in prop or prop.get("type") == "array" or prop.get("format") == "date-time" or (name, prop_name) in SCALAR_NULLABLE:
+            if (
+                "$ref" in prop
+                or prop.get("type") == "array"
+                or prop.get("format") == "date-time"
+                or (name, prop_name) in SCALAR_NULLABLE
+            ):
                 props[prop_name] = _nullable(prop)
         props.update(EXTRA_FIELDS.get(name, {}))
         definition["additionalProperties"] = False
@@ -112,7 +117,9 @@ def _templates() -> list[tuple[str, re.Pattern[str]]]:
 def match_template(api_path: str, method: str = "get") -> str | None:
     """The spec path template (with ``method``) that ``api_path`` (percent-encoded, relative to
     /api/v1) fits; the most specific one (most literal characters) when several fit."""
-    hits = [t for t, rx in _templates() if rx.match(api_path) and method.lower() in spec()["paths"][t]]
+    hits = [
+        t for t, rx in _templates() if rx.match(api_path) and method.lower() in spec()["paths"][t]
+    ]
     if not hits:
         return None
     return max(hits, key=lambda t: len(re.sub(r"\{[^}]+\}", "", t)))
@@ -123,7 +130,11 @@ def operation(template: str, method: str = "get") -> dict[str, Any]:
 
 
 def query_params(template: str, method: str = "get") -> set[str]:
-    return {p["name"] for p in operation(template, method).get("parameters", []) if p.get("in") == "query"}
+    return {
+        p["name"]
+        for p in operation(template, method).get("parameters", [])
+        if p.get("in") == "query"
+    }
 
 
 def response(template: str, status: int = 200, method: str = "get") -> dict[str, Any]:

@@ -80,7 +80,13 @@ async def test_anonymous_client_sees_only_public(make_client, double):
 async def test_repo_search_pages_with_link_header(client):
     first = await client.get_page("repo_search", page=1, limit=50)
     assert isinstance(first, Page)
-    assert (first.page, first.limit, first.total, first.has_more, len(first.items)) == (1, 50, 56, True, 50)
+    assert (first.page, first.limit, first.total, first.has_more, len(first.items)) == (
+        1,
+        50,
+        56,
+        True,
+        50,
+    )
     second = await client.get_page("repo_search", page=2, limit=50)
     assert (second.has_more, len(second.items), second.total) == (False, 6, 56)
     names = [r["full_name"] for r in first.items + second.items]
@@ -91,8 +97,16 @@ async def test_repo_search_pages_with_link_header(client):
 @pytest.mark.gen_test
 async def test_limit_is_clamped_before_sending(client, double):
     page = await client.get_page("issues", page=0, limit=500, params={"state": "all"}, **LH)
-    assert (page.page, page.limit, len(page.items), page.total, page.has_more) == (1, 50, 50, 68, True)
-    assert ("limit", "50") in double.requests[-1].query and ("page", "1") in double.requests[-1].query
+    assert (page.page, page.limit, len(page.items), page.total, page.has_more) == (
+        1,
+        50,
+        50,
+        68,
+        True,
+    )
+    assert ("limit", "50") in double.requests[-1].query and ("page", "1") in double.requests[
+        -1
+    ].query
     tiny = await client.get_page("issues", page=1, limit=-3, params={"state": "all"}, **LH)
     assert tiny.limit == 1 and len(tiny.items) == 1
 
@@ -101,7 +115,9 @@ async def test_limit_is_clamped_before_sending(client, double):
 async def test_issue_paging_walks_every_issue_once(client):
     numbers, page_no = [], 1
     while True:
-        page = await client.get_page("issues", page=page_no, limit=30, params={"state": "all", "type": "issues"}, **LH)
+        page = await client.get_page(
+            "issues", page=page_no, limit=30, params={"state": "all", "type": "issues"}, **LH
+        )
         numbers += [i["number"] for i in page.items]
         if not page.has_more:
             break
@@ -114,7 +130,9 @@ async def test_issue_paging_walks_every_issue_once(client):
 async def test_commit_lists_use_x_hasmore(client):
     page = await client.get_page("commits", page=3, limit=5, **LH)
     assert (page.total, len(page.items), page.has_more) == (12, 2, False)
-    page = await client.get_page("commits", page=1, limit=5, params={"stat": False, "files": False}, **LH)
+    page = await client.get_page(
+        "commits", page=1, limit=5, params={"stat": False, "files": False}, **LH
+    )
     assert page.has_more is True and page.items[0]["stats"] is None
 
 
@@ -124,7 +142,10 @@ async def test_has_more_without_headers_falls_back_to_a_full_page(client):
     assert client._has_more(_reply({}), 1, 2, None, [1, 2]) is True
     assert client._has_more(_reply({}), 1, 2, None, [1]) is False
     assert client._has_more(_reply({"X-Total-Count": "4"}), 2, 2, 4, [1, 2]) is False
-    assert client._has_more(_reply({"Link": '<http://h/x?page=1>; rel="first"'}), 3, 2, None, [1, 2]) is False
+    assert (
+        client._has_more(_reply({"Link": '<http://h/x?page=1>; rel="first"'}), 3, 2, None, [1, 2])
+        is False
+    )
     assert client._has_more(_reply({"X-HasMore": "true"}), 1, 2, None, []) is True
 
 
@@ -138,7 +159,9 @@ def _reply(headers):
 async def test_tree_pages_with_per_page(client, double):
     seen, page_no = [], 1
     while True:
-        tree = await client.get_tree("northwind", "lighthouse", "main", recursive=True, page=page_no, per_page=10)
+        tree = await client.get_tree(
+            "northwind", "lighthouse", "main", recursive=True, page=page_no, per_page=10
+        )
         assert isinstance(tree, TreePage) and len(tree.sha) == 40
         seen += [e["path"] for e in tree.items]
         if not tree.has_more:
@@ -153,23 +176,36 @@ async def test_tree_pages_with_per_page(client, double):
 @pytest.mark.gen_test
 async def test_contents_file_directory_and_refs(client):
     readme = await client.get_json("contents", filepath="README.md", **LH)
-    assert readme["type"] == "file" and base64.b64decode(readme["content"]).startswith(b"# Lighthouse")
-    listing = await client.get_json("contents", filepath="src/lighthouse/checks", params={"ref": "v1.0.0"}, **LH)
+    assert readme["type"] == "file" and base64.b64decode(readme["content"]).startswith(
+        b"# Lighthouse"
+    )
+    listing = await client.get_json(
+        "contents", filepath="src/lighthouse/checks", params={"ref": "v1.0.0"}, **LH
+    )
     assert sorted(e["name"] for e in listing) == ["__init__.py", "dns", "http"]
     root = await client.get_json("contents_root", **LH)
     assert {"README.md", ".env", "deploy", "certs"} <= {e["name"] for e in root}
-    probe_then = await client.get_json("contents", filepath="src/lighthouse/checks/http/probe.py", params={"ref": "v1.1.0"}, **LH)
-    probe_now = await client.get_json("contents", filepath="src/lighthouse/checks/http/probe.py", **LH)
+    probe_then = await client.get_json(
+        "contents", filepath="src/lighthouse/checks/http/probe.py", params={"ref": "v1.1.0"}, **LH
+    )
+    probe_now = await client.get_json(
+        "contents", filepath="src/lighthouse/checks/http/probe.py", **LH
+    )
     assert probe_then["sha"] != probe_now["sha"]
     with pytest.raises(GiteaNotFound):
-        await client.get_json("contents", filepath="README.md", params={"ref": "no-such-branch"}, **LH)
+        await client.get_json(
+            "contents", filepath="README.md", params={"ref": "no-such-branch"}, **LH
+        )
 
 
 @pytest.mark.gen_test
 async def test_paths_with_spaces_and_unicode_are_encoded(client, double):
     with pytest.raises(GiteaNotFound):
         await client.get_json("contents", filepath="docs/naïve file?.md", **LH)
-    assert double.requests[-1].path == "/api/v1/repos/northwind/lighthouse/contents/docs/na%C3%AFve%20file%3F.md"
+    assert (
+        double.requests[-1].path
+        == "/api/v1/repos/northwind/lighthouse/contents/docs/na%C3%AFve%20file%3F.md"
+    )
     with pytest.raises(GiteaNotFound):
         await client.get_json("repo", owner="northwind", repo="lighthouse/../../admin")
     assert double.requests[-1].path == "/api/v1/repos/northwind/lighthouse%2F..%2F..%2Fadmin"
@@ -186,7 +222,9 @@ async def test_diffs_are_text(client):
     diff = await client.get_text("pull_diff", index=47, diffType="diff", **LH)
     assert diff.startswith("diff --git a/pyproject.toml b/pyproject.toml")
     patch = await client.get_text("commit_diff", sha="v1.0.0", diffType="patch", **LH)
-    assert patch.startswith("From ") and "Subject: [PATCH] Add logo and documentation index" in patch
+    assert (
+        patch.startswith("From ") and "Subject: [PATCH] Add logo and documentation index" in patch
+    )
     with pytest.raises(ValueError):
         await client.get_json("pull_diff", index=47, diffType="diff", **LH)
     with pytest.raises(ValueError):
@@ -200,12 +238,22 @@ async def test_issues_pulls_comments_releases(client):
     pull = await client.get_json("pull", index=12, **LH)
     assert pull["merged"] is True and pull["state"] == "closed"
     files = await client.get_page("pull_files", index=12, limit=50, **LH)
-    assert {f["filename"] for f in files.items} == {"src/lighthouse/checks/dns/resolver.py", "tests/test_dns.py"}
+    assert {f["filename"] for f in files.items} == {
+        "src/lighthouse/checks/dns/resolver.py",
+        "tests/test_dns.py",
+    }
     comments = await client.get_json("issue_comments", index=3, **LH)
     assert [c["user"]["login"] for c in comments] == ["bob", "alice"]
     releases = await client.get_page("releases", limit=10, **LH)
-    assert [r["tag_name"] for r in releases.items] == ["v1.3.0-rc1", "v1.2.0", "v1.1.0", "v1.0.0"]  # no draft
-    found = await client.get_page("issues_search", limit=50, params={"q": "secrets", "state": "all"})
+    assert [r["tag_name"] for r in releases.items] == [
+        "v1.3.0-rc1",
+        "v1.2.0",
+        "v1.1.0",
+        "v1.0.0",
+    ]  # no draft
+    found = await client.get_page(
+        "issues_search", limit=50, params={"q": "secrets", "state": "all"}
+    )
     assert [i["number"] for i in found.items] == [4]
 
 
@@ -248,15 +296,21 @@ async def test_redirect_into_a_repository_the_guard_refuses_is_not_followed(make
         await client.get_page("issues", owner="northwind", repo="beacon")
     assert asked == [("northwind", "lighthouse")] * 2
     # Only the old name was ever requested: the renamed (denied) repository never was.
-    assert [r.path for r in double.requests] == ["/api/v1/repos/northwind/beacon",
-                                                 "/api/v1/repos/northwind/beacon/issues"]
+    assert [r.path for r in double.requests] == [
+        "/api/v1/repos/northwind/beacon",
+        "/api/v1/repos/northwind/beacon/issues",
+    ]
     allowed = make_client(repository_guard=lambda owner, repo: True)
-    assert (await allowed.get_json("repo", owner="northwind", repo="beacon"))["name"] == "lighthouse"
+    assert (await allowed.get_json("repo", owner="northwind", repo="beacon"))[
+        "name"
+    ] == "lighthouse"
 
 
 @pytest.mark.gen_test
 async def test_cross_host_redirect_is_not_followed(client, app, double):
-    app.faults.add("redirect", location="http://evil.example/api/v1/repos/northwind/lighthouse", times=1)
+    app.faults.add(
+        "redirect", location="http://evil.example/api/v1/repos/northwind/lighthouse", times=1
+    )
     with pytest.raises(GiteaBadResponse, match="not followed") as caught:
         await client.get_json("repo", **LH)
     assert "evil.example" not in str(caught.value)
@@ -298,7 +352,9 @@ def test_constructor_validates_and_hides_the_token():
         assert bad_token not in str(caught.value) or bad_token == ""
     client = GiteaClient("https://h/gitea/", "s3cr3t-token")
     try:
-        assert "s3cr3t-token" not in repr(client) and "s3cr3t-token" not in repr(client._session.auth)
+        assert "s3cr3t-token" not in repr(client) and "s3cr3t-token" not in repr(
+            client._session.auth
+        )
         assert client.base_url == "https://h/gitea"
         # default deadline: every attempt may time out once, plus the backoff caps
         assert client.deadline == pytest.approx(3 * 10 + 0.25 + 0.5 + 1.0)

@@ -41,7 +41,11 @@ def _closed_port() -> int:
 
 @pytest.mark.gen_test
 async def test_404_for_an_invisible_private_repository(client, double):
-    for owner, repo in (("carol", "incident-response"), ("northwind", "hr-payroll"), ("nobody", "nothing")):
+    for owner, repo in (
+        ("carol", "incident-response"),
+        ("northwind", "hr-payroll"),
+        ("nobody", "nothing"),
+    ):
         with pytest.raises(GiteaNotFound) as caught:
             await client.get_json("repo", owner=owner, repo=repo)
         err = caught.value
@@ -202,7 +206,9 @@ async def test_huge_body_is_refused_without_reading_it_all(make_client, app, chu
 async def test_a_real_answer_over_the_cap_is_refused(make_client):
     client = make_client(max_response_bytes=100_000)
     with pytest.raises(GiteaBadResponse):
-        await client.get_json("contents", filepath="data/sample-metrics.csv", **LH)  # ~160 KB base64
+        await client.get_json(
+            "contents", filepath="data/sample-metrics.csv", **LH
+        )  # ~160 KB base64
     assert (await client.get_json("contents", filepath="README.md", **LH))["type"] == "file"
 
 
@@ -334,7 +340,9 @@ async def test_token_never_appears_in_errors_or_logs(make_client, app, caplog):
         chain = [err, err.__cause__, err.__context__]
         text = " ".join(f"{e!s} {e!r}" for e in chain if e is not None)
         assert TOKEN not in text
-        assert "q=probe" not in f"{err!s}{err!r}" and "127.0.0.1" not in str(err)  # no query, no host
+        assert "q=probe" not in f"{err!s}{err!r}" and "127.0.0.1" not in str(
+            err
+        )  # no query, no host
     assert TOKEN not in caplog.text
     assert any(r.name.startswith("urllib3") for r in caplog.records)  # the stdlib side was captured
 
@@ -389,17 +397,24 @@ async def test_a_call_cancelled_while_queued_takes_no_slot(make_client, app):
     assert (await asyncio.wait_for(client.get_json("version"), 3))["version"] == "1.27.0"
 
 
-@pytest.mark.parametrize("endpoint, body", [
-    ("branches", "[1, 2]"), ("branches", "[null]"), ("branches", '[{"name": "x"}, "y"]'),
-    ("repo_search", '{"ok": true, "data": [[]]}'), ("contents_root", '[true]'),
-])
+@pytest.mark.parametrize(
+    "endpoint, body",
+    [
+        ("branches", "[1, 2]"),
+        ("branches", "[null]"),
+        ("branches", '[{"name": "x"}, "y"]'),
+        ("repo_search", '{"ok": true, "data": [[]]}'),
+        ("contents_root", "[true]"),
+    ],
+)
 @pytest.mark.gen_test
 async def test_list_items_that_are_not_objects_are_a_bad_response(client, app, endpoint, body):
     app.faults.add("status", status=200, body=body)
     path = {} if endpoint == "repo_search" else LH
     with pytest.raises(GiteaBadResponse, match="unexpected shape"):
-        await client.get_page(endpoint, **path) if endpoint != "contents_root" else \
-            await client.get_json(endpoint, **path)
+        await client.get_page(
+            endpoint, **path
+        ) if endpoint != "contents_root" else await client.get_json(endpoint, **path)
 
 
 @pytest.mark.gen_test
@@ -452,4 +467,12 @@ async def test_closed_client_refuses_calls(make_client):
 
 def test_client_offers_no_write_methods():
     public = {name for name in dir(GiteaClient) if not name.startswith("_")}
-    assert public == {"base_url", "deadline", "close", "get_json", "get_page", "get_tree", "get_text"}
+    assert public == {
+        "base_url",
+        "deadline",
+        "close",
+        "get_json",
+        "get_page",
+        "get_tree",
+        "get_text",
+    }

@@ -35,15 +35,36 @@ CASES = [
     ("repo-archived", "repo", {"owner": "northwind", "repo": "legacy-monitor"}, {}, None, 200),
     ("branches", "branches", LH, {"limit": 10}, TOKEN, 200),
     ("tags", "tags", LH, {}, TOKEN, 200),
-    ("tree", "tree", {**LH, "sha": HEAD}, {"recursive": "true", "per_page": 7, "page": 2}, TOKEN, 200),
+    (
+        "tree",
+        "tree",
+        {**LH, "sha": HEAD},
+        {"recursive": "true", "per_page": 7, "page": 2},
+        TOKEN,
+        200,
+    ),
     ("tree-past-end", "tree", {**LH, "sha": HEAD}, {"page": 9}, TOKEN, 200),
     ("tree-by-branch-with-slash", "tree", {**LH, "sha": "feature/http2-probes"}, {}, TOKEN, 200),
     ("contents-root", "contents_root", LH, {}, TOKEN, 200),
     ("contents-file", "contents", {**LH, "filepath": "README.md"}, {}, TOKEN, 200),
-    ("contents-dir", "contents", {**LH, "filepath": "src/lighthouse/checks"}, {"ref": "v1.2.0"}, TOKEN, 200),
+    (
+        "contents-dir",
+        "contents",
+        {**LH, "filepath": "src/lighthouse/checks"},
+        {"ref": "v1.2.0"},
+        TOKEN,
+        200,
+    ),
     ("contents-binary", "contents", {**LH, "filepath": "docs/images/logo.png"}, {}, TOKEN, 200),
     ("commits", "commits", LH, {"limit": 5, "page": 2}, TOKEN, 200),
-    ("commits-lean", "commits", LH, {"stat": "false", "files": "false", "verification": "false", "path": "docs/alerting.md"}, TOKEN, 200),
+    (
+        "commits-lean",
+        "commits",
+        LH,
+        {"stat": "false", "files": "false", "verification": "false", "path": "docs/alerting.md"},
+        TOKEN,
+        200,
+    ),
     ("commit", "commit", {**LH, "sha": HEAD}, {}, TOKEN, 200),
     ("commit-diff", "commit_diff", {**LH, "sha": HEAD, "diffType": "diff"}, {}, TOKEN, 200),
     ("commit-patch", "commit_diff", {**LH, "sha": "v1.0.0", "diffType": "patch"}, {}, TOKEN, 200),
@@ -62,7 +83,14 @@ CASES = [
     ("releases", "releases", LH, {}, TOKEN, 200),
     # errors
     ("repo-invisible", "repo", {"owner": "carol", "repo": "incident-response"}, {}, TOKEN, 404),
-    ("commits-empty-repo", "commits", {"owner": "northwind", "repo": "empty-sandbox"}, {}, TOKEN, 409),
+    (
+        "commits-empty-repo",
+        "commits",
+        {"owner": "northwind", "repo": "empty-sandbox"},
+        {},
+        TOKEN,
+        409,
+    ),
     ("contents-missing", "contents", {**LH, "filepath": "nope.txt"}, {}, TOKEN, 404),
 ]
 
@@ -120,7 +148,9 @@ async def test_response_matches_spec(case, http_client, http_server, http_port, 
 async def test_the_validator_can_fail(http_client, http_server, http_port):
     """Guard against a vacuous oracle: real bodies with one field broken must be rejected."""
     url = f"http://127.0.0.1:{http_port}/api/v1/repos/northwind/lighthouse"
-    response = await http_client.fetch(HTTPRequest(url, headers={"Authorization": f"token {TOKEN}"}))
+    response = await http_client.fetch(
+        HTTPRequest(url, headers={"Authorization": f"token {TOKEN}"})
+    )
     body = json.loads(response.body)
     v = spec.response_validator(ENDPOINTS["repo"])
     assert not spec.errors_of(v, body)

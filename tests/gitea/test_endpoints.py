@@ -22,7 +22,9 @@ def test_every_template_is_a_get_in_the_spec(name):
     template = ENDPOINTS[name]
     assert template in spec.spec()["paths"], f"{name}: {template} is not a path of the spec"
     assert "get" in spec.spec()["paths"][template]
-    declared = {p["name"] for p in spec.operation(template).get("parameters", []) if p.get("in") == "path"}
+    declared = {
+        p["name"] for p in spec.operation(template).get("parameters", []) if p.get("in") == "path"
+    }
     assert declared == set(template_params(name))
 
 
@@ -41,18 +43,35 @@ def test_the_required_names_exist_with_their_exact_templates():
     }
     for name, template in required.items():
         assert ENDPOINTS[name] == template
-    assert {"branches", "tags", "commits", "issues", "issue", "issue_comments", "pulls", "pull", "pull_files", "releases", "version"} <= set(ENDPOINTS)
+    assert {
+        "branches",
+        "tags",
+        "commits",
+        "issues",
+        "issue",
+        "issue_comments",
+        "pulls",
+        "pull",
+        "pull_files",
+        "releases",
+        "version",
+    } <= set(ENDPOINTS)
     assert set(SHAPES) == set(ENDPOINTS)
 
 
 def test_text_shapes_are_exactly_the_text_plain_operations():
-    text = {n for n, t in ENDPOINTS.items() if "text/plain" in spec.operation(t).get("produces", [])}
+    text = {
+        n for n, t in ENDPOINTS.items() if "text/plain" in spec.operation(t).get("produces", [])
+    }
     assert text == {n for n, s in SHAPES.items() if s == "text"}
 
 
 def test_segments_are_percent_encoded():
     assert build_path("repo", owner="a b", repo="c/d") == "/repos/a%20b/c%2Fd"
-    assert build_path("tree", owner="o", repo="r", sha="feature/x") == "/repos/o/r/git/trees/feature%2Fx"
+    assert (
+        build_path("tree", owner="o", repo="r", sha="feature/x")
+        == "/repos/o/r/git/trees/feature%2Fx"
+    )
     assert build_path("repo", owner="o", repo="r?x=1#y") == "/repos/o/r%3Fx%3D1%23y"
     assert build_path("repo", owner="ü", repo="%2e%2e") == "/repos/%C3%BC/%252e%252e"
 
@@ -78,7 +97,10 @@ def test_segment_rejects_dot_and_empty(value):
 
 def test_index_and_diff_type_are_validated():
     assert build_path("issue", owner="o", repo="r", index="7") == "/repos/o/r/issues/7"
-    assert build_path("pull_diff", owner="o", repo="r", index=3, diffType="patch") == "/repos/o/r/pulls/3.patch"
+    assert (
+        build_path("pull_diff", owner="o", repo="r", index=3, diffType="patch")
+        == "/repos/o/r/pulls/3.patch"
+    )
     for bad in (0, -1, "1a", True, 1.5):
         with pytest.raises(ValueError):
             build_path("issue", owner="o", repo="r", index=bad)
@@ -97,7 +119,12 @@ def test_unknown_endpoint_and_wrong_parameters():
 
 def test_built_paths_match_their_own_template():
     samples = {
-        "owner": "o w", "repo": "r", "sha": "abc", "filepath": "a/b c.py", "index": 5, "diffType": "diff",
+        "owner": "o w",
+        "repo": "r",
+        "sha": "abc",
+        "filepath": "a/b c.py",
+        "index": 5,
+        "diffType": "diff",
     }
     for name, template in ENDPOINTS.items():
         path = build_path(name, **{p: samples[p] for p in template_params(name)})

@@ -41,19 +41,38 @@ class Api:
         self.root = f"http://127.0.0.1:{port}"
         self.http = AsyncHTTPClient()
 
-    async def get(self, path: str, token: str | None = DEMO_TOKEN, *, scheme: str = "token",
-                  method: str = "GET", body: Any = None, headers: dict[str, str] | None = None) -> HTTPResponse:
+    async def get(
+        self,
+        path: str,
+        token: str | None = DEMO_TOKEN,
+        *,
+        scheme: str = "token",
+        method: str = "GET",
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> HTTPResponse:
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["Authorization"] = f"{scheme} {token}"
-        payload = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        payload = (
+            None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        )
         if payload is None and method in ("POST", "PUT", "PATCH"):
             payload = b""
-        request = HTTPRequest(self.root + path, method=method, headers=all_headers, body=payload,
-                              allow_nonstandard_methods=True, follow_redirects=False, request_timeout=10)
+        request = HTTPRequest(
+            self.root + path,
+            method=method,
+            headers=all_headers,
+            body=payload,
+            allow_nonstandard_methods=True,
+            follow_redirects=False,
+            request_timeout=10,
+        )
         return await self.http.fetch(request, raise_error=False)
 
-    async def json(self, path: str, token: str | None = DEMO_TOKEN, expect: int = 200, **kw: Any) -> Any:
+    async def json(
+        self, path: str, token: str | None = DEMO_TOKEN, expect: int = 200, **kw: Any
+    ) -> Any:
         response = await self.get(path, token, **kw)
         assert response.code == expect, (response.code, response.body[:300])
         return json.loads(response.body) if response.body else None

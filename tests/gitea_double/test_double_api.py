@@ -26,7 +26,13 @@ async def test_bot_sees_public_and_shared_private_repos(api):
     data += (await api.json("/api/v1/repos/search?limit=50&page=2"))["data"]
     names = {r["full_name"] for r in data}
     assert len(names) == 56
-    assert {"northwind/lighthouse", "northwind/deploy-config", "alice/notes", "alice/dotfiles", "northwind/empty-sandbox"} <= names
+    assert {
+        "northwind/lighthouse",
+        "northwind/deploy-config",
+        "alice/notes",
+        "alice/dotfiles",
+        "northwind/empty-sandbox",
+    } <= names
     assert not set(INVISIBLE) & names
     private = {r["full_name"] for r in data if r["private"]}
     assert private == {"northwind/deploy-config", "alice/notes"}
@@ -34,7 +40,10 @@ async def test_bot_sees_public_and_shared_private_repos(api):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("full_name", INVISIBLE)
-@pytest.mark.parametrize("suffix", ["", "/branches", "/contents/README.md", "/issues", "/commits", "/git/trees/main", "/releases"])
+@pytest.mark.parametrize(
+    "suffix",
+    ["", "/branches", "/contents/README.md", "/issues", "/commits", "/git/trees/main", "/releases"],
+)
 async def test_invisible_repos_are_404_everywhere(api, full_name, suffix):
     response = await api.get(f"/api/v1/repos/{full_name}{suffix}")
     assert response.code == 404
@@ -119,7 +128,14 @@ async def test_query_token_is_accepted_and_recorded_as_such(api, double):
 
 @pytest.mark.gen_test
 async def test_limit_defaults_and_clamps(api):
-    for query, expected in [("", 30), ("?limit=0", 30), ("?limit=-5", 30), ("?limit=7", 7), ("?limit=500", 50), ("?limit=abc", 30)]:
+    for query, expected in [
+        ("", 30),
+        ("?limit=0", 30),
+        ("?limit=-5", 30),
+        ("?limit=7", 7),
+        ("?limit=500", 50),
+        ("?limit=abc", 30),
+    ]:
         sep = "&" if query else "?"
         items = await api.json(f"{LH}/issues{query}{sep}state=all")
         assert len(items) == expected, query
@@ -130,7 +146,9 @@ async def test_limit_defaults_and_clamps(api):
 
 @pytest.mark.gen_test
 async def test_link_header_like_gitea(api):
-    response = await api.get(f"{LH}/issues?state=all&limit=10&page=3", headers={"Host": "git.example.com:3000"})
+    response = await api.get(
+        f"{LH}/issues?state=all&limit=10&page=3", headers={"Host": "git.example.com:3000"}
+    )
     root = "http://git.example.com:3000/api/v1/repos/northwind/lighthouse/issues"
     assert response.headers["X-Total-Count"] == "68"
     assert response.headers["Link"] == (
@@ -151,7 +169,13 @@ async def test_link_header_like_gitea(api):
 async def test_commit_list_headers(api):
     response = await api.get(f"{LH}/commits?limit=5&page=2")
     h = response.headers
-    assert (h["X-Page"], h["X-PerPage"], h["X-Total"], h["X-PageCount"], h["X-HasMore"]) == ("2", "5", "12", "3", "true")
+    assert (h["X-Page"], h["X-PerPage"], h["X-Total"], h["X-PageCount"], h["X-HasMore"]) == (
+        "2",
+        "5",
+        "12",
+        "3",
+        "true",
+    )
     assert h["X-Total-Count"] == "12" and 'rel="next"' in h["Link"]
     last = await api.get(f"{LH}/commits?limit=5&page=3")
     assert last.headers["X-HasMore"] == "false" and len(json.loads(last.body)) == 2
@@ -190,7 +214,11 @@ async def test_tree_paging_and_truncation(api):
 async def test_contents_file_and_directory(api):
     readme = await api.json(f"{LH}/contents/README.md")
     data = base64.b64decode(readme["content"])
-    assert readme["encoding"] == "base64" and readme["size"] == len(data) and readme["sha"] == _git_blob_sha(data)
+    assert (
+        readme["encoding"] == "base64"
+        and readme["size"] == len(data)
+        and readme["sha"] == _git_blob_sha(data)
+    )
     assert readme["download_url"].endswith("/northwind/lighthouse/raw/branch/main/README.md")
     assert readme["html_url"].endswith("/northwind/lighthouse/src/branch/main/README.md")
     listing = await api.json(f"{LH}/contents/src/lighthouse")
@@ -214,7 +242,9 @@ async def test_contents_by_branch_tag_and_sha(api):
     assert base64.b64decode(old["content"]) == b'__version__ = "1.0.0"\n'
     assert "/src/tag/v1.0.0/" in old["html_url"]
     await api.json(f"{LH}/contents/README.md?ref=nope", expect=404)
-    await api.json(f"{LH}/contents/tools/backup/backup_to_s3.sh?ref=v1.0.0", expect=404)  # not yet added
+    await api.json(
+        f"{LH}/contents/tools/backup/backup_to_s3.sh?ref=v1.0.0", expect=404
+    )  # not yet added
     await api.json(f"{LH}/contents/no/such/file", expect=404)
 
 
@@ -234,19 +264,31 @@ async def test_fixture_files_for_the_policy_layer(api):
     backup = (await raw("tools/backup/backup_to_s3.sh")).decode()
     assert re.search(r"AKIA[0-9A-Z]{16}", backup)
     assert "aws_secret_access_key = " in backup and "-----BEGIN RSA PRIVATE KEY-----" in backup
-    assert "EXAMPLE" in backup and "FAKE" in base64.b64decode(backup.split("-----\n")[1].split("\n-----")[0].replace("\n", "")).decode()
+    assert (
+        "EXAMPLE" in backup
+        and "FAKE"
+        in base64.b64decode(
+            backup.split("-----\n")[1].split("\n-----")[0].replace("\n", "")
+        ).decode()
+    )
 
 
 @pytest.mark.gen_test
 async def test_commit_and_diff_agree(api):
     commit = await api.json(f"{LH}/git/commits/v1.1.0")
     assert commit["commit"]["message"].startswith("Add nightly S3 backup script")
-    assert {f["filename"] for f in commit["files"]} == {"tools/backup/backup_to_s3.sh", "pyproject.toml", "src/lighthouse/__init__.py"}
+    assert {f["filename"] for f in commit["files"]} == {
+        "tools/backup/backup_to_s3.sh",
+        "pyproject.toml",
+        "src/lighthouse/__init__.py",
+    }
     diff = await api.get(f"{LH}/git/commits/{commit['sha']}.diff")
     assert diff.headers["Content-Type"].startswith("text/plain")
     text = diff.body.decode()
     assert text.count("diff --git ") == 3 and "new file mode 100755" in text
-    added = sum(1 for line in text.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    added = sum(
+        1 for line in text.splitlines() if line.startswith("+") and not line.startswith("+++")
+    )
     assert added == commit["stats"]["additions"]
     tree = await api.json(f"{LH}/git/trees/{commit['commit']['tree']['sha']}")
     assert tree["sha"] == commit["commit"]["tree"]["sha"]
@@ -276,11 +318,15 @@ async def test_branches_and_tags(api):
     branches = await api.json(f"{LH}/branches")
     assert [b["name"] for b in branches][0] == "main" and len(branches) == 6
     assert branches[0]["protected"] is True and branches[0]["user_can_push"] is False
-    assert [b["name"] for b in await api.json(f"{LH}/branches?q=feature")] == ["feature/http2-probes"]
+    assert [b["name"] for b in await api.json(f"{LH}/branches?q=feature")] == [
+        "feature/http2-probes"
+    ]
     tags = await api.json(f"{LH}/tags")
     assert [t["name"] for t in tags] == ["v1.3.0-rc1", "v1.2.0", "v1.1.0", "v1.0.0"]
     annotated = tags[1]
-    assert annotated["id"] != annotated["commit"]["sha"] and annotated["message"] == "Lighthouse 1.2.0"
+    assert (
+        annotated["id"] != annotated["commit"]["sha"] and annotated["message"] == "Lighthouse 1.2.0"
+    )
     assert tags[0]["id"] == tags[0]["commit"]["sha"]  # lightweight
 
 
@@ -300,7 +346,10 @@ async def test_empty_repository(api):
 async def test_renamed_repository_redirects(api):
     response = await api.get("/api/v1/repos/northwind/beacon/issues?state=all&limit=2")
     assert response.code == 307
-    assert response.headers["Location"] == "/api/v1/repos/northwind/lighthouse/issues?state=all&limit=2"
+    assert (
+        response.headers["Location"]
+        == "/api/v1/repos/northwind/lighthouse/issues?state=all&limit=2"
+    )
     await api.json("/api/v1/repos/northwind/beacon", "not-a-token", expect=401)
 
 
@@ -346,22 +395,31 @@ async def test_pulls(api):
     open_pulls = await api.json(f"{LH}/pulls")
     assert {p["number"] for p in open_pulls} == {47, 66}
     merged = await api.json(f"{LH}/pulls/12")
-    assert merged["merged"] and merged["merged_by"]["login"] == "alice" and merged["merge_commit_sha"] == merged["head"]["sha"]
+    assert (
+        merged["merged"]
+        and merged["merged_by"]["login"] == "alice"
+        and merged["merge_commit_sha"] == merged["head"]["sha"]
+    )
     draft = await api.json(f"{LH}/pulls/66")
     assert draft["draft"] is True and draft["merged_at"] is None
     files = await api.json(f"{LH}/pulls/47/files")
     assert merged_files_ok(files)
     diff = (await api.get(f"{LH}/pulls/47.diff")).body.decode()
-    assert diff.count("diff --git") == len(files) == (await api.json(f"{LH}/pulls/47"))["changed_files"]
+    assert (
+        diff.count("diff --git")
+        == len(files)
+        == (await api.json(f"{LH}/pulls/47"))["changed_files"]
+    )
     patch = (await api.get(f"{LH}/pulls/47.patch")).body.decode()
     assert patch.count("Subject: [PATCH]") == 2
     await api.json(f"{LH}/pulls/3", expect=404)  # an issue, not a pull
 
 
 def merged_files_ok(files):
-    return {f["filename"] for f in files} == {"pyproject.toml", "src/lighthouse/checks/http/probe.py"} and all(
-        f["changes"] == f["additions"] + f["deletions"] for f in files
-    )
+    return {f["filename"] for f in files} == {
+        "pyproject.toml",
+        "src/lighthouse/checks/http/probe.py",
+    } and all(f["changes"] == f["additions"] + f["deletions"] for f in files)
 
 
 @pytest.mark.gen_test
@@ -376,7 +434,9 @@ async def test_releases_hide_drafts_from_readers(api):
 
 @pytest.mark.gen_test
 async def test_repo_search_filters(api):
-    assert (await api.json("/api/v1/repos/search?q=deploy"))["data"][0]["full_name"] == "northwind/deploy-config"
+    assert (await api.json("/api/v1/repos/search?q=deploy"))["data"][0][
+        "full_name"
+    ] == "northwind/deploy-config"
     plugins = await api.get("/api/v1/repos/search?q=plugin&limit=1")
     assert plugins.headers["X-Total-Count"] == "50"
     archived = (await api.json("/api/v1/repos/search?archived=true"))["data"]
@@ -412,7 +472,12 @@ async def test_request_record(api, double):
     await api.get("/api/v1/version", None)
     first, second = double.requests
     assert (first.method, first.path, first.query, first.auth, first.user, first.status) == (
-        "GET", f"{LH}/contents/docs/a%20b.md", [("ref", "main")], "header", BOT_LOGIN, 404
+        "GET",
+        f"{LH}/contents/docs/a%20b.md",
+        [("ref", "main")],
+        "header",
+        BOT_LOGIN,
+        404,
     )
     assert first.api_path == "/repos/northwind/lighthouse/contents/docs/a%20b.md"
     assert (second.auth, second.user, second.status) == (None, None, 200)
@@ -423,7 +488,7 @@ async def test_request_record(api, double):
 
 def test_dataset_is_deterministic():
     a, b = build_dataset(), build_dataset()
-    for ra, rb in zip(a.repos, b.repos):
+    for ra, rb in zip(a.repos, b.repos, strict=False):
         assert ra.git.branches == rb.git.branches and ra.full_name == rb.full_name
     lh = a.repo("northwind", "lighthouse")
     assert len(lh.git.log(lh.git.branches["main"])) == 12

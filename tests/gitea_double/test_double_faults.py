@@ -15,7 +15,13 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
 
-from aegis_tornado.gitea_double import DEMO_TOKEN, Faults, make_double_app, start_double, stop_double
+from aegis_tornado.gitea_double import (
+    DEMO_TOKEN,
+    Faults,
+    make_double_app,
+    start_double,
+    stop_double,
+)
 
 LH = "/api/v1/repos/northwind/lighthouse"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,11 +54,17 @@ async def test_body_faults(api, app):
         json.loads((await api.get(f"{LH}/issues")).body)
     app.faults.add("truncated", times=1)
     truncated = await api.get(f"{LH}/issues")
-    assert truncated.code == 200 and good.startswith(truncated.body) and len(truncated.body) < len(good)
+    assert (
+        truncated.code == 200
+        and good.startswith(truncated.body)
+        and len(truncated.body) < len(good)
+    )
     assert int(truncated.headers["Content-Length"]) == len(truncated.body)
     app.faults.add("cut", times=1)
     with pytest.raises((StreamClosedError, HTTPClientError, OSError)):
-        await AsyncHTTPClient().fetch(api.root + f"{LH}/issues", headers={"Authorization": f"token {DEMO_TOKEN}"})
+        await AsyncHTTPClient().fetch(
+            api.root + f"{LH}/issues", headers={"Authorization": f"token {DEMO_TOKEN}"}
+        )
 
 
 @pytest.mark.gen_test
@@ -122,7 +134,12 @@ async def test_concurrency_counters(api, app, double):
 
 def test_fault_validation():
     faults = Faults()
-    for kind, options in [("explode", {}), ("redirect", {}), ("status", {"times": 0}), ("slow", {"colour": "red"})]:
+    for kind, options in [
+        ("explode", {}),
+        ("redirect", {}),
+        ("status", {"times": 0}),
+        ("slow", {"colour": "red"}),
+    ]:
         with pytest.raises(ValueError):
             faults.add(kind, **options)
     hang = faults.add("hang")
@@ -135,8 +152,13 @@ def test_fault_validation():
 
 @pytest.mark.gen_test
 async def test_control_endpoint(api, double):
-    created = await api.json("/__double__/faults", None, expect=201, method="POST",
-                             body={"kind": "status", "status": 502, "times": 1, "path": "/version"})
+    created = await api.json(
+        "/__double__/faults",
+        None,
+        expect=201,
+        method="POST",
+        body={"kind": "status", "status": 502, "times": 1, "path": "/version"},
+    )
     assert created["kind"] == "status" and created["times"] == 1
     listed = await api.json("/__double__/faults", None)
     assert [f["id"] for f in listed["faults"]] == [created["id"]]
@@ -144,14 +166,21 @@ async def test_control_endpoint(api, double):
     assert (await api.get("/api/v1/version")).code == 200
     bad = await api.get("/__double__/faults", None, method="POST", body={"kind": "explode"})
     assert bad.code == 400
-    hang = await api.json("/__double__/faults", None, expect=201, method="POST", body={"kind": "hang"})
+    hang = await api.json(
+        "/__double__/faults", None, expect=201, method="POST", body={"kind": "hang"}
+    )
     assert (await api.get(f"/__double__/faults/{hang['id']}", None, method="DELETE")).code == 204
     assert (await api.get("/__double__/faults/999", None, method="DELETE")).code == 404
-    await api.json("/__double__/faults", None, expect=201, method="POST", body={"kind": "slow", "delay": 0.01})
+    await api.json(
+        "/__double__/faults", None, expect=201, method="POST", body={"kind": "slow", "delay": 0.01}
+    )
     assert (await api.get("/__double__/faults", None, method="DELETE")).code == 204
     assert double.faults.active == []
     recorded = (await api.json("/__double__/requests", None))["requests"]
-    assert [r["path"] for r in recorded] == ["/api/v1/version", "/api/v1/version"]  # control calls excluded
+    assert [r["path"] for r in recorded] == [
+        "/api/v1/version",
+        "/api/v1/version",
+    ]  # control calls excluded
     assert recorded[0]["auth"] == "header" and recorded[0]["status"] == 502
     stats = await api.json("/__double__/stats", None)
     assert stats["requests"] == 2 and stats["in_flight"] == 0
@@ -164,9 +193,16 @@ async def test_control_endpoint_is_off_by_default(io_loop):
     server, port, app = await start_double()
     try:
         http = AsyncHTTPClient()
-        response = await http.fetch(f"http://127.0.0.1:{port}/__double__/faults", method="POST", body="{}", raise_error=False)
+        response = await http.fetch(
+            f"http://127.0.0.1:{port}/__double__/faults",
+            method="POST",
+            body="{}",
+            raise_error=False,
+        )
         assert response.code in (404, 405)
-        response = await http.fetch(f"http://127.0.0.1:{port}/__double__/requests", raise_error=False)
+        response = await http.fetch(
+            f"http://127.0.0.1:{port}/__double__/requests", raise_error=False
+        )
         assert response.code == 404
         version = await http.fetch(f"http://127.0.0.1:{port}/api/v1/version")
         assert json.loads(version.body) == {"version": "1.27.0"}
@@ -177,10 +213,24 @@ async def test_control_endpoint_is_off_by_default(io_loop):
 
 @pytest.mark.gen_test(timeout=10)
 async def test_command_line_runner():
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aegis_tornado.gitea_double", "--port", "0", "--token", "cli-token", "--control"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "aegis_tornado.gitea_double",
+            "--port",
+            "0",
+            "--token",
+            "cli-token",
+            "--control",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     try:
         line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
@@ -188,11 +238,15 @@ async def test_command_line_runner():
         url = line.split("listening on ", 1)[1].split()[0].rstrip("/")
 
         def fetch():
-            request = urllib.request.Request(url + "/api/v1/user", headers={"Authorization": "token cli-token"})
+            request = urllib.request.Request(
+                url + "/api/v1/user", headers={"Authorization": "token cli-token"}
+            )
             with urllib.request.urlopen(request, timeout=5) as response:
                 return json.loads(response.read())
 
-        assert (await asyncio.get_running_loop().run_in_executor(None, fetch))["login"] == "aegis-bot"
+        assert (await asyncio.get_running_loop().run_in_executor(None, fetch))[
+            "login"
+        ] == "aegis-bot"
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0

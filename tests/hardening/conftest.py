@@ -43,8 +43,11 @@ settings.register_profile(
     "aegis-fuzz",
     max_examples=FUZZ_EXAMPLES,
     deadline=None,  # no timing assertions: performance is measured elsewhere
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
     print_blob=True,
 )
 #: Decorator for every property-based test of the suite.
@@ -54,9 +57,15 @@ SECRETS = (KEY, OTHER_KEY)
 
 #: Log events that mean the server met something it did not handle.
 UNHANDLED_EVENTS = ("unhandled_exception", "mcp_internal_error", "http_error")
-UNHANDLED_PREFIXES = ("Uncaught exception", "Exception in callback", "Exception in exception handler",
-                      "Task exception was never retrieved", "Task was destroyed but it is pending",
-                      "Error in exception handler", "Future exception was never retrieved")
+UNHANDLED_PREFIXES = (
+    "Uncaught exception",
+    "Exception in callback",
+    "Exception in exception handler",
+    "Task exception was never retrieved",
+    "Task was destroyed but it is pending",
+    "Error in exception handler",
+    "Future exception was never retrieved",
+)
 
 
 def problems_in_logs(stdout_text: str, audit_text: str) -> list[str]:
@@ -101,8 +110,13 @@ def drained(ctx) -> bool:
     legacy_tasks = sum(len(s.tasks) for s in ctx.legacy_sessions._sessions.values())
     calls = sum(len(s.in_flight) for s in ctx.sessions._sessions.values())
     calls += sum(len(table) for table in ctx.sessions._stateless.values())
-    return (ctx.requests.in_flight == 0 and not ctx.requests.streams
-            and len(ctx.legacy_sessions) == 0 and legacy_tasks == 0 and calls == 0)
+    return (
+        ctx.requests.in_flight == 0
+        and not ctx.requests.streams
+        and len(ctx.legacy_sessions) == 0
+        and legacy_tasks == 0
+        and calls == 0
+    )
 
 
 # --- the in-process server, with invariants checked after each test --------------------------
@@ -133,7 +147,8 @@ def api(app, http_server, base_url, logs, ctx, io_loop):
     if still_running:
         problems.append(
             f"not drained: in_flight={ctx.requests.in_flight} streams={len(ctx.requests.streams)}"
-            f" legacy_sessions={len(ctx.legacy_sessions)}")
+            f" legacy_sessions={len(ctx.legacy_sessions)}"
+        )
     assert not problems, "\n".join(problems)
 
 
@@ -148,7 +163,7 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
         self.port = port
 
-    async def __aenter__(self) -> "RawConnection":
+    async def __aenter__(self) -> RawConnection:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         return self
 
@@ -181,10 +196,13 @@ class RawConnection:
         try:
             if "content-length" in headers:
                 body = await asyncio.wait_for(
-                    self.reader.readexactly(int(headers["content-length"])), timeout)
+                    self.reader.readexactly(int(headers["content-length"])), timeout
+                )
             elif headers.get("transfer-encoding") == "chunked":
                 while True:
-                    size = int((await asyncio.wait_for(self.reader.readline(), timeout)).strip(), 16)
+                    size = int(
+                        (await asyncio.wait_for(self.reader.readline(), timeout)).strip(), 16
+                    )
                     chunk = await asyncio.wait_for(self.reader.readexactly(size + 2), timeout)
                     if size == 0:
                         break
@@ -220,8 +238,13 @@ class RawConnection:
             return True
 
 
-def request_bytes(method: str, path: str, headers: dict[str, str] | None = None,
-                  body: bytes = b"", key: str | None = KEY) -> bytes:
+def request_bytes(
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    key: str | None = KEY,
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
     all_headers = dict(headers or {})
     if key is not None:
@@ -267,9 +290,11 @@ class LiveServer:
         self.stream = io.StringIO()
         keyring = KeyRing(settings.api_keys)
         self.runtime = configure_logging(
-            settings.log_level, settings.audit_log_path,
+            settings.log_level,
+            settings.audit_log_path,
             SecretScrubber([k.digest for k in keyring], [settings.gitea_token]),
-            stream=self.stream, cache_loggers=False,
+            stream=self.stream,
+            cache_loggers=False,
         )
         self._registry = registry
         self._started = threading.Event()
@@ -299,9 +324,15 @@ class LiveServer:
         """Run ``coro_fn()`` on the server's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, key: str | None = KEY,
-                timeout: float = 20.0) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        key: str | None = KEY,
+        timeout: float = 20.0,
+    ) -> Reply:
         all_headers = dict(headers or {})
         if key is not None:
             all_headers.setdefault("Authorization", f"Bearer {key}")

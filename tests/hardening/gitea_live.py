@@ -38,8 +38,9 @@ class GiteaLive(LiveServer):
         sock, port = bind_unused_port()
         self.gitea_url = f"http://127.0.0.1:{port}"
         self.app = make_double_app(token=GITEA_TOKEN)
-        self.client, registry = gitea_tools(settings, self.gitea_url, GITEA_TOKEN,
-                                            public_url="https://git.example.com")
+        self.client, registry = gitea_tools(
+            settings, self.gitea_url, GITEA_TOKEN, public_url="https://git.example.com"
+        )
         super().__init__(settings, registry)
 
         async def serve():
@@ -86,19 +87,32 @@ class GiteaLive(LiveServer):
     def call(self, tool: str, arguments: Any, transport: str = "rest") -> dict:
         """The CallToolResult of one call ({} when the body itself was refused as JSON)."""
         if transport == "rest":
-            reply = self.request("POST", "/mcp/tool/call",
-                                 json.dumps({"tool": tool, "arguments": arguments}).encode(),
-                                 headers={"Content-Type": "application/json"}, timeout=60)
+            reply = self.request(
+                "POST",
+                "/mcp/tool/call",
+                json.dumps({"tool": tool, "arguments": arguments}).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
             if reply.status == 400:
                 assert "Request body is not valid JSON" in reply.json()["message"], reply.body
                 return {}
             assert reply.status == 200, (reply.status, reply.body[:300])
             return reply.json()
-        reply = self.request("POST", "/mcp", json.dumps({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments}}).encode(),
+        reply = self.request(
+            "POST",
+            "/mcp",
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": tool, "arguments": arguments},
+                }
+            ).encode(),
             headers={"Content-Type": "application/json", "MCP-Protocol-Version": "2025-06-18"},
-            timeout=60)
+            timeout=60,
+        )
         if reply.status == 400:
             assert reply.json()["error"]["code"] == -32700, reply.body
             return {}
@@ -118,21 +132,26 @@ class GiteaLive(LiveServer):
         """The invariants every module of Gitea-tool tests ends with, then shut down."""
         if os.environ.get("AEGIS_FUZZ_STATS"):  # how the calls ended, to judge the coverage
             records = [json.loads(line) for line in self.audit_text().splitlines()]
-            counts = Counter((r["tool"], r["status"], r.get("reason")) for r in records
-                             if r.get("event") == "tool_call")
+            counts = Counter(
+                (r["tool"], r["status"], r.get("reason"))
+                for r in records
+                if r.get("event") == "tool_call"
+            )
             for outcome, count in sorted(counts.items(), key=str):
                 print(*outcome, count)
         try:
             assert self.drained(), "the server did not drain"
             self.clear_faults()
-            assert self.run(lambda: _settled(self.double), 15), \
+            assert self.run(lambda: _settled(self.double), 15), (
                 f"Gitea requests still open: {self.double.in_flight}"
+            )
             problems = problems_in_logs(self.stdout_text(), self.audit_text())
             text = self.stdout_text() + self.audit_text()
             if GITEA_TOKEN in text:
                 problems.append("the Gitea token appears in the logs")
             assert not problems, "\n".join(problems[:20])
         finally:
+
             async def close_double():
                 self.double_server.stop()
                 await self.double_server.close_all_connections()

@@ -18,9 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not re.match(r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
-                           r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_)", k)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not re.match(
+            r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
+            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_)",
+            k,
+        )
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
@@ -36,8 +42,12 @@ class ServerProcess:
         env.setdefault("AUDIT_LOG_PATH", str(tmp_path / "audit.log"))
         self.audit_path = env["AUDIT_LOG_PATH"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", "0"], env=clean_env(**env), cwd=REPO,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", module, "--port", "0"],
+            env=clean_env(**env),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: list[str] = []
         self._listening = threading.Event()

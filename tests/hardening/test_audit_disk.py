@@ -36,17 +36,24 @@ def symlink_loop(tmp):
     return str(tmp / "loop")
 
 
-@pytest.mark.parametrize("make_path, reason", [
-    (str, "Is a directory"),
-    (under_a_file, "file is not a directory"),
-    (symlink_loop, "symbolic links"),
-])
+@pytest.mark.parametrize(
+    "make_path, reason",
+    [
+        (str, "Is a directory"),
+        (under_a_file, "file is not a directory"),
+        (symlink_loop, "symbolic links"),
+    ],
+)
 def test_an_unusable_audit_path_refuses_to_start_and_says_why(tmp_path, make_path, reason):
     path = make_path(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "aegis_tornado", "--port", "0"], cwd=REPO, capture_output=True,
-        text=True, timeout=20, env=clean_env(MCP_API_KEYS=KEY, GITEA_URL="http://127.0.0.1:9",
-                                             AUDIT_LOG_PATH=path))
+        [sys.executable, "-m", "aegis_tornado", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=clean_env(MCP_API_KEYS=KEY, GITEA_URL="http://127.0.0.1:9", AUDIT_LOG_PATH=path),
+    )
     assert result.returncode == 2
     assert result.stderr.startswith(f"aegis-mcp: AUDIT_LOG_PATH: cannot write {path}")
     assert reason in result.stderr and result.stderr.count("\n") == 1
@@ -54,8 +61,10 @@ def test_an_unusable_audit_path_refuses_to_start_and_says_why(tmp_path, make_pat
 
 
 def get(server: ServerProcess, request_id: str, key: str = KEY) -> int:
-    request = urllib.request.Request(server.base_url + "/mcp/tools", headers={
-        "Authorization": f"Bearer {key}", "X-Request-Id": request_id})
+    request = urllib.request.Request(
+        server.base_url + "/mcp/tools",
+        headers={"Authorization": f"Bearer {key}", "X-Request-Id": request_id},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
@@ -88,8 +97,12 @@ def test_a_disk_that_fills_at_run_time_is_reported_and_loses_no_audit_line(tmp_p
 
     records = server.records()  # every stdout line parses
     audited = {r["request_id"] for r in records if r["event"] == "api_authentication"}
-    expected = ({f"before-{n}" for n in range(5)} | {f"full-{n}" for n in range(20)}
-                | {f"full-bad-{n}" for n in range(3)} | {f"after-{n}" for n in range(5)})
+    expected = (
+        {f"before-{n}" for n in range(5)}
+        | {f"full-{n}" for n in range(20)}
+        | {f"full-bad-{n}" for n in range(3)}
+        | {f"after-{n}" for n in range(5)}
+    )
     assert expected <= audited, expected - audited
     [alarm] = [r for r in records if r["event"] == "audit_log_write_failed"]  # loud, not spammy
     assert alarm["level"] == "critical" and "No space left" in alarm["error"]

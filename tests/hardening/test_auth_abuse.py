@@ -38,14 +38,27 @@ def rpc(method, id_=1, **params):
 @pytest.mark.gen_test
 async def test_query_keys_are_refused_on_every_other_route_and_method(api, ctx, logs):
     others = [p for p in route_paths(ctx) if p not in QUERY_KEY_ROUTES]
-    others += ["/mcp/", "/MCP/TOOLS", "/mcp/tools/x", "/mcp/tool/call/x", "/mcp/sse/x", "/",
-               "/mcp/sse/../tools", "/%6dcp/tools"]
+    others += [
+        "/mcp/",
+        "/MCP/TOOLS",
+        "/mcp/tools/x",
+        "/mcp/tool/call/x",
+        "/mcp/sse/x",
+        "/",
+        "/mcp/sse/../tools",
+        "/%6dcp/tools",
+    ]
     assert "/mcp" in others and "/health" in others
     refused = 0
     for path in others:
         for method in ("GET", "POST", "DELETE"):
-            for query in (f"api_key={KEY}", f"x=1&api_key={KEY}", f"api%5Fkey={KEY}",
-                          f"api_key={KEY}&api_key={KEY}", "api_key="):
+            for query in (
+                f"api_key={KEY}",
+                f"x=1&api_key={KEY}",
+                f"api%5Fkey={KEY}",
+                f"api_key={KEY}&api_key={KEY}",
+                "api_key=",
+            ):
                 response = await api.request(f"{path}?{query}", method, key=None)
                 assert response.code in (401, 405), (method, path, query, response.code)
                 if response.code == 401:
@@ -57,8 +70,13 @@ async def test_query_keys_are_refused_on_every_other_route_and_method(api, ctx, 
 
 @pytest.mark.gen_test
 async def test_a_key_in_a_form_body_is_not_a_key(api):
-    response = await api.request("/mcp/tool/call", "POST", key=None, body=f"api_key={KEY}",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await api.request(
+        "/mcp/tool/call",
+        "POST",
+        key=None,
+        body=f"api_key={KEY}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.code == 401 and "Missing API key" in body_json(response)["message"]
 
 
@@ -66,43 +84,74 @@ async def test_a_key_in_a_form_body_is_not_a_key(api):
 @pytest.mark.gen_test
 async def test_whitespace_beyond_http_spacing_is_part_of_the_key(api):
     # HTTP strips spaces and tabs around a header value; anything else is compared exactly.
-    assert (await api.request("/mcp/tools", key=None,
-                              headers={"Authorization": f"Bearer \t{KEY}\t "})).code == 200
-    for header in (f"Bearer\u00a0{KEY}", f"Bearer {KEY}\u00a0", f"Bearer {KEY}\u0085",
-                   f"Bearer\x0b{KEY}", f"Bearer {KEY}\x0c", f"Bearer {KEY[:32]} {KEY[32:]}"):
+    assert (
+        await api.request("/mcp/tools", key=None, headers={"Authorization": f"Bearer \t{KEY}\t "})
+    ).code == 200
+    for header in (
+        f"Bearer\u00a0{KEY}",
+        f"Bearer {KEY}\u00a0",
+        f"Bearer {KEY}\u0085",
+        f"Bearer\x0b{KEY}",
+        f"Bearer {KEY}\x0c",
+        f"Bearer {KEY[:32]} {KEY[32:]}",
+    ):
         response = await api.request("/mcp/tools", key=None, headers={"Authorization": header})
         assert response.code in (400, 401), repr(header)  # 400: control characters, by Tornado
 
 
 # --- client IP spoofing -----------------------------------------------------------------
 
-FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Client-IP",
-                      "True-Client-IP", "CF-Connecting-IP", "X-Originating-IP",
-                      "X-Cluster-Client-IP", "Client-IP", "X-Forwarded")
+FORWARDING_HEADERS = (
+    "X-Forwarded-For",
+    "X-Real-IP",
+    "Forwarded",
+    "X-Client-IP",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "X-Originating-IP",
+    "X-Cluster-Client-IP",
+    "Client-IP",
+    "X-Forwarded",
+)
 
 
 @with_settings(max_auth_failures=3)
 @pytest.mark.gen_test
 async def test_no_forwarding_header_moves_an_untrusted_peer(api, logs):
     for n in range(3):
-        spoof = {name: f"198.51.100.{n}" if name != "Forwarded" else f"for=198.51.100.{n}"
-                 for name in FORWARDING_HEADERS}
+        spoof = {
+            name: f"198.51.100.{n}" if name != "Forwarded" else f"for=198.51.100.{n}"
+            for name in FORWARDING_HEADERS
+        }
         assert (await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=spoof)).code == 401
     spoof = {name: "203.0.113.9" for name in FORWARDING_HEADERS}
     assert (await api.request("/mcp/tools", key=KEY, headers=spoof)).code == 429
-    assert {r["client_ip"] for r in logs.audit()
-            if "client_ip" in r} == {"127.0.0.1"}
+    assert {r["client_ip"] for r in logs.audit() if "client_ip" in r} == {"127.0.0.1"}
 
 
 @with_settings(max_auth_failures=100, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
 @pytest.mark.gen_test
 async def test_garbage_forwarded_headers_from_a_trusted_proxy_fall_back_to_the_peer(api, logs):
-    hostile = ["", ",", "unknown", "garbage, 127.0.0.1", "::1%eth0", "1.2.3.4.5",
-               "[::1]:x", "999.1.1.1", "a" * 5000, ", ".join(["10.0.0.1"] * 2000),
-               "127.0.0.1, 127.0.0.2", "\u00e9", "0x7f.1", "2001:db8::1]:80"]
+    hostile = [
+        "",
+        ",",
+        "unknown",
+        "garbage, 127.0.0.1",
+        "::1%eth0",
+        "1.2.3.4.5",
+        "[::1]:x",
+        "999.1.1.1",
+        "a" * 5000,
+        ", ".join(["10.0.0.1"] * 2000),
+        "127.0.0.1, 127.0.0.2",
+        "\u00e9",
+        "0x7f.1",
+        "2001:db8::1]:80",
+    ]
     for value in hostile:
-        response = await api.request("/mcp/tools", headers={"X-Forwarded-For": value,
-                                                            "X-Real-IP": value})
+        response = await api.request(
+            "/mcp/tools", headers={"X-Forwarded-For": value, "X-Real-IP": value}
+        )
         assert response.code in (200, 431), (value[:40], response.code)
     for record in logs.audit("api_authentication"):
         ipaddress.ip_address(record["client_ip"])  # always an address, never the header text
@@ -122,8 +171,9 @@ async def test_a_blocked_ip_is_refused_on_every_transport_even_with_a_valid_key(
         await api.mcp(rpc("ping")),
         await api.request("/mcp", headers={"Accept": "text/event-stream"}),
         await api.request("/mcp", "DELETE", headers={"Mcp-Session-Id": "x.y.z"}),
-        await api.request("/mcp/tool/call", "POST", json_body={"tool": "echo",
-                                                               "arguments": {"text": "x"}}),
+        await api.request(
+            "/mcp/tool/call", "POST", json_body={"tool": "echo", "arguments": {"text": "x"}}
+        ),
         await api.request("/mcp/sse?session_id=" + "0" * 32, "POST", json_body=rpc("ping")),
         await api.request("/elsewhere", key=OTHER_KEY),
     ]
@@ -144,16 +194,20 @@ async def test_a_burst_of_concurrent_guesses_gets_exactly_the_allowed_failures(a
     assert len(logs.audit("auth_rate_limit_exceeded")) == 1
 
 
-@with_settings(max_auth_failures=3, auth_failure_window=60,
-               trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+@with_settings(
+    max_auth_failures=3,
+    auth_failure_window=60,
+    trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+)
 @pytest.mark.gen_test
 async def test_many_addresses_each_get_their_own_allowance(api, logs):
     # A spray from many (proxied) addresses: each is limited on its own, none blocks another.
     async def guess(ip: str):
         return await api.request("/mcp/tools", key=UNKNOWN_KEY, headers={"X-Forwarded-For": ip})
 
-    codes = [r.code for r in await asyncio.gather(
-        *(guess(f"203.0.113.{n % 20}") for n in range(100)))]
+    codes = [
+        r.code for r in await asyncio.gather(*(guess(f"203.0.113.{n % 20}") for n in range(100)))
+    ]
     assert codes.count(401) == 20 * 3 and codes.count(429) == 100 - 60
     good = await api.request("/mcp/tools", headers={"X-Forwarded-For": "198.51.100.1"})
     assert good.code == 200
@@ -164,8 +218,9 @@ async def test_many_addresses_each_get_their_own_allowance(api, logs):
 
 
 async def initialize(api, key=KEY) -> str:
-    response = await api.mcp(rpc("initialize", protocolVersion="2025-06-18", capabilities={}),
-                             key=key)
+    response = await api.mcp(
+        rpc("initialize", protocolVersion="2025-06-18", capabilities={}), key=key
+    )
     return response.headers["Mcp-Session-Id"]
 
 
@@ -174,8 +229,9 @@ async def test_another_keys_session_cannot_be_used_on_any_verb(api, base_url, ct
     session_id = await initialize(api)
     headers = {"Mcp-Session-Id": session_id}
     assert (await api.mcp(rpc("ping"), headers=headers, key=OTHER_KEY)).code == 404
-    stream = await api.request("/mcp", key=OTHER_KEY,
-                               headers={**headers, "Accept": "text/event-stream"})
+    stream = await api.request(
+        "/mcp", key=OTHER_KEY, headers={**headers, "Accept": "text/event-stream"}
+    )
     assert stream.code == 404
     assert (await api.request("/mcp", "DELETE", headers=headers, key=OTHER_KEY)).code == 404
     assert (await api.mcp(rpc("ping"), headers=headers)).code == 200  # still the owner's
@@ -185,8 +241,12 @@ async def test_another_keys_session_cannot_be_used_on_any_verb(api, base_url, ct
 async def test_another_keys_legacy_session_can_neither_be_posted_to_nor_read(api, base_url):
     owner = await SseReader.open(base_url + "/mcp/sse", headers={"Authorization": f"Bearer {KEY}"})
     _, endpoint = await owner.next()
-    intruder = await api.request(endpoint, "POST", key=OTHER_KEY, json_body=rpc(
-        "tools/call", 99, name="echo", arguments={"text": "injected"}))
+    intruder = await api.request(
+        endpoint,
+        "POST",
+        key=OTHER_KEY,
+        json_body=rpc("tools/call", 99, name="echo", arguments={"text": "injected"}),
+    )
     assert intruder.code == 404
     await api.request(endpoint, "POST", json_body=rpc("ping", "mine"))
     assert (await owner.next_json())["id"] == "mine"  # the intruder's call never ran here
@@ -226,4 +286,6 @@ async def test_ids_signed_for_another_key_are_forgeries(api, ctx):
     spliced = ".".join([issued, nonce, theirs.split(".")[2]])
     for candidate in (spliced, theirs):
         assert (await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": candidate})).code == 404
-    assert json.loads((await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": mine})).body)["id"] == 1
+    assert (
+        json.loads((await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": mine})).body)["id"] == 1
+    )

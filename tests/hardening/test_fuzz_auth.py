@@ -20,14 +20,28 @@ def near_keys(draw) -> str:
     """The key, changed a little: one character, case, length, spacing, look-alikes."""
     key = draw(st.sampled_from([KEY, OTHER_KEY]))
     position = draw(st.integers(0, len(key) - 1))
-    change = draw(st.sampled_from(["substitute", "delete", "insert", "upper", "swap", "truncate",
-                                   "extend", "inner_space", "lookalike", "double"]))
+    change = draw(
+        st.sampled_from(
+            [
+                "substitute",
+                "delete",
+                "insert",
+                "upper",
+                "swap",
+                "truncate",
+                "extend",
+                "inner_space",
+                "lookalike",
+                "double",
+            ]
+        )
+    )
     if change == "substitute":
         other = draw(st.sampled_from(HEX + "ABCDEFgG0O"))
         assume(other != key[position])
-        return key[:position] + other + key[position + 1:]
+        return key[:position] + other + key[position + 1 :]
     if change == "delete":
-        return key[:position] + key[position + 1:]
+        return key[:position] + key[position + 1 :]
     if change == "insert":
         return key[:position] + draw(st.sampled_from(HEX)) + key[position:]
     if change == "upper":
@@ -35,7 +49,7 @@ def near_keys(draw) -> str:
         return key.upper() if draw(st.booleans()) else key[:position] + key[position:].upper()
     if change == "swap":
         assume(position + 1 < len(key) and key[position] != key[position + 1])
-        return key[:position] + key[position + 1] + key[position] + key[position + 2:]
+        return key[:position] + key[position + 1] + key[position] + key[position + 2 :]
     if change == "truncate":
         return key[:position]
     if change == "extend":
@@ -46,7 +60,7 @@ def near_keys(draw) -> str:
     if change == "lookalike":  # fullwidth digit or Cyrillic 'а' for 'a'
         swaps = {"0": "\uff10", "1": "\uff11", "a": "\u0430", "e": "\u0435", "c": "\u0441"}
         assume(key[position] in swaps)
-        return key[:position] + swaps[key[position]] + key[position + 1:]
+        return key[:position] + swaps[key[position]] + key[position + 1 :]
     return key + key
 
 
@@ -62,24 +76,41 @@ def test_nothing_but_the_exact_key_passes(live_server, variant, via):
     assume(variant not in (KEY, OTHER_KEY))
     if via == "query":
         from urllib.parse import quote
-        reply = live_server.request("GET", "/mcp/tools?api_key=" + quote(variant, safe=""), key=None)
+
+        reply = live_server.request(
+            "GET", "/mcp/tools?api_key=" + quote(variant, safe=""), key=None
+        )
     else:
         scheme = "bearer" if via == "lowercase-scheme" else "Bearer"
         try:
             (f"{scheme} {variant}").encode("latin-1")
         except UnicodeEncodeError:
             assume(False)
-        reply = live_server.request("GET", "/mcp/tools", key=None,
-                                    headers={"Authorization": f"{scheme} {variant}"})
+        reply = live_server.request(
+            "GET", "/mcp/tools", key=None, headers={"Authorization": f"{scheme} {variant}"}
+        )
     assert_refused(reply)
 
 
 @FUZZ
-@given(value=st.text(LATIN1, max_size=200) | st.sampled_from([
-    "Bearer", "Bearer ", "Basic " + KEY, "Token " + KEY, "Bearer " + KEY + " " + KEY,
-    "Bearer " + KEY + "," + "Bearer " + KEY, "Digest username=x", "Bearer " + "a" * 10000,
-    "Bearer ../../", "Bearer \u00ff" * 3, "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==",
-]))
+@given(
+    value=st.text(LATIN1, max_size=200)
+    | st.sampled_from(
+        [
+            "Bearer",
+            "Bearer ",
+            "Basic " + KEY,
+            "Token " + KEY,
+            "Bearer " + KEY + " " + KEY,
+            "Bearer " + KEY + "," + "Bearer " + KEY,
+            "Digest username=x",
+            "Bearer " + "a" * 10000,
+            "Bearer ../../",
+            "Bearer \u00ff" * 3,
+            "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==",
+        ]
+    )
+)
 def test_any_authorization_header_but_the_right_one_is_refused(live_server, value):
     assume(value.strip() not in (f"Bearer {KEY}", f"Bearer {OTHER_KEY}"))
     reply = live_server.request("GET", "/mcp/tools", key=None, headers={"Authorization": value})
@@ -88,10 +119,19 @@ def test_any_authorization_header_but_the_right_one_is_refused(live_server, valu
 
 @pytest.fixture(scope="module")
 def session_id(live_server) -> str:
-    reply = live_server.request("POST", "/mcp", json.dumps({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}}}).encode(),
-        headers={"Content-Type": "application/json"})
+    reply = live_server.request(
+        "POST",
+        "/mcp",
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}},
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     return reply.headers["mcp-session-id"]
 
 
@@ -105,7 +145,7 @@ def forged_session_ids(draw, valid: str) -> str:
         position = draw(st.integers(0, len(valid) - 1))
         replacement = draw(st.sampled_from("AbZ09-_.x\u00e9"))
         assume(replacement != valid[position])
-        return valid[:position] + replacement + valid[position + 1:]
+        return valid[:position] + replacement + valid[position + 1 :]
     if kind == "reissue":  # an older or later issue time under the same MAC
         return f"{draw(st.integers(0, 2**40)):x}.{nonce}.{mac}"
     if kind == "renonce":
@@ -120,13 +160,19 @@ def forged_session_ids(draw, valid: str) -> str:
 def test_forged_session_ids_are_not_found(live_server, session_id, data, verb):
     forged = data.draw(forged_session_ids(session_id))
     assume(forged.strip() != session_id)
-    headers = {"Mcp-Session-Id": forged, "Content-Type": "application/json",
-               "Accept": "text/event-stream" if verb == "GET" else "application/json"}
+    headers = {
+        "Mcp-Session-Id": forged,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if verb == "GET" else "application/json",
+    }
     body = b'{"jsonrpc":"2.0","id":1,"method":"ping"}' if verb == "POST" else None
     reply = live_server.request(verb, "/mcp", body, headers=headers)
     assert reply.status in (400, 404), (forged, reply.status, reply.body[:200])
     # The genuine id still works: a forgery cannot end or evict it.
-    genuine = live_server.request("POST", "/mcp", b'{"jsonrpc":"2.0","id":2,"method":"ping"}',
-                                  headers={"Mcp-Session-Id": session_id,
-                                           "Content-Type": "application/json"})
+    genuine = live_server.request(
+        "POST",
+        "/mcp",
+        b'{"jsonrpc":"2.0","id":2,"method":"ping"}',
+        headers={"Mcp-Session-Id": session_id, "Content-Type": "application/json"},
+    )
     assert genuine.status == 200

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from aegis_tornado.tools.policy import RepoPolicy
 
 from .checks import assert_no_leak, assert_tool_result
+from .conftest import FUZZ
 from .gitea_live import GITEA_TOKEN, GiteaLive
 from .strategies import any_gitea_tool_call, json_values
-from .conftest import FUZZ
 
 #: lighthouse is where the content is (sensitive files, diffs); deny its neighbours and the
 #: repository it is renamed from is allowed, so the redirect is exercised both ways below.
@@ -37,7 +37,9 @@ POLICY = RepoPolicy(deny=DENY)
 
 #: Text that only the sensitive files of the double contain.
 SENSITIVE_CONTENT = (
-    "correct-horse-battery-staple", "demo-only-smtp-password", "demo-only-password",
+    "correct-horse-battery-staple",
+    "demo-only-smtp-password",
+    "demo-only-password",
     base64.b64encode(b"FAKE OPENSSH PRIVATE KEY FOR THE AEGIS DEMO - deploy key")[:40].decode(),
     base64.b64encode(b"FAKE PRIVATE KEY FOR THE AEGIS DEMO - server key")[:40].decode(),
 )
@@ -127,8 +129,9 @@ def test_any_arguments_to_any_gitea_tool(gitea_live, transport, call):
 
 
 @FUZZ
-@given(call=st.sampled_from(sorted(GOOD_CALLS.items()) + EXTRA_GOOD_CALLS),
-       seed=st.integers(0, 2**32))
+@given(
+    call=st.sampled_from(sorted(GOOD_CALLS.items()) + EXTRA_GOOD_CALLS), seed=st.integers(0, 2**32)
+)
 def test_gitea_answers_with_fields_of_any_type(gitea_live, call, seed):
     name, arguments = call
     gitea_live.clear_faults()
@@ -157,12 +160,15 @@ def test_gitea_answers_with_any_json(gitea_live, call, body):
         gitea_live.clear_faults()
 
 
-@pytest.mark.parametrize("tool, arguments, seed", [
-    # Found by the fuzzer: a tree entry's type that is an object (unhashable) and a
-    # directory's tree SHA that is empty went into a dict lookup and an API path.
-    ("get_file_tree", GOOD_CALLS["get_file_tree"], 512),
-    ("get_file_tree", GOOD_CALLS["get_file_tree"], 15),
-])
+@pytest.mark.parametrize(
+    "tool, arguments, seed",
+    [
+        # Found by the fuzzer: a tree entry's type that is an object (unhashable) and a
+        # directory's tree SHA that is empty went into a dict lookup and an API path.
+        ("get_file_tree", GOOD_CALLS["get_file_tree"], 512),
+        ("get_file_tree", GOOD_CALLS["get_file_tree"], 15),
+    ],
+)
 def test_mangled_answers_found_by_the_fuzzer(gitea_live, tool, arguments, seed):
     gitea_live.clear_faults()
     gitea_live.add_fault("mangle", seed=seed)

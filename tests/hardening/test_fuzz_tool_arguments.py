@@ -28,9 +28,12 @@ CALLS: list[str] = []
 
 def call_over(live_server, transport: str, name: str, arguments) -> dict:
     if transport == "rest":
-        reply = live_server.request("POST", "/mcp/tool/call",
-                                    json.dumps({"tool": name, "arguments": arguments}).encode(),
-                                    headers={"Content-Type": "application/json"})
+        reply = live_server.request(
+            "POST",
+            "/mcp/tool/call",
+            json.dumps({"tool": name, "arguments": arguments}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         assert_no_leak(reply.body)
         if reply.status == 400:  # the body itself was refused (a lone surrogate, say)
             assert "Request body is not valid JSON" in reply.json()["message"]
@@ -38,10 +41,19 @@ def call_over(live_server, transport: str, name: str, arguments) -> dict:
         assert reply.status == 200, (reply.status, reply.body[:300])
         return reply.json()
     request_id = next(_ids)
-    reply = live_server.request("POST", "/mcp", json.dumps({
-        "jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-        "params": {"name": name, "arguments": arguments}}).encode(),
-        headers={"Content-Type": "application/json", "MCP-Protocol-Version": "2025-06-18"})
+    reply = live_server.request(
+        "POST",
+        "/mcp",
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": arguments},
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json", "MCP-Protocol-Version": "2025-06-18"},
+    )
     assert_no_leak(reply.body)
     if reply.status == 400:
         assert reply.json()["error"]["code"] == -32700

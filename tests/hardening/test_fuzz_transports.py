@@ -15,10 +15,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ..sse_reader import SseReader
-from .checks import assert_error_body, assert_jsonrpc_message, assert_no_leak, check_mcp_reply, check_rest_reply
+from .checks import (
+    assert_error_body,
+    assert_jsonrpc_message,
+    assert_no_leak,
+    check_mcp_reply,
+    check_rest_reply,
+)
 from .conftest import FUZZ, KEY, fuzz_registry, strict_json
 from .strategies import (
-    VERSIONS, json_values, mcp_payloads, raw_bodies, scalars, texts, tool_arguments,
+    VERSIONS,
+    json_values,
+    mcp_payloads,
+    raw_bodies,
+    scalars,
+    texts,
+    tool_arguments,
 )
 
 REGISTRY = fuzz_registry()
@@ -28,10 +40,21 @@ PAYLOADS = mcp_payloads(TOOL_NAMES, ARGUMENTS)
 
 CONTENT_TYPES = st.sampled_from(
     ["application/json"] * 8
-    + ["application/json; charset=utf-8", "APPLICATION/JSON", "text/plain", "application/jsonx",
-       "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", None])
-ACCEPTS = st.sampled_from(["application/json, text/event-stream"] * 3
-                          + ["application/json", "text/event-stream", "*/*", "", None])
+    + [
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "text/plain",
+        "application/jsonx",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+        None,
+    ]
+)
+ACCEPTS = st.sampled_from(
+    ["application/json, text/event-stream"] * 3
+    + ["application/json", "text/event-stream", "*/*", "", None]
+)
 PROTOCOL_VERSIONS = st.sampled_from([None] * 4 + list(VERSIONS) + [" 2025-06-18", "\u00e9"])
 SESSIONS = st.sampled_from(["none", "none", "valid", "forged", "junk", "non-ascii"])
 
@@ -44,8 +67,12 @@ def headers_for(content_type, accept, version, session, session_id) -> dict[str,
         headers["Accept"] = accept
     if version is not None:
         headers["MCP-Protocol-Version"] = version
-    session_values = {"valid": session_id, "forged": session_id[:-3] + "AAA",
-                      "junk": "x.y.z", "non-ascii": "1.\u00e9\u00e9.\u00ff"}
+    session_values = {
+        "valid": session_id,
+        "forged": session_id[:-3] + "AAA",
+        "junk": "x.y.z",
+        "non-ascii": "1.\u00e9\u00e9.\u00ff",
+    }
     if session in session_values:
         headers["Mcp-Session-Id"] = session_values[session]
     return headers
@@ -53,18 +80,34 @@ def headers_for(content_type, accept, version, session, session_id) -> dict[str,
 
 @pytest.fixture(scope="module")
 def session_id(live_server) -> str:
-    reply = live_server.request("POST", "/mcp", json.dumps({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "fuzz", "version": "1"}}}).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"})
+    reply = live_server.request(
+        "POST",
+        "/mcp",
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "fuzz", "version": "1"},
+                },
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
     assert reply.status == 200
     return reply.headers["mcp-session-id"]
 
 
 def still_serving(live_server) -> None:
-    reply = live_server.request("POST", "/mcp", b'{"jsonrpc":"2.0","id":"alive","method":"ping"}',
-                                headers={"Content-Type": "application/json"})
+    reply = live_server.request(
+        "POST",
+        "/mcp",
+        b'{"jsonrpc":"2.0","id":"alive","method":"ping"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert reply.status == 200 and reply.json()["id"] == "alive"
 
 
@@ -72,14 +115,23 @@ def still_serving(live_server) -> None:
 
 
 @FUZZ
-@given(body=raw_bodies(PAYLOADS), content_type=CONTENT_TYPES, accept=ACCEPTS,
-       version=PROTOCOL_VERSIONS, session=SESSIONS)
-def test_post_mcp_answers_any_body_well(live_server, session_id, body, content_type, accept,
-                                        version, session):
+@given(
+    body=raw_bodies(PAYLOADS),
+    content_type=CONTENT_TYPES,
+    accept=ACCEPTS,
+    version=PROTOCOL_VERSIONS,
+    session=SESSIONS,
+)
+def test_post_mcp_answers_any_body_well(
+    live_server, session_id, body, content_type, accept, version, session
+):
     headers = headers_for(content_type, accept, version, session, session_id)
     reply = live_server.request("POST", "/mcp", body, headers=headers)
     check_mcp_reply(reply)
-    if content_type is not None and content_type.split(";")[0].strip().lower() != "application/json":
+    if (
+        content_type is not None
+        and content_type.split(";")[0].strip().lower() != "application/json"
+    ):
         assert reply.status == 415
 
 
@@ -87,8 +139,9 @@ def test_post_mcp_answers_any_body_well(live_server, session_id, body, content_t
 @given(message=PAYLOADS, version=PROTOCOL_VERSIONS, session=SESSIONS)
 def test_post_mcp_answers_any_message_well(live_server, session_id, message, version, session):
     # Well-encoded JSON, so the fuzzer spends its budget past the parser.
-    headers = headers_for("application/json", "application/json, text/event-stream", version,
-                          session, session_id)
+    headers = headers_for(
+        "application/json", "application/json, text/event-stream", version, session, session_id
+    )
     reply = live_server.request("POST", "/mcp", json.dumps(message).encode(), headers=headers)
     check_mcp_reply(reply)
 
@@ -100,31 +153,40 @@ def test_mcp_still_serves_after_fuzzing(live_server):
 # --- POST /mcp/tool/call ------------------------------------------------------------------
 
 REST_PAYLOADS = st.one_of(
-    st.fixed_dictionaries({}, optional={
-        "tool": st.sampled_from(TOOL_NAMES) | texts | scalars,
-        "name": st.sampled_from(TOOL_NAMES) | texts | scalars,
-        "arguments": ARGUMENTS | json_values(6),
-        "extra": json_values(4),
-    }),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "tool": st.sampled_from(TOOL_NAMES) | texts | scalars,
+            "name": st.sampled_from(TOOL_NAMES) | texts | scalars,
+            "arguments": ARGUMENTS | json_values(6),
+            "extra": json_values(4),
+        },
+    ),
     json_values(8),
 )
 
 
 @FUZZ
-@given(body=raw_bodies(REST_PAYLOADS), content_type=CONTENT_TYPES,
-       via_query=st.booleans())
+@given(body=raw_bodies(REST_PAYLOADS), content_type=CONTENT_TYPES, via_query=st.booleans())
 def test_rest_tool_call_answers_any_body_well(live_server, body, content_type, via_query):
     headers = {} if content_type is None else {"Content-Type": content_type}
     path, key = ("/mcp/tool/call?api_key=" + KEY, None) if via_query else ("/mcp/tool/call", KEY)
     reply = live_server.request("POST", path, body, headers=headers, key=key)
     check_rest_reply(reply)
-    if content_type is not None and content_type.split(";")[0].strip().lower() != "application/json":
+    if (
+        content_type is not None
+        and content_type.split(";")[0].strip().lower() != "application/json"
+    ):
         assert reply.status == 415
 
 
 def test_rest_still_serves_after_fuzzing(live_server):
-    reply = live_server.request("POST", "/mcp/tool/call", b'{"tool":"echo","arguments":{"text":"ok"}}',
-                                headers={"Content-Type": "application/json"})
+    reply = live_server.request(
+        "POST",
+        "/mcp/tool/call",
+        b'{"tool":"echo","arguments":{"text":"ok"}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert reply.status == 200 and reply.json()["structuredContent"] == {"text": "ok"}
 
 
@@ -136,9 +198,12 @@ class LegacyStream:
 
     def __init__(self, live_server):
         self.server = live_server
-        self.reader = live_server.run(lambda: SseReader.open(
-            f"http://127.0.0.1:{live_server.port}/mcp/sse",
-            headers={"Authorization": f"Bearer {KEY}", "Accept": "text/event-stream"}))
+        self.reader = live_server.run(
+            lambda: SseReader.open(
+                f"http://127.0.0.1:{live_server.port}/mcp/sse",
+                headers={"Authorization": f"Bearer {KEY}", "Accept": "text/event-stream"},
+            )
+        )
         event, self.endpoint = self.next()
         assert event == "endpoint"
         self._probe = itertools.count()

@@ -48,7 +48,6 @@ CALLS = [
 ]
 
 
-
 @pytest.fixture
 def client_deadline(aegis_settings) -> float:
     client, _ = gitea_tools(aegis_settings, "http://127.0.0.1:9", None)
@@ -59,8 +58,9 @@ def client_deadline(aegis_settings) -> float:
 def own_tasks() -> list[asyncio.Task]:
     """Running tasks, less the HTTP connections kept alive between requests (ours and the
     double's): what a tool call or a Gitea request could leave behind."""
-    return [task for task in asyncio.all_tasks()
-            if "_server_request_loop" not in repr(task.get_coro())]
+    return [
+        task for task in asyncio.all_tasks() if "_server_request_loop" not in repr(task.get_coro())
+    ]
 
 
 def tool_durations(logs) -> list[tuple[str, float, str | None]]:
@@ -83,24 +83,28 @@ async def assert_recovers(call, gitea) -> None:
 
 
 @with_settings(**UPSTREAM)
-@pytest.mark.parametrize("kind, options, fragment", [
-    ("hang", {"delay": 30}, "Gitea is unavailable"),
-    ("slow", {"delay": 3}, "Gitea is unavailable"),
-    ("status", {"status": 500}, "Gitea is unavailable"),
-    ("status", {"status": 502}, "Gitea is unavailable"),
-    ("status", {"status": 503, "headers": {"Retry-After": "30"}}, "Gitea is unavailable"),
-    ("disconnect", {}, "Gitea is unavailable"),
-    ("cut", {}, "Gitea is unavailable"),
-    ("malformed", {}, "could not use"),
-    ("truncated", {}, "could not use"),
-    ("huge", {"size": 12 * 1024 * 1024}, "could not use"),
-    ("drip", {"size": 200_000, "delay": 0.05}, "Gitea is unavailable"),
-    ("status", {"status": 200, "body": "<html>502 Bad Gateway</html>"}, "could not use"),
-    ("redirect", {"location": "http://169.254.169.254/latest/meta-data"}, "could not use"),
-])
+@pytest.mark.parametrize(
+    "kind, options, fragment",
+    [
+        ("hang", {"delay": 30}, "Gitea is unavailable"),
+        ("slow", {"delay": 3}, "Gitea is unavailable"),
+        ("status", {"status": 500}, "Gitea is unavailable"),
+        ("status", {"status": 502}, "Gitea is unavailable"),
+        ("status", {"status": 503, "headers": {"Retry-After": "30"}}, "Gitea is unavailable"),
+        ("disconnect", {}, "Gitea is unavailable"),
+        ("cut", {}, "Gitea is unavailable"),
+        ("malformed", {}, "could not use"),
+        ("truncated", {}, "could not use"),
+        ("huge", {"size": 12 * 1024 * 1024}, "could not use"),
+        ("drip", {"size": 200_000, "delay": 0.05}, "Gitea is unavailable"),
+        ("status", {"status": 200, "body": "<html>502 Bad Gateway</html>"}, "could not use"),
+        ("redirect", {"location": "http://169.254.169.254/latest/meta-data"}, "could not use"),
+    ],
+)
 @pytest.mark.gen_test(timeout=120)
 async def test_each_fault_gives_every_tool_a_clear_error_within_the_deadline(
-        call, gitea, logs, client_deadline, kind, options, fragment):
+    call, gitea, logs, client_deadline, kind, options, fragment
+):
     gitea.faults.add(kind, **options)
 
     async def timed(tool, arguments):
@@ -149,11 +153,11 @@ async def test_retries_stay_within_the_deadline(call, gitea, client_deadline):
 
 
 @with_settings(**UPSTREAM)
-@pytest.mark.parametrize("fault", [{"kind": "hang", "delay": 30},
-                                   {"kind": "slow", "delay": 0.1}])
+@pytest.mark.parametrize("fault", [{"kind": "hang", "delay": 30}, {"kind": "slow", "delay": 0.1}])
 @pytest.mark.gen_test(timeout=120)
-async def test_thirty_concurrent_calls_against_a_slow_gitea(call, gitea, logs, ctx, base_url,
-                                                            client_deadline, fault):
+async def test_thirty_concurrent_calls_against_a_slow_gitea(
+    call, gitea, logs, ctx, base_url, client_deadline, fault
+):
     """A hanging Gitea (every call fails) and a slow one (each request 0.1 s, well within the
     0.5 s timeout, but 30 calls share four connections): every call ends, within the
     deadline of each of its Gitea requests; Gitea never sees more than four requests at once;
@@ -167,7 +171,7 @@ async def test_thirty_concurrent_calls_against_a_slow_gitea(call, gitea, logs, c
     results = await asyncio.gather(*(call.raw(tool, **arguments) for tool, arguments in calls))
     wall = time.monotonic() - started
     assert len(results) == 30
-    for (tool, _), result in zip(calls, results):
+    for (tool, _), result in zip(calls, results, strict=False):
         text = result["content"][0]["text"]
         assert "internal error" not in text, (tool, text)
         if result.get("isError"):
@@ -210,15 +214,20 @@ class TestGiteaDownThenUp:
 
     @pytest.fixture
     def registry(self, aegis_settings, port_for_gitea):  # noqa: F811
-        client, tools = gitea_tools(aegis_settings, f"http://127.0.0.1:{port_for_gitea}",
-                                    GITEA_TOKEN, public_url="https://git.example.com")
+        client, tools = gitea_tools(
+            aegis_settings,
+            f"http://127.0.0.1:{port_for_gitea}",
+            GITEA_TOKEN,
+            public_url="https://git.example.com",
+        )
         yield tools
         client.close()
 
     @with_settings(**UPSTREAM)
     @pytest.mark.gen_test(timeout=60)
-    async def test_refused_connections_then_gitea_comes_up(self, call, logs, port_for_gitea,
-                                                           client_deadline):
+    async def test_refused_connections_then_gitea_comes_up(
+        self, call, logs, port_for_gitea, client_deadline
+    ):
         for tool, arguments in CALLS:
             started = time.monotonic()
             message = await call.error(tool, **arguments)

@@ -32,8 +32,11 @@ async def ping_works(api) -> None:
 @pytest.mark.gen_test
 async def test_a_declared_oversized_body_gets_413_before_any_of_it_is_sent(api, port, path):
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", path, {"Content-Type": "application/json",
-                                                     "Content-Length": str(LIMIT + 1)}))
+        await conn.send(
+            request_bytes(
+                "POST", path, {"Content-Type": "application/json", "Content-Length": str(LIMIT + 1)}
+            )
+        )
         status, headers, body = await conn.response()
         assert status == 413
         assert json.loads(body)["message"].startswith("Request body too large")
@@ -46,8 +49,11 @@ async def test_a_declared_oversized_body_gets_413_before_any_of_it_is_sent(api, 
 async def test_a_chunked_body_growing_past_the_limit_gets_413(api, port, path):
     chunk = b"x" * 65536
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", path, {"Content-Type": "application/json",
-                                                     "Transfer-Encoding": "chunked"}))
+        await conn.send(
+            request_bytes(
+                "POST", path, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+            )
+        )
         for _ in range(LIMIT // len(chunk) + 1):
             await conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         status, _, body = await conn.response()
@@ -66,8 +72,11 @@ async def test_a_sender_that_keeps_pushing_is_cut_off_at_the_limit(api, port, pa
     chunk = b"x" * 65536
     sent = 0
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", path, {"Content-Type": "application/json",
-                                                     "Transfer-Encoding": "chunked"}))
+        await conn.send(
+            request_bytes(
+                "POST", path, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+            )
+        )
         while sent < 8 * LIMIT and await conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk)):
             sent += len(chunk)
             await asyncio.sleep(0.002)  # the server shares this loop: let it read
@@ -80,9 +89,14 @@ async def test_an_unauthenticated_big_body_is_refused_without_being_read(api, po
     # 10 MiB declared, none sent: the refusal comes from the headers, and the connection is
     # closed rather than drained.
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", "/mcp/tool/call",
-                                      {"Content-Type": "application/json",
-                                       "Content-Length": str(10 * LIMIT)}, key=key))
+        await conn.send(
+            request_bytes(
+                "POST",
+                "/mcp/tool/call",
+                {"Content-Type": "application/json", "Content-Length": str(10 * LIMIT)},
+                key=key,
+            )
+        )
         status, _, _ = await conn.response()
         assert status == 401
         assert await conn.closed_by_server(timeout=3)
@@ -91,8 +105,14 @@ async def test_an_unauthenticated_big_body_is_refused_without_being_read(api, po
 @pytest.mark.gen_test
 async def test_an_unauthenticated_chunked_flood_is_cut_off(api, port):
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", "/mcp", {"Content-Type": "application/json",
-                                                       "Transfer-Encoding": "chunked"}, key=None))
+        await conn.send(
+            request_bytes(
+                "POST",
+                "/mcp",
+                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                key=None,
+            )
+        )
         status, _, _ = await conn.response()
         assert status == 401
         chunk = b"x" * 65536
@@ -116,7 +136,9 @@ SMUGGLING = {
     "cl-and-te-obfuscated": {"Content-Length": "4", "Transfer-Encoding": " chunked\t"},
     "te-unknown": {"Transfer-Encoding": "xchunked"},
 }
-SMUGGLED = b"GET /mcp/tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\n\r\n"
+SMUGGLED = (
+    b"GET /mcp/tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() + b"\r\n\r\n"
+)
 
 
 @pytest.mark.parametrize("name", sorted(SMUGGLING))
@@ -124,9 +146,12 @@ SMUGGLED = b"GET /mcp/tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY
 async def test_ambiguous_framing_is_refused_and_nothing_is_smuggled(api, port, name):
     body = b"0\r\n\r\n" + SMUGGLED
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", "/mcp/tool/call",
-                                      {"Content-Type": "application/json", **SMUGGLING[name]})
-                        + body)
+        await conn.send(
+            request_bytes(
+                "POST", "/mcp/tool/call", {"Content-Type": "application/json", **SMUGGLING[name]}
+            )
+            + body
+        )
         status, _, _ = await conn.response()
         assert status in (None, 400, 401, 413), status
         # Nothing after the refusal is read as a second request.
@@ -135,14 +160,22 @@ async def test_ambiguous_framing_is_refused_and_nothing_is_smuggled(api, port, n
     await ping_works(api)
 
 
-@pytest.mark.parametrize("chunk", [b"zz\r\nxx\r\n", b"-1\r\n", b"1" * 80 + b"\r\n",
-                                   b"5;ext=" + b"e" * 5000 + b"\r\nhello\r\n"])
+@pytest.mark.parametrize(
+    "chunk",
+    [b"zz\r\nxx\r\n", b"-1\r\n", b"1" * 80 + b"\r\n", b"5;ext=" + b"e" * 5000 + b"\r\nhello\r\n"],
+)
 @pytest.mark.gen_test
 async def test_malformed_chunks_close_the_connection(api, port, chunk):
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", "/mcp/tool/call",
-                                      {"Content-Type": "application/json",
-                                       "Transfer-Encoding": "chunked"}) + chunk + b"0\r\n\r\n")
+        await conn.send(
+            request_bytes(
+                "POST",
+                "/mcp/tool/call",
+                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            )
+            + chunk
+            + b"0\r\n\r\n"
+        )
         status, _, _ = await conn.response()
         assert status in (None, 400)
         assert await conn.closed_by_server()
@@ -152,19 +185,27 @@ async def test_malformed_chunks_close_the_connection(api, port, chunk):
 # --- headers ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw_header", [
-    b"X-Request-Id: abc\rSet-Cookie: injected=1",  # bare CR
-    b"X-Request-Id: abc\x00def",  # NUL
-    b"X-Request-Id: abc\n Set-Cookie: injected=1",  # obs-fold continuation
-    b"Authorization: Bearer " + KEY.encode() + b"\rX: y",
-    b"Bad Header Name: x",
-    b"X-Request-Id:" + b"a" * 70_000,  # over the header size limit
-])
+@pytest.mark.parametrize(
+    "raw_header",
+    [
+        b"X-Request-Id: abc\rSet-Cookie: injected=1",  # bare CR
+        b"X-Request-Id: abc\x00def",  # NUL
+        b"X-Request-Id: abc\n Set-Cookie: injected=1",  # obs-fold continuation
+        b"Authorization: Bearer " + KEY.encode() + b"\rX: y",
+        b"Bad Header Name: x",
+        b"X-Request-Id:" + b"a" * 70_000,  # over the header size limit
+    ],
+)
 @pytest.mark.gen_test
 async def test_header_injection_attempts_get_400_and_inject_nothing(api, port, raw_header):
     async with RawConnection(port) as conn:
-        await conn.send(b"GET /mcp/tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                        + KEY.encode() + b"\r\n" + raw_header + b"\r\n\r\n")
+        await conn.send(
+            b"GET /mcp/tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + KEY.encode()
+            + b"\r\n"
+            + raw_header
+            + b"\r\n\r\n"
+        )
         status, headers, _ = await conn.response()
         assert status in (None, 400, 431), status
         assert "set-cookie" not in headers
@@ -174,11 +215,13 @@ async def test_header_injection_attempts_get_400_and_inject_nothing(api, port, r
 @pytest.mark.gen_test
 async def test_the_request_id_is_echoed_only_when_harmless(api):
     safe = "req-42.a_B"
-    assert (await api.request("/mcp/tools", headers={"X-Request-Id": safe})
-            ).headers["X-Request-Id"] == safe
+    assert (await api.request("/mcp/tools", headers={"X-Request-Id": safe})).headers[
+        "X-Request-Id"
+    ] == safe
     for hostile in ("a" * 65, "<script>", "a b", "id;x=1", "\u00e9t\u00e9", "a\tb"):
-        echoed = (await api.request("/mcp/tools", headers={"X-Request-Id": hostile})
-                  ).headers["X-Request-Id"]
+        echoed = (await api.request("/mcp/tools", headers={"X-Request-Id": hostile})).headers[
+            "X-Request-Id"
+        ]
         assert echoed != hostile and len(echoed) == 32 and echoed.isalnum()
 
 
@@ -191,12 +234,15 @@ async def test_an_encoded_crlf_in_the_path_stays_in_the_path(api, port):
     assert json.loads(body)["message"].startswith("No such endpoint")
 
 
-@pytest.mark.parametrize("method, path", [
-    (method, path)
-    for method in ("PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "HEAD")
-    for path in ("/mcp", "/mcp/sse", "/mcp/tools", "/mcp/tool/call", "/health")
-    if (method, path) != ("HEAD", "/health")  # the container's health check
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        (method, path)
+        for method in ("PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "HEAD")
+        for path in ("/mcp", "/mcp/sse", "/mcp/tools", "/mcp/tool/call", "/health")
+        if (method, path) != ("HEAD", "/health")  # the container's health check
+    ],
+)
 @pytest.mark.gen_test
 async def test_unexpected_methods_get_a_json_405(api, method, path):
     response = await api.request(path, method, body=b"{}" if method in ("PUT", "PATCH") else None)
@@ -208,8 +254,9 @@ async def test_unexpected_methods_get_a_json_405(api, method, path):
 @pytest.mark.gen_test
 async def test_pipelined_requests_are_answered_in_order(api, port):
     async with RawConnection(port) as conn:
-        burst = b"".join(request_bytes("GET", "/mcp/tools", {"X-Request-Id": f"p{n}"})
-                         for n in range(50))
+        burst = b"".join(
+            request_bytes("GET", "/mcp/tools", {"X-Request-Id": f"p{n}"}) for n in range(50)
+        )
         await conn.send(burst)
         for n in range(50):
             status, headers, _ = await conn.response()
@@ -241,8 +288,13 @@ async def test_a_client_trickling_its_headers_is_cut_off(api, port):
 @pytest.mark.gen_test(timeout=20)
 async def test_a_client_trickling_its_body_is_cut_off_and_its_request_freed(api, port, ctx):
     async with RawConnection(port) as conn:
-        await conn.send(request_bytes("POST", "/mcp/tool/call", {
-            "Content-Type": "application/json", "Content-Length": "1000"}))
+        await conn.send(
+            request_bytes(
+                "POST",
+                "/mcp/tool/call",
+                {"Content-Type": "application/json", "Content-Length": "1000"},
+            )
+        )
         assert await wait_until(lambda: ctx.requests.in_flight == 1)
         other = asyncio.ensure_future(ping_works(api))  # served while this one trickles
         started = time.monotonic()

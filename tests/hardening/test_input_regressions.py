@@ -31,21 +31,27 @@ async def _weird_output(arguments, context):
 @pytest.fixture
 def registry():
     tools = demo_tools()
-    tools.add(Tool("weird", "Weird", "Returns what JSON cannot say.", {"type": "object"},
-                   _weird_output))
+    tools.add(
+        Tool("weird", "Weird", "Returns what JSON cannot say.", {"type": "object"}, _weird_output)
+    )
     return tools
 
 
 # --- ambiguous or unsendable JSON in requests: 400 everywhere, the same reason ----------
 
 HOSTILE_BODIES = [
-    pytest.param(b'{"tool":"echo","arguments":{"text":"\\ud800"}}', "lone surrogate", id="surrogate"),
-    pytest.param(b'{"tool":"echo","arguments":{"\\udfff":"x"}}', "lone surrogate", id="surrogate-key"),
+    pytest.param(
+        b'{"tool":"echo","arguments":{"text":"\\ud800"}}', "lone surrogate", id="surrogate"
+    ),
+    pytest.param(
+        b'{"tool":"echo","arguments":{"\\udfff":"x"}}', "lone surrogate", id="surrogate-key"
+    ),
     pytest.param(b'{"tool":"slow","arguments":{"seconds":NaN}}', "NaN", id="nan"),
     pytest.param(b'{"tool":"slow","arguments":{"seconds":-Infinity}}', "-Infinity", id="infinity"),
     pytest.param(b'{"tool":"slow","arguments":{"seconds":1e400}}', "too large", id="overflow"),
-    pytest.param(b'{"tool":"echo","tool":"crash","arguments":{}}', 'duplicate key "tool"',
-                 id="duplicate-key"),
+    pytest.param(
+        b'{"tool":"echo","tool":"crash","arguments":{}}', 'duplicate key "tool"', id="duplicate-key"
+    ),
 ]
 
 
@@ -64,7 +70,7 @@ async def test_rest_refuses_json_it_cannot_read_unambiguously(api, logs, body, r
 
 def as_jsonrpc(body: bytes) -> bytes:
     """The same hostile call, as a tools/call message (the duplicate stays a duplicate)."""
-    inner = body[len(b'{"tool":'):-1].replace(b',"tool":', b',"name":')
+    inner = body[len(b'{"tool":') : -1].replace(b',"tool":', b',"name":')
     return b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":' + inner + b"}}"
 
 
@@ -79,11 +85,15 @@ async def test_mcp_refuses_the_same_bodies_as_parse_errors(api, body, reason):
 
 @pytest.mark.gen_test
 async def test_legacy_sse_refuses_them_too(api, base_url):
-    reader = await SseReader.open(base_url + "/mcp/sse", headers={
-        "Authorization": f"Bearer {KEY}", "Accept": "text/event-stream"})
+    reader = await SseReader.open(
+        base_url + "/mcp/sse",
+        headers={"Authorization": f"Bearer {KEY}", "Accept": "text/event-stream"},
+    )
     _, endpoint = await reader.next()
-    for body in (b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"\\ud800"}}',
-                 b'{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}'):
+    for body in (
+        b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"\\ud800"}}',
+        b'{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}',
+    ):
         response = await api.request(endpoint, "POST", body=body, headers=JSON)
         assert response.code == 400 and body_json(response)["error"]["code"] == -32700
     reader.close()
@@ -91,8 +101,10 @@ async def test_legacy_sse_refuses_them_too(api, base_url):
 
 def test_non_finite_numbers_never_pass_argument_validation():
     """Was: NaN compares False with every bound, so ``minimum``/``maximum`` let it through."""
-    schema = {"type": "object", "properties": {"seconds": {"type": "number", "minimum": 0,
-                                                           "maximum": 60}}}
+    schema = {
+        "type": "object",
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 60}},
+    }
     for value in (float("nan"), float("inf"), float("-inf")):
         with pytest.raises(ArgumentError, match="must be a number"):
             validate_arguments({"seconds": value}, schema)
@@ -107,19 +119,32 @@ async def test_a_tool_returning_unencodable_values_still_gets_a_valid_reply(api,
     Fixed in ``jsonrpc.encode``: U+FFFD for lone surrogates, null for non-finite numbers."""
     for response in (
         await api.request("/mcp/tool/call", "POST", json_body={"tool": "weird"}),
-        await api.mcp(rpc("tools/call", name="weird", arguments={}),
-                      headers={"MCP-Protocol-Version": "2025-06-18"}),
+        await api.mcp(
+            rpc("tools/call", name="weird", arguments={}),
+            headers={"MCP-Protocol-Version": "2025-06-18"},
+        ),
     ):
         assert response.code == 200
         reply = strict_json(response.body)  # UTF-8, no NaN
         result = reply.get("result", reply)
-        assert result["structuredContent"] == {"text": "lone \ufffd surrogate", "ratio": None,
-                                               "big": None}
+        assert result["structuredContent"] == {
+            "text": "lone \ufffd surrogate",
+            "ratio": None,
+            "big": None,
+        }
     # On an event stream too (progress requested, so the reply goes out as SSE).
-    reader = await SseReader.open(base_url + "/mcp", method="POST", headers={
-        "Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream"}, body=json.dumps(rpc(
-            "tools/call", 3, name="weird", arguments={}, _meta={"progressToken": "p"})))
+    reader = await SseReader.open(
+        base_url + "/mcp",
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        },
+        body=json.dumps(
+            rpc("tools/call", 3, name="weird", arguments={}, _meta={"progressToken": "p"})
+        ),
+    )
     while True:
         message = strict_json((await reader.next())[1])
         if message.get("id") == 3:
@@ -147,9 +172,18 @@ async def test_non_ascii_session_ids_are_not_found_not_a_crash(api, session_id):
 # --- content types ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/jsonx",
-                                          "application/json-seq", "text/json"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "application/json-seq",
+        "text/json",
+    ],
+)
 @pytest.mark.gen_test
 async def test_post_mcp_needs_a_json_content_type(api, content_type):
     """Was: /mcp parsed any body whatever its type (the other POST routes answered 415), so a
@@ -157,20 +191,29 @@ async def test_post_mcp_needs_a_json_content_type(api, content_type):
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
-    response = await api.request("/mcp", "POST", headers=headers,
-                                 body=json.dumps(rpc("ping")))
+    response = await api.request("/mcp", "POST", headers=headers, body=json.dumps(rpc("ping")))
     assert response.code == 415
     assert body_json(response)["error"]["message"] == "Content-Type must be application/json"
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
-                                          "Application/JSON", " application/json ;charset=UTF-8"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        " application/json ;charset=UTF-8",
+    ],
+)
 @pytest.mark.gen_test
 async def test_json_content_types_are_accepted_however_written(api, content_type):
-    for path, body in (("/mcp", rpc("ping")), ("/mcp/tool/call", {"tool": "echo",
-                                                                  "arguments": {"text": "x"}})):
-        response = await api.request(path, "POST", body=json.dumps(body),
-                                     headers={"Content-Type": content_type})
+    for path, body in (
+        ("/mcp", rpc("ping")),
+        ("/mcp/tool/call", {"tool": "echo", "arguments": {"text": "x"}}),
+    ):
+        response = await api.request(
+            path, "POST", body=json.dumps(body), headers={"Content-Type": content_type}
+        )
         assert response.code == 200, (path, content_type)
 
 
@@ -186,6 +229,7 @@ async def test_an_initialize_notification_is_ignored_like_any_notification(api, 
 async def test_one_batch_cannot_start_thousands_of_calls(api, base_url, logs):
     """Was: a 900 KB batch of 8000 tools/call ran 8000 calls at once (each one a Gitea request
     with the real tools). Batches now hold at most 50 messages, on both transports."""
+
     def batch(size):
         return [rpc("tools/call", n, name="echo", arguments={"text": "x"}) for n in range(size)]
 

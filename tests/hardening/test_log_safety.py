@@ -22,14 +22,17 @@ from .conftest import RawConnection
 DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("text", [
-    f"'Bearer\\x0b{KEY}'",  # repr of a vertical tab: hex digits glued to the key
-    f"\\x0c{KEY}\\xab",
-    f"0x{KEY}",
-    f"{KEY}deadbeef",
-    f"abc{KEY.upper()}",
-    f"cafe{KEY}cafe{KEY}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"'Bearer\\x0b{KEY}'",  # repr of a vertical tab: hex digits glued to the key
+        f"\\x0c{KEY}\\xab",
+        f"0x{KEY}",
+        f"{KEY}deadbeef",
+        f"abc{KEY.upper()}",
+        f"cafe{KEY}cafe{KEY}",
+    ],
+)
 def test_a_key_glued_to_other_hex_digits_is_still_redacted(text):
     """Was: the scrubber hashed whole hex runs only, so 'Bearer\\x0b<key>' (Tornado's repr of a
     malformed Authorization header) reached the log with the key in clear."""
@@ -44,12 +47,15 @@ def test_ordinary_hex_stays_readable_and_giant_runs_are_withheld():
     assert scrub("f" * 5000) == "[REDACTED]"  # bounded work: never searched window by window
 
 
-@pytest.mark.parametrize("raw_header", [
-    b"Authorization: Bearer\x0b" + KEY.encode(),
-    b"Authorization: Bearer " + KEY.encode() + b"\x00",
-    b"X-Key: " + KEY.encode() + b"\x7f",
-    b"Authorization: Bearer \x1b" + KEY.encode(),
-])
+@pytest.mark.parametrize(
+    "raw_header",
+    [
+        b"Authorization: Bearer\x0b" + KEY.encode(),
+        b"Authorization: Bearer " + KEY.encode() + b"\x00",
+        b"X-Key: " + KEY.encode() + b"\x7f",
+        b"Authorization: Bearer \x1b" + KEY.encode(),
+    ],
+)
 @pytest.mark.gen_test
 async def test_malformed_headers_holding_a_key_never_reach_the_log(api, port, logs, raw_header):
     """Was: Tornado logs 'Malformed HTTP message ...: Invalid header value <repr>' with the raw

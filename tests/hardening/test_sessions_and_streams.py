@@ -41,9 +41,13 @@ async def test_thousands_of_sessions_never_closed_stay_capped(api, ctx, port):
     body = json.dumps(rpc("initialize", protocolVersion="2025-06-18", capabilities={})).encode()
     ids = []
     async with RawConnection(port) as conn:  # pipelined, so 2000 cost about a second
-        for batch in range(20):
-            await conn.send(b"".join(request_bytes("POST", "/mcp", {
-                "Content-Type": "application/json"}, body) for _ in range(100)))
+        for _batch in range(20):
+            await conn.send(
+                b"".join(
+                    request_bytes("POST", "/mcp", {"Content-Type": "application/json"}, body)
+                    for _ in range(100)
+                )
+            )
             for _ in range(100):
                 status, headers, _ = await conn.response()
                 assert status == 200
@@ -54,8 +58,9 @@ async def test_thousands_of_sessions_never_closed_stay_capped(api, ctx, port):
     assert newest in ctx.sessions._sessions and oldest not in ctx.sessions._sessions
     # Ending them all keeps the memory of ended ids bounded too.
     async with RawConnection(port) as conn:
-        await conn.send(b"".join(request_bytes("DELETE", "/mcp", {"Mcp-Session-Id": i})
-                                 for i in ids[:1000]))
+        await conn.send(
+            b"".join(request_bytes("DELETE", "/mcp", {"Mcp-Session-Id": i}) for i in ids[:1000])
+        )
         for _ in range(1000):
             assert (await conn.response())[0] == 204
     assert len(ctx.sessions._ended) <= 4 * 50
@@ -95,8 +100,11 @@ async def test_a_legacy_session_cannot_queue_unbounded_work(api, ctx, base_url):
     reader, endpoint = await open_legacy(base_url)
     codes = []
     for n in range(300):  # nobody reads the replies; each call takes a while
-        response = await api.request(endpoint, "POST", json_body=rpc(
-            "tools/call", n, name="slow", arguments={"seconds": 5, "label": f"q{n}"}))
+        response = await api.request(
+            endpoint,
+            "POST",
+            json_body=rpc("tools/call", n, name="slow", arguments={"seconds": 5, "label": f"q{n}"}),
+        )
         codes.append(response.code)
     [session] = ctx.legacy_sessions._sessions.values()
     assert len(session.tasks) <= 64
@@ -112,9 +120,11 @@ async def test_a_legacy_session_cannot_queue_unbounded_work(api, ctx, base_url):
 @with_settings(sse_keepalive=30)
 @pytest.mark.gen_test(timeout=30)
 async def test_an_abandoned_standalone_stream_is_freed_without_waiting_for_a_keepalive(
-        api, ctx, base_url):
-    session_id = (await api.mcp(rpc("initialize", protocolVersion="2025-06-18"))
-                  ).headers["Mcp-Session-Id"]
+    api, ctx, base_url
+):
+    session_id = (await api.mcp(rpc("initialize", protocolVersion="2025-06-18"))).headers[
+        "Mcp-Session-Id"
+    ]
     reader = await SseReader.open(base_url + "/mcp", headers={**SSE, "Mcp-Session-Id": session_id})
     assert await wait_until(lambda: len(ctx.requests.streams) == 1)
     reader.close()
@@ -127,8 +137,13 @@ async def test_an_abandoned_standalone_stream_is_freed_without_waiting_for_a_kee
 async def test_an_abandoned_legacy_stream_cancels_its_calls_at_once(api, ctx, base_url, logs):
     reader, endpoint = await open_legacy(base_url)
     for n in range(3):
-        await api.request(endpoint, "POST", json_body=rpc(
-            "tools/call", n, name="slow", arguments={"seconds": 20, "label": f"abandoned-{n}"}))
+        await api.request(
+            endpoint,
+            "POST",
+            json_body=rpc(
+                "tools/call", n, name="slow", arguments={"seconds": 20, "label": f"abandoned-{n}"}
+            ),
+        )
     assert await wait_until(lambda: all(f"abandoned-{n}" in support.STARTED for n in range(3)))
     reader.close()
     assert await wait_until(lambda: drained(ctx), timeout=2)
@@ -140,12 +155,24 @@ async def test_an_abandoned_legacy_stream_cancels_its_calls_at_once(api, ctx, ba
 @with_settings(sse_keepalive=30)
 @pytest.mark.gen_test(timeout=30)
 async def test_a_call_abandoned_mid_event_stream_is_cancelled_at_once(api, ctx, base_url):
-    reader = await SseReader.open(base_url + "/mcp", method="POST", headers={
-        "Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream"}, body=json.dumps(rpc(
-            "tools/call", 9, name="slow", arguments={"seconds": 20, "steps": 40,
-                                                      "label": "mid-stream"},
-            _meta={"progressToken": "p"})))
+    reader = await SseReader.open(
+        base_url + "/mcp",
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        },
+        body=json.dumps(
+            rpc(
+                "tools/call",
+                9,
+                name="slow",
+                arguments={"seconds": 20, "steps": 40, "label": "mid-stream"},
+                _meta={"progressToken": "p"},
+            )
+        ),
+    )
     assert (await reader.next_json())["method"] == "notifications/progress"
     reader.close()
     assert await wait_until(lambda: drained(ctx) and "mid-stream" in support.CANCELLED, 2)
@@ -155,7 +182,7 @@ async def test_a_call_abandoned_mid_event_stream_is_cancelled_at_once(api, ctx, 
 @pytest.mark.gen_test(timeout=60)
 async def test_hundreds_of_abandoned_streams_leave_nothing_behind(api, ctx, base_url):
     readers = []
-    for n in range(100):
+    for _n in range(100):
         readers.append(await SseReader.open(base_url + "/mcp", headers=SSE))
         readers.append((await open_legacy(base_url))[0])
     assert await wait_until(lambda: len(ctx.requests.streams) == 200)

@@ -48,10 +48,14 @@ async def scenario(server: ServerProcess) -> dict:
 
     legacy = []
     for n in range(3):
-        reader = await SseReader.open(base + "/mcp/sse", headers={**sse, "X-Request-Id": f"legacy-{n}"})
+        reader = await SseReader.open(
+            base + "/mcp/sse", headers={**sse, "X-Request-Id": f"legacy-{n}"}
+        )
         legacy.append((reader, (await reader.next())[1]))
-    standalone = [await SseReader.open(base + "/mcp", headers={**sse, "X-Request-Id": f"get-{n}"})
-                  for n in range(3)]
+    standalone = [
+        await SseReader.open(base + "/mcp", headers={**sse, "X-Request-Id": f"get-{n}"})
+        for n in range(3)
+    ]
     keepalive_conns = []
     for n in range(3):
         conn = await RawConnection(server.port).__aenter__()
@@ -61,27 +65,82 @@ async def scenario(server: ServerProcess) -> dict:
 
     # Calls in flight when the signal arrives: REST, Streamable HTTP (JSON and event stream),
     # and legacy SSE (202 now, the reply later on the stream).
-    rest = [asyncio.ensure_future(http.fetch(
-        base + "/mcp/tool/call", method="POST", raise_error=False, request_timeout=30,
-        headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": f"rest-{n}"},
-        body=json.dumps({"tool": "slow", "arguments": {"seconds": SECONDS, "label": f"r{n}"}})))
-        for n in range(8)]
-    mcp_json = [asyncio.ensure_future(http.fetch(
-        base + "/mcp", method="POST", raise_error=False, request_timeout=30,
-        headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": f"mcp-{n}"},
-        body=json.dumps(rpc(n, "tools/call", name="slow",
-                            arguments={"seconds": SECONDS, "label": f"m{n}"}))))
-        for n in range(4)]
-    mcp_sse = [await SseReader.open(base + "/mcp", method="POST", headers={
-        **AUTH, "Content-Type": "application/json", "X-Request-Id": f"mcp-sse-{n}",
-        "Accept": "application/json, text/event-stream"}, body=json.dumps(rpc(
-            n, "tools/call", name="slow", arguments={"seconds": SECONDS, "steps": 3},
-            _meta={"progressToken": f"p{n}"}))) for n in range(3)]
+    rest = [
+        asyncio.ensure_future(
+            http.fetch(
+                base + "/mcp/tool/call",
+                method="POST",
+                raise_error=False,
+                request_timeout=30,
+                headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": f"rest-{n}"},
+                body=json.dumps(
+                    {"tool": "slow", "arguments": {"seconds": SECONDS, "label": f"r{n}"}}
+                ),
+            )
+        )
+        for n in range(8)
+    ]
+    mcp_json = [
+        asyncio.ensure_future(
+            http.fetch(
+                base + "/mcp",
+                method="POST",
+                raise_error=False,
+                request_timeout=30,
+                headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": f"mcp-{n}"},
+                body=json.dumps(
+                    rpc(
+                        n,
+                        "tools/call",
+                        name="slow",
+                        arguments={"seconds": SECONDS, "label": f"m{n}"},
+                    )
+                ),
+            )
+        )
+        for n in range(4)
+    ]
+    mcp_sse = [
+        await SseReader.open(
+            base + "/mcp",
+            method="POST",
+            headers={
+                **AUTH,
+                "Content-Type": "application/json",
+                "X-Request-Id": f"mcp-sse-{n}",
+                "Accept": "application/json, text/event-stream",
+            },
+            body=json.dumps(
+                rpc(
+                    n,
+                    "tools/call",
+                    name="slow",
+                    arguments={"seconds": SECONDS, "steps": 3},
+                    _meta={"progressToken": f"p{n}"},
+                )
+            ),
+        )
+        for n in range(3)
+    ]
     for n, (_, endpoint) in enumerate(legacy):
-        accepted = await http.fetch(base + endpoint, method="POST", raise_error=False, headers={
-            **AUTH, "Content-Type": "application/json", "X-Request-Id": f"legacy-post-{n}"},
-            body=json.dumps(rpc(f"l{n}", "tools/call", name="slow",
-                                arguments={"seconds": SECONDS, "label": f"l{n}"})))
+        accepted = await http.fetch(
+            base + endpoint,
+            method="POST",
+            raise_error=False,
+            headers={
+                **AUTH,
+                "Content-Type": "application/json",
+                "X-Request-Id": f"legacy-post-{n}",
+            },
+            body=json.dumps(
+                rpc(
+                    f"l{n}",
+                    "tools/call",
+                    name="slow",
+                    arguments={"seconds": SECONDS, "label": f"l{n}"},
+                )
+            ),
+        )
         assert accepted.code == 202
 
     # Quick requests keep arriving on new connections until the listener is gone.
@@ -94,8 +153,12 @@ async def scenario(server: ServerProcess) -> dict:
             request_id = f"quick-{n}"
             n += 1
             try:
-                response = await http.fetch(base + "/mcp/tools", headers={
-                    **AUTH, "X-Request-Id": request_id}, raise_error=False, request_timeout=5)
+                response = await http.fetch(
+                    base + "/mcp/tools",
+                    headers={**AUTH, "X-Request-Id": request_id},
+                    raise_error=False,
+                    request_timeout=5,
+                )
                 quick[request_id] = response.code
             except (OSError, HTTPClientError):
                 pass  # refused: the listener is closed
@@ -117,8 +180,9 @@ async def scenario(server: ServerProcess) -> dict:
     for n, conn in enumerate(keepalive_conns):
         await conn.send(request_bytes("GET", "/mcp/tools", {"X-Request-Id": f"ka-after-{n}"}))
         status, headers, _ = await conn.response()
-        outcome["keepalive"].append((status, headers.get("retry-after"),
-                                     await conn.closed_by_server(3)))
+        outcome["keepalive"].append(
+            (status, headers.get("retry-after"), await conn.closed_by_server(3))
+        )
     outcome["standalone_closed_after"] = []
     for reader in standalone:
         await reader.closed(timeout=5)
@@ -167,10 +231,16 @@ def test_sigterm_mid_load_finishes_calls_closes_streams_and_loses_no_audit_line(
         by_request.setdefault(record.get("request_id"), []).append(record["event"])
     answered = [rid for rid, code in outcome["quick"].items() if code == 200]
     assert answered, "the load never got through"
-    expected_ids = (answered + [f"rest-{n}" for n in range(8)] + [f"mcp-{n}" for n in range(4)]
-                    + [f"mcp-sse-{n}" for n in range(3)] + [f"legacy-post-{n}" for n in range(3)]
-                    + [f"legacy-{n}" for n in range(3)] + [f"get-{n}" for n in range(3)]
-                    + [f"ka-before-{n}" for n in range(3)])
+    expected_ids = (
+        answered
+        + [f"rest-{n}" for n in range(8)]
+        + [f"mcp-{n}" for n in range(4)]
+        + [f"mcp-sse-{n}" for n in range(3)]
+        + [f"legacy-post-{n}" for n in range(3)]
+        + [f"legacy-{n}" for n in range(3)]
+        + [f"get-{n}" for n in range(3)]
+        + [f"ka-before-{n}" for n in range(3)]
+    )
     missing = [rid for rid in expected_ids if "api_authentication" not in by_request.get(rid, [])]
     assert not missing, missing
     calls = [r for r in audit if r["event"] == "tool_call"]
@@ -188,15 +258,26 @@ def test_sigterm_mid_load_finishes_calls_closes_streams_and_loses_no_audit_line(
 
 async def overdue_scenario(server: ServerProcess) -> dict:
     http = AsyncHTTPClient(force_instance=True)
-    call = asyncio.ensure_future(http.fetch(
-        server.base_url + "/mcp/tool/call", method="POST", raise_error=False, request_timeout=30,
-        headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": "overdue"},
-        body=json.dumps({"tool": "slow", "arguments": {"seconds": 30, "label": "overdue"}})))
+    call = asyncio.ensure_future(
+        http.fetch(
+            server.base_url + "/mcp/tool/call",
+            method="POST",
+            raise_error=False,
+            request_timeout=30,
+            headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": "overdue"},
+            body=json.dumps({"tool": "slow", "arguments": {"seconds": 30, "label": "overdue"}}),
+        )
+    )
     legacy = await SseReader.open(server.base_url + "/mcp/sse", headers=AUTH)
     _, endpoint = await legacy.next()
-    await http.fetch(server.base_url + endpoint, method="POST", headers={
-        **AUTH, "Content-Type": "application/json"}, body=json.dumps(rpc(
-            1, "tools/call", name="slow", arguments={"seconds": 30, "label": "overdue-sse"})))
+    await http.fetch(
+        server.base_url + endpoint,
+        method="POST",
+        headers={**AUTH, "Content-Type": "application/json"},
+        body=json.dumps(
+            rpc(1, "tools/call", name="slow", arguments={"seconds": 30, "label": "overdue-sse"})
+        ),
+    )
     await asyncio.sleep(0.5)
     signalled = server.signal()
     try:
@@ -217,7 +298,9 @@ def test_calls_past_the_deadline_are_cancelled_audited_and_the_process_still_exi
     finally:
         server.kill()
     assert code == 0
-    assert time.monotonic() - outcome["signalled"] < 1 + 2 + 2  # deadline + closing + start-up slack
+    assert (
+        time.monotonic() - outcome["signalled"] < 1 + 2 + 2
+    )  # deadline + closing + start-up slack
     assert outcome["code"] == "closed" and outcome["legacy_closed"]  # cut off, not answered late
     calls = [r for r in server.audit() if r["event"] == "tool_call"]
     assert sorted(r["reason"] for r in calls) == ["cancelled", "cancelled"]
@@ -227,20 +310,30 @@ def test_calls_past_the_deadline_are_cancelled_audited_and_the_process_still_exi
 
 def test_the_real_entry_point_drains_streams_and_load_on_sigterm(tmp_path):
     # python -m aegis_tornado itself (no tools here), with streams open and load running.
-    server = ServerProcess(tmp_path, module="aegis_tornado", SHUTDOWN_TIMEOUT="5",
-                           SSE_KEEPALIVE="0.5")
+    server = ServerProcess(
+        tmp_path, module="aegis_tornado", SHUTDOWN_TIMEOUT="5", SSE_KEEPALIVE="0.5"
+    )
 
     async def run() -> tuple[dict[str, int], float]:
         http = AsyncHTTPClient(force_instance=True, max_clients=32)
-        streams = [await SseReader.open(server.base_url + path, headers={
-            **AUTH, "Accept": "text/event-stream"}) for path in ("/mcp/sse", "/mcp") * 5]
+        streams = [
+            await SseReader.open(
+                server.base_url + path, headers={**AUTH, "Accept": "text/event-stream"}
+            )
+            for path in ("/mcp/sse", "/mcp") * 5
+        ]
         answered: dict[str, int] = {}
 
         async def one(n: int):
             try:
-                response = await http.fetch(server.base_url + "/mcp", method="POST", headers={
-                    **AUTH, "Content-Type": "application/json", "X-Request-Id": f"q{n}"},
-                    body=json.dumps(rpc(n, "ping")), raise_error=False, request_timeout=5)
+                response = await http.fetch(
+                    server.base_url + "/mcp",
+                    method="POST",
+                    headers={**AUTH, "Content-Type": "application/json", "X-Request-Id": f"q{n}"},
+                    body=json.dumps(rpc(n, "ping")),
+                    raise_error=False,
+                    request_timeout=5,
+                )
                 answered[f"q{n}"] = response.code
             except (OSError, HTTPClientError):
                 pass

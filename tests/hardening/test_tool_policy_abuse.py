@@ -40,8 +40,7 @@ REPO_TOOLS = [
     ("list_pull_requests", {"state": "all"}),
     ("get_pull_request", {"number": 12}),
 ]
-FETCH_IDS = ["repo:{}", "issue:{}#3", "pull:{}#12", "commit:{}@6253de10",
-             "file:{}@main:README.md"]
+FETCH_IDS = ["repo:{}", "issue:{}#3", "pull:{}#12", "commit:{}@6253de10", "file:{}@main:README.md"]
 
 
 def named_repositories(gitea) -> set[str]:
@@ -57,10 +56,16 @@ def named_repositories(gitea) -> set[str]:
 
 
 @with_settings(repo_denylist=("NorthWind/LightHouse",))  # the pattern's case does not matter
-@pytest.mark.parametrize("owner, repo", [
-    ("northwind", "lighthouse"), ("NORTHWIND", "LIGHTHOUSE"), ("northwind", "beacon"),
-    ("NorthWind", "Beacon"), (" northwind ", "lighthouse "),
-])
+@pytest.mark.parametrize(
+    "owner, repo",
+    [
+        ("northwind", "lighthouse"),
+        ("NORTHWIND", "LIGHTHOUSE"),
+        ("northwind", "beacon"),
+        ("NorthWind", "Beacon"),
+        (" northwind ", "lighthouse "),
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
 async def test_a_denied_repository_is_unreachable_by_any_name(call, gitea, owner, repo):
     """Directly, in any case, or by its old name (Gitea redirects beacon to lighthouse): every
@@ -70,7 +75,8 @@ async def test_a_denied_repository_is_unreachable_by_any_name(call, gitea, owner
         message = await call.error(tool, owner=owner, repo=repo, **extra)
         missing = await call.error(tool, owner="northwind", repo="no-such-repo", **extra)
         assert message == missing.replace("no-such-repo", repo.strip()).replace(
-            "northwind/", f"{owner.strip()}/"), (tool, message, missing)
+            "northwind/", f"{owner.strip()}/"
+        ), (tool, message, missing)
     for template in FETCH_IDS:
         message = await call.error("fetch", id=template.format(f"{owner.strip()}/{repo.strip()}"))
         assert "not found" in message, (template, message)
@@ -105,21 +111,56 @@ async def test_search_and_issue_search_hide_a_denied_owner(call, gitea):
 # --- hostile paths, refs and ids ------------------------------------------------------------
 
 HOSTILE_PATHS = [
-    "../../etc/passwd", "src/../../x", "%2e%2e/etc/passwd", "%252e%252e/x", "..%2f..%2fx",
-    "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/etc/passwd", "//etc/passwd", "src\\..\\..\\x",
-    "..\\..\\windows", "README.md\x00.png", "\x00", "src/./x", "..", "a/" * 3000,
-    "x" * 300, "src/\u202egpj.exe", "README.md\n", "．．/etc/passwd",
+    "../../etc/passwd",
+    "src/../../x",
+    "%2e%2e/etc/passwd",
+    "%252e%252e/x",
+    "..%2f..%2fx",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/etc/passwd",
+    "//etc/passwd",
+    "src\\..\\..\\x",
+    "..\\..\\windows",
+    "README.md\x00.png",
+    "\x00",
+    "src/./x",
+    "..",
+    "a/" * 3000,
+    "x" * 300,
+    "src/\u202egpj.exe",
+    "README.md\n",
+    "．．/etc/passwd",
 ]
-HOSTILE_REFS = ["a..b", "-x", "main~1", "main^", "refs/heads/ma:in", "x" * 300, "@{-1}", "@",
-                "main.lock", "ma in", "main\x00", "../../etc", "/main", "main/", "\u202emain",
-                "main\\x", "*"]
+HOSTILE_REFS = [
+    "a..b",
+    "-x",
+    "main~1",
+    "main^",
+    "refs/heads/ma:in",
+    "x" * 300,
+    "@{-1}",
+    "@",
+    "main.lock",
+    "ma in",
+    "main\x00",
+    "../../etc",
+    "/main",
+    "main/",
+    "\u202emain",
+    "main\\x",
+    "*",
+]
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
 @pytest.mark.gen_test(timeout=30)
 async def test_hostile_paths_are_refused_by_every_tool_before_gitea(call, gitea, path):
-    for tool, extra in (("get_file_contents", {}), ("get_file_tree", {}),
-                        ("get_file_tree", {"recursive": True}), ("list_commits", {})):
+    for tool, extra in (
+        ("get_file_contents", {}),
+        ("get_file_tree", {}),
+        ("get_file_tree", {"recursive": True}),
+        ("list_commits", {}),
+    ):
         message = await call.error(tool, **LIGHTHOUSE, path=path, **extra)
         assert "path" in message, (tool, message)
     if path.strip() == path:  # an id is stripped, like every name
@@ -131,16 +172,32 @@ async def test_hostile_paths_are_refused_by_every_tool_before_gitea(call, gitea,
 @pytest.mark.parametrize("ref", HOSTILE_REFS)
 @pytest.mark.gen_test(timeout=30)
 async def test_hostile_refs_are_refused_by_every_tool_before_gitea(call, gitea, ref):
-    for tool, extra in (("get_file_contents", {"path": "README.md"}), ("get_file_tree", {}),
-                        ("get_file_tree", {"recursive": True}), ("list_commits", {})):
+    for tool, extra in (
+        ("get_file_contents", {"path": "README.md"}),
+        ("get_file_tree", {}),
+        ("get_file_tree", {"recursive": True}),
+        ("list_commits", {}),
+    ):
         assert "ref" in await call.error(tool, **LIGHTHOUSE, ref=ref, **extra), tool
     if ":" not in ref:
         assert await call.error("fetch", id=f"file:northwind/lighthouse@{ref}:README.md")
     assert gitea.requested_paths() == []
 
 
-@pytest.mark.parametrize("sha", ["zzzz", "abc", "6253de10/../x", "6253de10\x00", "6253de10.diff",
-                                 "6253 de10", "a" * 65, "../6253de10", "%36253de10"])
+@pytest.mark.parametrize(
+    "sha",
+    [
+        "zzzz",
+        "abc",
+        "6253de10/../x",
+        "6253de10\x00",
+        "6253de10.diff",
+        "6253 de10",
+        "a" * 65,
+        "../6253de10",
+        "%36253de10",
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
 async def test_hostile_shas_are_refused_before_gitea(call, gitea, sha):
     assert await call.error("get_commit", **LIGHTHOUSE, sha=sha)
@@ -148,15 +205,25 @@ async def test_hostile_shas_are_refused_before_gitea(call, gitea, sha):
     assert gitea.requested_paths() == []
 
 
-@pytest.mark.parametrize("document_id", [
-    "file:northwind/lighthouse@main:.env", "file:NorthWind/LightHouse@main:.ENV",
-    "file:northwind/lighthouse@main:./.env", "file:northwind/lighthouse@main:deploy//id_rsa",
-    "file:northwind/lighthouse@main:deploy/ID_RSA", "file:northwind/lighthouse@v1.0.0:certs/server.pem",
-    "file:northwind/lighthouse@main:config/.env.local", "file:northwind/lighthouse@main:%2eenv",
-    "file:northwind/lighthouse@main:deploy%2fid_rsa", "file:northwind/lighthouse@main:.env/",
-    "file:northwind/beacon@main:.env", "file:northwind/lighthouse@main:.env\u200b",
-    " file:northwind/lighthouse@main:.env ", "file:northwind/lighthouse@main:.env\n",
-])
+@pytest.mark.parametrize(
+    "document_id",
+    [
+        "file:northwind/lighthouse@main:.env",
+        "file:NorthWind/LightHouse@main:.ENV",
+        "file:northwind/lighthouse@main:./.env",
+        "file:northwind/lighthouse@main:deploy//id_rsa",
+        "file:northwind/lighthouse@main:deploy/ID_RSA",
+        "file:northwind/lighthouse@v1.0.0:certs/server.pem",
+        "file:northwind/lighthouse@main:config/.env.local",
+        "file:northwind/lighthouse@main:%2eenv",
+        "file:northwind/lighthouse@main:deploy%2fid_rsa",
+        "file:northwind/lighthouse@main:.env/",
+        "file:northwind/beacon@main:.env",
+        "file:northwind/lighthouse@main:.env\u200b",
+        " file:northwind/lighthouse@main:.env ",
+        "file:northwind/lighthouse@main:.env\n",
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
 async def test_fetch_ids_never_reach_a_sensitive_file(call, gitea, document_id):
     message = await call.error("fetch", id=document_id)
@@ -180,17 +247,24 @@ async def test_trees_list_sensitive_files_as_blocked_and_never_open_them(call, g
     assert not entries["deploy/docker-compose.yml"].get("blocked")
     for path in (".env", "deploy/id_rsa", "certs/server.pem", ".ENV", "Deploy/Id_Rsa"):
         assert (await call.error("get_file_tree", **LIGHTHOUSE, path=path)).startswith(
-            "Blocked by policy")
-    assert not any("contents/.env" in p or "id_rsa" in p.lower() or "server.pem" in p
-                   for p in gitea.requested_paths())
+            "Blocked by policy"
+        )
+    assert not any(
+        "contents/.env" in p or "id_rsa" in p.lower() or "server.pem" in p
+        for p in gitea.requested_paths()
+    )
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_commit_diffs_omit_sensitive_files(call):
     commit = await call("get_commit", **LIGHTHOUSE, sha=COMPOSE_COMMIT)
     # id_rsa* covers the public key too (the default policy errs on the safe side).
-    assert set(commit["diff_omitted_by_policy"]) == {".env", "certs/server.pem", "deploy/id_rsa",
-                                                     "deploy/id_rsa.pub"}
+    assert set(commit["diff_omitted_by_policy"]) == {
+        ".env",
+        "certs/server.pem",
+        "deploy/id_rsa",
+        "deploy/id_rsa.pub",
+    }
     assert "+services:" in commit["diff"]  # deploy/docker-compose.yml is shown
     assert SECRETS_IN_DOTENV not in json.dumps(commit)
     assert "PRIVATE KEY" not in commit["diff"]
@@ -226,15 +300,19 @@ rename to secrets.yaml
 """
 
 
-@pytest.mark.parametrize("tool, arguments, diff_path", [
-    ("get_commit", {**LIGHTHOUSE, "sha": "6253de10"}, ".diff"),
-    ("get_pull_request", {**LIGHTHOUSE, "number": 12}, "/pulls/12.diff"),
-    ("fetch", {"id": "commit:northwind/lighthouse@6253de10"}, ".diff"),
-    ("fetch", {"id": "pull:northwind/lighthouse#12"}, "/pulls/12.diff"),
-])
+@pytest.mark.parametrize(
+    "tool, arguments, diff_path",
+    [
+        ("get_commit", {**LIGHTHOUSE, "sha": "6253de10"}, ".diff"),
+        ("get_pull_request", {**LIGHTHOUSE, "number": 12}, "/pulls/12.diff"),
+        ("fetch", {"id": "commit:northwind/lighthouse@6253de10"}, ".diff"),
+        ("fetch", {"id": "pull:northwind/lighthouse#12"}, "/pulls/12.diff"),
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
-async def test_diffs_with_quoted_and_renamed_names_omit_sensitive_files(call, gitea, tool,
-                                                                        arguments, diff_path):
+async def test_diffs_with_quoted_and_renamed_names_omit_sensitive_files(
+    call, gitea, tool, arguments, diff_path
+):
     gitea.faults.add("status", status=200, body=QUOTED_DIFF, path=diff_path)
     result = json.dumps(await call(tool, **arguments))
     assert "+x = 2" in result
@@ -242,19 +320,38 @@ async def test_diffs_with_quoted_and_renamed_names_omit_sensitive_files(call, gi
         assert secret not in result, (tool, secret)
 
 
-@pytest.mark.parametrize("answer", [
-    {"type": "symlink", "target": ".env", "content": base64.b64encode(b"TOKEN=leaked").decode()},
-    {"type": "symlink", "target": "../../../etc/passwd",
-     "content": base64.b64encode(b"root:x:0:0").decode()},
-    {"type": "submodule", "submodule_git_url": "https://example.com/x.git",
-     "content": base64.b64encode(b"TOKEN=leaked").decode()},
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {
+            "type": "symlink",
+            "target": ".env",
+            "content": base64.b64encode(b"TOKEN=leaked").decode(),
+        },
+        {
+            "type": "symlink",
+            "target": "../../../etc/passwd",
+            "content": base64.b64encode(b"root:x:0:0").decode(),
+        },
+        {
+            "type": "submodule",
+            "submodule_git_url": "https://example.com/x.git",
+            "content": base64.b64encode(b"TOKEN=leaked").decode(),
+        },
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
 async def test_symlinks_and_submodules_are_never_followed_or_read(call, gitea, answer):
     """The double has no symlinks, so Gitea's answer for one is injected: its target is named,
     never read, and the content Gitea attached is not returned."""
-    body = {"name": "link", "path": "docs/link", "sha": "0" * 40, "size": 4,
-            "encoding": "base64", **answer}
+    body = {
+        "name": "link",
+        "path": "docs/link",
+        "sha": "0" * 40,
+        "size": 4,
+        "encoding": "base64",
+        **answer,
+    }
     gitea.faults.add("status", status=200, body=json.dumps(body), path="/contents/docs/link")
     result = await call("get_file_contents", **LIGHTHOUSE, path="docs/link", ref="main")
     assert result["text"] is None and answer["type"] in result["note"]
@@ -262,17 +359,22 @@ async def test_symlinks_and_submodules_are_never_followed_or_read(call, gitea, a
     fetched = await call("fetch", id="file:northwind/lighthouse@main:docs/link")
     assert "leaked" not in json.dumps(fetched) and "root:x" not in json.dumps(fetched)
     # Nothing but the link itself was asked for.
-    assert [p for p in gitea.requested_paths() if "/contents/" in p] == \
-        ["/api/v1/repos/northwind/lighthouse/contents/docs/link"] * 2
+    assert [p for p in gitea.requested_paths() if "/contents/" in p] == [
+        "/api/v1/repos/northwind/lighthouse/contents/docs/link"
+    ] * 2
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_symlink_with_a_sensitive_name_is_blocked_in_trees(call, gitea):
-    listing = [{"name": ".env", "path": ".env", "type": "symlink", "size": 8, "sha": "1" * 40},
-               {"name": "id_rsa", "path": "id_rsa", "type": "dir", "size": 0, "sha": "2" * 40},
-               {"name": "a.txt", "path": "a.txt", "type": "file", "size": 1, "sha": "3" * 40}]
+    listing = [
+        {"name": ".env", "path": ".env", "type": "symlink", "size": 8, "sha": "1" * 40},
+        {"name": "id_rsa", "path": "id_rsa", "type": "dir", "size": 0, "sha": "2" * 40},
+        {"name": "a.txt", "path": "a.txt", "type": "file", "size": 1, "sha": "3" * 40},
+    ]
     gitea.faults.add("status", status=200, body=json.dumps(listing), path="/contents")
-    entries = {e["path"]: e for e in (await call("get_file_tree", **LIGHTHOUSE, ref="main"))["items"]}
+    entries = {
+        e["path"]: e for e in (await call("get_file_tree", **LIGHTHOUSE, ref="main"))["items"]
+    }
     assert entries[".env"]["blocked"] and entries["id_rsa"]["blocked"]
     assert not entries["a.txt"].get("blocked")
 
@@ -281,13 +383,21 @@ async def test_a_symlink_with_a_sensitive_name_is_blocked_in_trees(call, gitea):
 async def test_the_gitea_token_never_reaches_a_result(call, gitea, logs):
     """Even when Gitea hands it back: in an error message, or in content someone committed.
     (The log scrubber is not told the token here, so the logs are checked for real.)"""
-    gitea.faults.add("status", status=422, body=json.dumps({"message": f"bad token {GITEA_TOKEN}"}),
-                     times=1)
+    gitea.faults.add(
+        "status", status=422, body=json.dumps({"message": f"bad token {GITEA_TOKEN}"}), times=1
+    )
     message = await call.error("list_branches", **LIGHTHOUSE)
     assert GITEA_TOKEN not in message
     content = base64.b64encode(f"ci:\n  token: {GITEA_TOKEN}\n".encode()).decode()
-    body = {"name": "ci.yml", "path": "ci.yml", "type": "file", "size": 60, "sha": "0" * 40,
-            "encoding": "base64", "content": content}
+    body = {
+        "name": "ci.yml",
+        "path": "ci.yml",
+        "type": "file",
+        "size": 60,
+        "sha": "0" * 40,
+        "encoding": "base64",
+        "content": content,
+    }
     gitea.faults.add("status", status=200, body=json.dumps(body), path="/contents/ci.yml")
     result = await call("get_file_contents", **LIGHTHOUSE, path="ci.yml", ref="main")
     assert GITEA_TOKEN not in json.dumps(result)

@@ -1,7 +1,11 @@
 import pytest
 
 from aegis_tornado.mcp.jsonrpc import (
-    INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, JsonRpcError, parse_body,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    JsonRpcError,
+    parse_body,
 )
 
 
@@ -29,13 +33,16 @@ def test_classification():
     assert response.kind == "response"
 
 
-@pytest.mark.parametrize("body, code", [
-    (b'{"jsonrpc":"2.0","id":true,"method":"ping"}', INVALID_REQUEST),
-    (b'{"jsonrpc":"2.0","id":{},"method":"ping"}', INVALID_REQUEST),
-    (b'{"jsonrpc":"2.0","id":1,"method":5}', INVALID_REQUEST),
-    (b'{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}', INVALID_PARAMS),
-    (b'{"id":1,"method":"ping"}', INVALID_REQUEST),
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (b'{"jsonrpc":"2.0","id":true,"method":"ping"}', INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":{},"method":"ping"}', INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1,"method":5}', INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}', INVALID_PARAMS),
+        (b'{"id":1,"method":"ping"}', INVALID_REQUEST),
+    ],
+)
 def test_invalid_single_messages(body, code):
     with pytest.raises(JsonRpcError) as error:
         parse_body(body)

@@ -37,7 +37,9 @@ def make_env():
 def run_py(tmp_path):
     """Run ``scripts/<name>`` with the test's Python; cwd is the test's tmp dir by default."""
 
-    def run(name: str, *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 30):
+    def run(
+        name: str, *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 30
+    ):
         return subprocess.run(
             [sys.executable, "-I", str(SCRIPTS / name), *args],
             cwd=cwd or tmp_path,

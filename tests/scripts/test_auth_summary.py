@@ -15,10 +15,10 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "auth_summary.sh"
 # User agents chosen to fool a word search: they contain the event and status names, quotes and
 # JSON-looking fragments. json.dumps escapes their quotes, so exact matching must ignore them.
 TRICKY_AGENTS = [
-    'success-bot/1.0 (access_denied; api_authentication)',
+    "success-bot/1.0 (access_denied; api_authentication)",
     'x", "event": "access_denied", "reason": "invalid_api_key',
     '{"event": "api_authentication", "status": "success"}',
-    'ends with a backslash \\',
+    "ends with a backslash \\",
 ]
 
 
@@ -32,27 +32,59 @@ def line(**fields) -> str:
 
 
 def auth_ok(ip, agent="ChatGPT-User/1.0", when=None):
-    return line(timestamp=when or ts(), event="api_authentication", status="success", client_ip=ip,
-                user_agent=agent, key_hint="a1b2c3d4...e1f2")
+    return line(
+        timestamp=when or ts(),
+        event="api_authentication",
+        status="success",
+        client_ip=ip,
+        user_agent=agent,
+        key_hint="a1b2c3d4...e1f2",
+    )
 
 
 def auth_fail(ip, agent="curl/8.0", when=None):
-    return line(timestamp=when or ts(), event="api_authentication", status="failure", reason="invalid_api_key",
-                client_ip=ip, user_agent=agent)
+    return line(
+        timestamp=when or ts(),
+        event="api_authentication",
+        status="failure",
+        reason="invalid_api_key",
+        client_ip=ip,
+        user_agent=agent,
+    )
 
 
 def denied(ip, reason, when=None):
-    return line(timestamp=when or ts(), event="access_denied", reason=reason, client_ip=ip, path="/mcp/tools")
+    return line(
+        timestamp=when or ts(),
+        event="access_denied",
+        reason=reason,
+        client_ip=ip,
+        path="/mcp/tools",
+    )
 
 
 def rate_limited(ip, when=None):
-    return line(timestamp=when or ts(), event="auth_rate_limit_exceeded", severity="high", client_ip=ip,
-                failures=5, window=300)
+    return line(
+        timestamp=when or ts(),
+        event="auth_rate_limit_exceeded",
+        severity="high",
+        client_ip=ip,
+        failures=5,
+        window=300,
+    )
 
 
 def tool_call(status, agent_ip="203.0.113.4"):
-    return line(timestamp=ts(), event="tool_call", tool="get_file_contents", transport="sse", status=status,
-                duration_ms=12.3, key_hint="a1b2c3d4...e1f2", client_ip=agent_ip)
+    return line(
+        timestamp=ts(),
+        event="tool_call",
+        tool="get_file_contents",
+        transport="sse",
+        status=status,
+        duration_ms=12.3,
+        key_hint="a1b2c3d4...e1f2",
+        client_ip=agent_ip,
+    )
 
 
 def build_log() -> list[str]:
@@ -69,7 +101,9 @@ def build_log() -> list[str]:
     lines += [denied("192.0.2.10", "missing_api_key")] * 3
     lines.append(denied("192.0.2.11", "query_key_not_allowed"))
     lines.append(rate_limited("198.51.100.77"))
-    lines.append(rate_limited("198.51.100.66"))  # blocked again after its window: same IP, second event
+    lines.append(
+        rate_limited("198.51.100.66")
+    )  # blocked again after its window: same IP, second event
     lines += [tool_call("success")] * 3 + [tool_call("error"), tool_call("denied")]
     lines.append("")  # a blank line and a non-JSON line are ignored
     lines.append("not json at all: success api_authentication")
@@ -77,11 +111,16 @@ def build_log() -> list[str]:
 
 
 def summarize(*args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=30)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=30
+    )
 
 
 def counts(output: str) -> dict[str, int]:
-    return {m.group(1).strip(): int(m.group(2)) for m in re.finditer(r"^(\s*[\w ()-]+):\s+(\d+)$", output, re.M)}
+    return {
+        m.group(1).strip(): int(m.group(2))
+        for m in re.finditer(r"^(\s*[\w ()-]+):\s+(\d+)$", output, re.M)
+    }
 
 
 def top_ips(output: str) -> list[tuple[int, str]]:
@@ -112,7 +151,11 @@ def test_counts_are_exact_despite_tricky_user_agents(log_file):
     assert got["Distinct rate-limited IPs"] == 2
     assert got["Tool calls"] == 5
     assert (got["success"], got["error"], got["denied"]) == (3, 1, 1)
-    assert top_ips(result.stdout) == [(5, "198.51.100.66"), (2, "198.51.100.77"), (1, "198.51.100.88")]
+    assert top_ips(result.stdout) == [
+        (5, "198.51.100.66"),
+        (2, "198.51.100.77"),
+        (1, "198.51.100.88"),
+    ]
     listed = result.stdout.split("Distinct rate-limited IPs:", 1)[1].split("Tool calls:", 1)[0]
     assert "198.51.100.66" in listed and "198.51.100.77" in listed
 
@@ -137,8 +180,16 @@ def test_empty_log(tmp_path):
 def test_days_and_since_filter_by_timestamp(tmp_path):
     path = tmp_path / "audit.log"
     old, recent = ts(minutes_ago=60 * 24 * 10), ts(minutes_ago=60)
-    path.write_text("\n".join([auth_ok("203.0.113.4", when=old), auth_fail("198.51.100.1", when=old),
-                               auth_ok("203.0.113.4", when=recent)]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                auth_ok("203.0.113.4", when=old),
+                auth_fail("198.51.100.1", when=old),
+                auth_ok("203.0.113.4", when=recent),
+            ]
+        )
+        + "\n"
+    )
     week = summarize("--days", "7", str(path))
     assert week.returncode == 0, week.stderr
     assert counts(week.stdout)["Total auth attempts"] == 1
@@ -148,7 +199,9 @@ def test_days_and_since_filter_by_timestamp(tmp_path):
     assert counts(summarize(str(path)).stdout)["Total auth attempts"] == 3
 
 
-@pytest.mark.parametrize("args", [("--since", "last week"), ("--days", "seven"), ("--bogus",), ("a.log", "b.log")])
+@pytest.mark.parametrize(
+    "args", [("--since", "last week"), ("--days", "seven"), ("--bogus",), ("a.log", "b.log")]
+)
 def test_bad_arguments_exit_2(args, log_file):
     assert summarize(*args).returncode == 2
 
@@ -164,7 +217,9 @@ def fake_docker(tmp_path, log_file):
     """A stand-in for the docker CLI that records its arguments and 'cats' the fixture log."""
     calls = tmp_path / "docker-calls"
     stub = tmp_path / "docker"
-    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = exec ] && exec cat {log_file}\nexit 1\n')
+    stub.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = exec ] && exec cat {log_file}\nexit 1\n'
+    )
     stub.chmod(0o755)
     return stub, calls
 
@@ -173,7 +228,12 @@ def test_without_argument_reads_the_container_log(fake_docker, make_env):
     stub, calls = fake_docker
     result = summarize(env=make_env(AEGIS_DOCKER=str(stub)))
     assert result.returncode == 0, result.stderr
-    assert calls.read_text().split() == ["exec", "aegis-gitea-mcp", "cat", "/var/log/aegis-mcp/audit.log"]
+    assert calls.read_text().split() == [
+        "exec",
+        "aegis-gitea-mcp",
+        "cat",
+        "/var/log/aegis-mcp/audit.log",
+    ]
     assert counts(result.stdout)["Total auth attempts"] == 12
     assert "aegis-gitea-mcp:/var/log/aegis-mcp/audit.log" in result.stdout
 

@@ -55,7 +55,9 @@ def test_old_key_warns_and_exits_1(run_py, write_metadata):
     write_metadata(record(YOUNG, "fresh", 1), record(OLD, "stale", 120))
     result = run_py("check_key_age.py")
     assert result.returncode == 1
-    assert "ROTATE" in result.stdout and "stale" in result.stdout and "120 days old" in result.stdout
+    assert (
+        "ROTATE" in result.stdout and "stale" in result.stdout and "120 days old" in result.stdout
+    )
     assert "WARNING" in result.stdout
 
 
@@ -138,7 +140,9 @@ def test_config_created_dates_and_entry_forms(run_py, write_metadata, tmp_path):
 
 def test_config_and_env_file_together(run_py, tmp_path):
     young_date = (datetime.now(timezone.utc) - timedelta(days=7)).date().isoformat()
-    (tmp_path / "config.yaml").write_text(f'api_keys:\n  - sha256: "{digest(YOUNG)}"\n    created: {young_date}\n')
+    (tmp_path / "config.yaml").write_text(
+        f'api_keys:\n  - sha256: "{digest(YOUNG)}"\n    created: {young_date}\n'
+    )
     (tmp_path / ".env").write_text(f"MCP_API_KEYS={UNTRACKED}\n")
     result = run_py("check_key_age.py", "--config", "config.yaml", "--env-file", ".env")
     assert result.returncode == 0

@@ -84,7 +84,9 @@ def test_multi_stage_from_python_slim(dockerfile):
 
 
 def test_runtime_copies_the_venv_and_sets_env(final):
-    assert any(args == "--from=builder /opt/venv /opt/venv" for name, args in final if name == "COPY")
+    assert any(
+        args == "--from=builder /opt/venv /opt/venv" for name, args in final if name == "COPY"
+    )
     env = {}
     for name, args in final:
         if name == "ENV":
@@ -108,7 +110,9 @@ def test_runs_as_fixed_non_root_user(final):
     assert f"mkdir -p {LOG_DIR}" in runs
     assert f"chown {uid}:{gid} {LOG_DIR}" in runs
     names = [name for name, _ in final]
-    assert names.index("USER") > max(i for i, n in enumerate(names) if n == "RUN"), "USER after the last RUN"
+    assert names.index("USER") > max(i for i, n in enumerate(names) if n == "RUN"), (
+        "USER after the last RUN"
+    )
 
 
 def test_log_volume(final):
@@ -118,11 +122,18 @@ def test_log_volume(final):
 def test_healthcheck_runs_a_script_the_image_contains(final):
     args = only(final, "HEALTHCHECK")
     options, _, command = args.partition(" CMD ")
-    assert set(options.split()) == {"--start-period=10s", "--interval=30s", "--timeout=5s", "--retries=3"}
+    assert set(options.split()) == {
+        "--start-period=10s",
+        "--interval=30s",
+        "--timeout=5s",
+        "--retries=3",
+    }
     cmd = json.loads(command)  # exec form: a JSON array
     assert cmd[0] == "python"
     target = cmd[1]
-    copies = [args.split() for name, args in final if name == "COPY" and not args.startswith("--from")]
+    copies = [
+        args.split() for name, args in final if name == "COPY" and not args.startswith("--from")
+    ]
     sources = {dest: src for src, dest in (c for c in copies if len(c) == 2)}
     assert target in sources, f"{target} is not copied into the image"
     assert (ROOT / sources[target]).is_file()
@@ -166,7 +177,16 @@ def test_dockerignore_keeps_secrets_and_clutter_out():
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for must in (".env", ".env.*", "*.bak", ".key-metadata.jsonl", ".git", ".venv", "venv", ".pytest_cache"):
+    for must in (
+        ".env",
+        ".env.*",
+        "*.bak",
+        ".key-metadata.jsonl",
+        ".git",
+        ".venv",
+        "venv",
+        ".pytest_cache",
+    ):
         assert must in patterns, must
     # Nothing the build copies may be ignored.
     for needed in ("setup.py", "README.md", "aegis_tornado", "scripts", "scripts/healthcheck.py"):

@@ -86,7 +86,9 @@ def test_save_metadata_writes_record_without_key(run_py, tmp_path, open_umask):
 
 def test_save_metadata_appends_and_keeps_mode(run_py, tmp_path):
     for name in ("first", "second"):
-        assert run_py("generate_api_key.py", "--name", name, "--save-metadata", "-q").returncode == 0
+        assert (
+            run_py("generate_api_key.py", "--name", name, "--save-metadata", "-q").returncode == 0
+        )
     path = tmp_path / ".key-metadata.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["name"] for r in records] == ["first", "second"]
@@ -114,7 +116,12 @@ def test_metadata_file_from_flag_beats_environment(run_py, tmp_path, make_env):
 
 
 def test_unwritable_metadata_path_fails_before_showing_a_key(run_py, tmp_path):
-    result = run_py("generate_api_key.py", "--save-metadata", "--metadata-file", str(tmp_path / "no" / "such" / "m.jsonl"))
+    result = run_py(
+        "generate_api_key.py",
+        "--save-metadata",
+        "--metadata-file",
+        str(tmp_path / "no" / "such" / "m.jsonl"),
+    )
     assert result.returncode == 2
     assert not HEX64.search(result.stdout + result.stderr)
     assert "metadata" in result.stderr

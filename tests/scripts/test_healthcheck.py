@@ -39,7 +39,9 @@ def serve():
         seen: list = []
         handler = type("Handler", (FakeServer,), {"status": status, "seen": seen})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         servers.append(server)
         return server.server_address[1], seen
 
@@ -91,7 +93,9 @@ def test_hanging_server_times_out(run_py, make_env):
 
 def test_proxy_settings_are_ignored(run_py, make_env, serve):
     port, _ = serve(200)
-    result = probe(run_py, make_env, port, http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    result = probe(
+        run_py, make_env, port, http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9"
+    )
     assert result.returncode == 0
 
 

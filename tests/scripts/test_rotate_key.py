@@ -37,9 +37,20 @@ def test_prints_grace_and_final_lines_without_touching_env(run_py, tmp_path):
     assert f"MCP_API_KEYS={new}\n" in result.stdout
     # The steps an operator needs, in order.
     out = result.stdout
-    positions = [out.index(s) for s in ("grace period", "docker compose up -d", "curl", "ChatGPT", f"MCP_API_KEYS={new}\n")]
+    positions = [
+        out.index(s)
+        for s in (
+            "grace period",
+            "docker compose up -d",
+            "curl",
+            "ChatGPT",
+            f"MCP_API_KEYS={new}\n",
+        )
+    ]
     assert positions == sorted(positions)
-    assert f'"key_hint": "{OLD[:8]}...{OLD[-4:]}"' in out  # how to watch the old key in the audit log
+    assert (
+        f'"key_hint": "{OLD[:8]}...{OLD[-4:]}"' in out
+    )  # how to watch the old key in the audit log
     assert env.read_text() == ENV_TEXT
     assert not (tmp_path / ".env.bak").exists()
     assert not (tmp_path / ".key-metadata.jsonl").exists()
@@ -56,7 +67,7 @@ def test_apply_rewrites_only_the_keys_line(run_py, tmp_path):
     before = ENV_TEXT.replace("\n", "\r\n").encode().split(b"\r\n")
     after = env.read_bytes().split(b"\r\n")
     assert len(after) == len(before)
-    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b]
     assert changed == [3]
     assert after[3] == f"MCP_API_KEYS={OLD},{new}".encode()
 
@@ -118,7 +129,12 @@ def test_without_env_file_only_the_new_key(run_py):
 def test_save_metadata_records_new_key_and_names_old_one(run_py, tmp_path):
     (tmp_path / ".env").write_text(f"MCP_API_KEYS=sha256:{OTHER_DIGEST}\n")
     # The old key was configured by digest: its hint and name are known only from metadata.
-    old_record = {"name": "old-workspace", "created": "2026-01-01T00:00:00Z", "key_hint": "fedcba98...3210", "sha256": OTHER_DIGEST}
+    old_record = {
+        "name": "old-workspace",
+        "created": "2026-01-01T00:00:00Z",
+        "key_hint": "fedcba98...3210",
+        "sha256": OTHER_DIGEST,
+    }
     meta = tmp_path / ".key-metadata.jsonl"
     meta.write_text(json.dumps(old_record) + "\n")
 

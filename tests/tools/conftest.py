@@ -55,8 +55,9 @@ def gitea(io_loop):
 
 @pytest.fixture
 def registry(aegis_settings, gitea):
-    client, tools = gitea_tools(aegis_settings, gitea.url, GITEA_TOKEN,
-                                public_url="https://git.example.com")
+    client, tools = gitea_tools(
+        aegis_settings, gitea.url, GITEA_TOKEN, public_url="https://git.example.com"
+    )
     yield tools
     client.close()
 
@@ -66,8 +67,9 @@ class ToolCaller:
         self.api = api
 
     async def raw(self, tool: str, **arguments: Any) -> dict:
-        response = await self.api.request("/mcp/tool/call", "POST",
-                                          json_body={"tool": tool, "arguments": arguments})
+        response = await self.api.request(
+            "/mcp/tool/call", "POST", json_body={"tool": tool, "arguments": arguments}
+        )
         assert response.code == 200, response.body
         result = json.loads(response.body)
         if not result.get("isError"):

@@ -43,24 +43,27 @@ def _section(header: str, secret: str = "TOKEN=leaked") -> str:
 SAFE = _section("diff --git a/app.py b/app.py", "x = 2")
 
 
-@pytest.mark.parametrize("header", [
-    # git quotes names with non-ASCII, control characters, quotes or backslashes
-    'diff --git "a/.env\\303\\251" "b/.env\\303\\251"',
-    'diff --git "a/deploy/id_rsa\\t" "b/deploy/id_rsa\\t"',
-    'diff --git "a/\\"quoted\\"/.env" "b/\\"quoted\\"/.env"',
-    'diff --git a/notes.txt "b/.env\\303\\251"',
-    # a rename into (or out of) a sensitive name
-    "diff --git a/notes.txt b/.env\nsimilarity index 100%\nrename from notes.txt\nrename to .env",
-    "diff --git a/old b/new\nrename from keys/id_rsa\nrename to new",
-    "diff --git a/old b/new\ncopy from x.key\ncopy to new",
-    # names containing " b/" make the split ambiguous: every split is checked
-    "diff --git a/dir b/id_rsa b/dir b/id_rsa",
-    # merge commits
-    "diff --cc .env",
-    "diff --combined certs/server.pem",
-    # nothing readable: fail closed
-    "diff --git garbage",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        # git quotes names with non-ASCII, control characters, quotes or backslashes
+        'diff --git "a/.env\\303\\251" "b/.env\\303\\251"',
+        'diff --git "a/deploy/id_rsa\\t" "b/deploy/id_rsa\\t"',
+        'diff --git "a/\\"quoted\\"/.env" "b/\\"quoted\\"/.env"',
+        'diff --git a/notes.txt "b/.env\\303\\251"',
+        # a rename into (or out of) a sensitive name
+        "diff --git a/notes.txt b/.env\nsimilarity index 100%\nrename from notes.txt\nrename to .env",
+        "diff --git a/old b/new\nrename from keys/id_rsa\nrename to new",
+        "diff --git a/old b/new\ncopy from x.key\ncopy to new",
+        # names containing " b/" make the split ambiguous: every split is checked
+        "diff --git a/dir b/id_rsa b/dir b/id_rsa",
+        # merge commits
+        "diff --cc .env",
+        "diff --combined certs/server.pem",
+        # nothing readable: fail closed
+        "diff --git garbage",
+    ],
+)
 def test_sensitive_sections_are_cut_out_however_git_writes_their_names(header):
     diff = SAFE + _section(header) + SAFE
     filtered, omitted = filter_diff(diff, PathPolicy())
@@ -76,8 +79,10 @@ def test_the_header_lines_name_the_file_too():
 
 
 def test_hunk_lines_that_look_like_headers_name_nothing():
-    section = ("diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1 @@\n"
-               "--- a/.env\n-+++ b/.env\n x\n")
+    section = (
+        "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1 @@\n"
+        "--- a/.env\n-+++ b/.env\n x\n"
+    )
     filtered, omitted = filter_diff(section, PathPolicy())
     assert filtered == section and omitted == []
 

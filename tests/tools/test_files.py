@@ -9,8 +9,19 @@ import pytest
 from ..conftest import with_settings
 
 LIGHTHOUSE = {"owner": "northwind", "repo": "lighthouse"}
-CONTENTS_KEYS = {"owner", "repo", "path", "ref", "size", "binary", "text", "truncated",
-                 "start_line", "end_line", "total_lines"}
+CONTENTS_KEYS = {
+    "owner",
+    "repo",
+    "path",
+    "ref",
+    "size",
+    "binary",
+    "text",
+    "truncated",
+    "start_line",
+    "end_line",
+    "total_lines",
+}
 
 
 @pytest.mark.gen_test
@@ -27,15 +38,16 @@ async def test_reads_a_text_file(call):
 async def test_line_ranges(call):
     whole = await call("get_file_contents", **LIGHTHOUSE, path="README.md")
     lines = whole["text"].splitlines(keepends=True)
-    part = await call("get_file_contents", **LIGHTHOUSE, path="README.md", start_line=3,
-                      end_line=5)
+    part = await call("get_file_contents", **LIGHTHOUSE, path="README.md", start_line=3, end_line=5)
     assert part["text"] == "".join(lines[2:5])
     assert (part["start_line"], part["end_line"]) == (3, 5)
-    message = await call.error("get_file_contents", **LIGHTHOUSE, path="README.md",
-                               start_line=5, end_line=3)
+    message = await call.error(
+        "get_file_contents", **LIGHTHOUSE, path="README.md", start_line=5, end_line=3
+    )
     assert "end_line must not be before start_line" in message
-    assert "past the end" in await call.error("get_file_contents", **LIGHTHOUSE,
-                                              path="README.md", start_line=10_000)
+    assert "past the end" in await call.error(
+        "get_file_contents", **LIGHTHOUSE, path="README.md", start_line=10_000
+    )
 
 
 @pytest.mark.gen_test
@@ -46,8 +58,12 @@ async def test_a_file_over_the_limit_comes_in_parts(call, ctx):
     assert first["next_start_line"] == first["end_line"] + 1
     assert f"start_line={first['next_start_line']}" in first["note"]
     assert len(json.dumps(first).encode()) <= limit
-    rest = await call("get_file_contents", **LIGHTHOUSE, path="data/sample-metrics.csv",
-                      start_line=first["next_start_line"])
+    rest = await call(
+        "get_file_contents",
+        **LIGHTHOUSE,
+        path="data/sample-metrics.csv",
+        start_line=first["next_start_line"],
+    )
     assert rest["truncated"] is False and rest["end_line"] == rest["total_lines"]
     assert len((first["text"] + rest["text"]).encode()) == first["size"]
 
@@ -76,11 +92,22 @@ async def test_hidden_unicode_is_stripped_and_secrets_redacted(call):
     assert "BEGIN RSA PRIVATE KEY" not in backup["text"]
     assert "[REDACTED:aws-access-key-id]" in backup["text"]
     assert {"aws-access-key-id", "aws-secret-access-key", "private-key"} <= set(
-        backup["sanitized"]["secrets_redacted"])
+        backup["sanitized"]["secrets_redacted"]
+    )
 
 
-@pytest.mark.parametrize("path", [".env", "deploy/id_rsa", "certs/server.pem", "DEPLOY/ID_RSA",
-                                  "config/.env.local", "a/secrets.yaml", "x.p12"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".env",
+        "deploy/id_rsa",
+        "certs/server.pem",
+        "DEPLOY/ID_RSA",
+        "config/.env.local",
+        "a/secrets.yaml",
+        "x.p12",
+    ],
+)
 @pytest.mark.gen_test
 async def test_sensitive_files_are_refused_without_asking_gitea(call, gitea, logs, path):
     message = await call.error("get_file_contents", **LIGHTHOUSE, path=path)
@@ -94,15 +121,27 @@ async def test_sensitive_files_are_refused_without_asking_gitea(call, gitea, log
 @pytest.mark.gen_test
 async def test_sensitive_paths_setting_replaces_the_defaults(call):
     assert (await call.error("get_file_contents", **LIGHTHOUSE, path="README.md")).startswith(
-        "Blocked by policy")
+        "Blocked by policy"
+    )
     env_file = await call("get_file_contents", **LIGHTHOUSE, path=".env")
     assert env_file["text"] is not None
 
 
-@pytest.mark.parametrize("path", [
-    "../../etc/passwd", "src/../../x", "%2e%2e/etc/passwd", "%252e%252e/x", "/etc/passwd",
-    "src\\lighthouse", "README.md\x00.png", "a/" * 3000, "..", "src/./x",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../etc/passwd",
+        "src/../../x",
+        "%2e%2e/etc/passwd",
+        "%252e%252e/x",
+        "/etc/passwd",
+        "src\\lighthouse",
+        "README.md\x00.png",
+        "a/" * 3000,
+        "..",
+        "src/./x",
+    ],
+)
 @pytest.mark.gen_test
 async def test_path_attacks_are_refused_before_gitea(call, gitea, path):
     message = await call.error("get_file_contents", **LIGHTHOUSE, path=path)
@@ -138,8 +177,7 @@ async def test_tree_root_and_subdirectory(call):
     assert env_entry["blocked"] is True
     nested = await call("get_file_tree", **LIGHTHOUSE, path="src/lighthouse/checks")
     assert {e["path"] for e in nested["items"]} >= {"src/lighthouse/checks/http"}
-    assert "get_file_contents" in await call.error("get_file_tree", **LIGHTHOUSE,
-                                                   path="README.md")
+    assert "get_file_contents" in await call.error("get_file_tree", **LIGHTHOUSE, path="README.md")
 
 
 @pytest.mark.gen_test
@@ -156,8 +194,9 @@ async def test_recursive_tree_pages_follow_gitea_truncation(call):
         page += 1
     assert len(seen) == first["total"] == len(set(seen))
     assert "src/lighthouse/checks/http/probe.py" in seen
-    sub = await call("get_file_tree", **LIGHTHOUSE, path="src/lighthouse/checks", recursive=True,
-                     limit=50)
+    sub = await call(
+        "get_file_tree", **LIGHTHOUSE, path="src/lighthouse/checks", recursive=True, limit=50
+    )
     assert "src/lighthouse/checks/http/probe.py" in [e["path"] for e in sub["items"]]
     assert all(e["path"].startswith("src/lighthouse/checks/") for e in sub["items"])
 

@@ -23,8 +23,11 @@ def registry(aegis_settings):
 @pytest.mark.gen_test(timeout=30)
 async def test_refused_connections_are_reported_quickly(call, api):
     started = time.monotonic()
-    for tool, arguments in (("list_repositories", {}), ("search", {"query": "x"}),
-                            ("get_repository", {"owner": "a", "repo": "b"})):
+    for tool, arguments in (
+        ("list_repositories", {}),
+        ("search", {"query": "x"}),
+        ("get_repository", {"owner": "a", "repo": "b"}),
+    ):
         message = await call.error(tool, **arguments)
         assert "Gitea is unavailable" in message, message
     assert time.monotonic() - started < 20

@@ -27,15 +27,18 @@ async def test_hanging_gitea_times_out_then_recovers(call, gitea, logs):
 
 
 @with_settings(**FAST)
-@pytest.mark.parametrize("kind, options, fragment", [
-    ("status", {"status": 500}, "Gitea is unavailable"),
-    ("status", {"status": 502}, "Gitea is unavailable"),
-    ("malformed", {}, "could not use"),
-    ("truncated", {}, "could not use"),
-    ("huge", {"size": 20 * 1024 * 1024}, "could not use"),
-    ("disconnect", {}, "Gitea is unavailable"),
-    ("status", {"status": 401}, "refused the server's own token"),
-])
+@pytest.mark.parametrize(
+    "kind, options, fragment",
+    [
+        ("status", {"status": 500}, "Gitea is unavailable"),
+        ("status", {"status": 502}, "Gitea is unavailable"),
+        ("malformed", {}, "could not use"),
+        ("truncated", {}, "could not use"),
+        ("huge", {"size": 20 * 1024 * 1024}, "could not use"),
+        ("disconnect", {}, "Gitea is unavailable"),
+        ("status", {"status": 401}, "refused the server's own token"),
+    ],
+)
 @pytest.mark.gen_test(timeout=30)
 async def test_upstream_faults_become_clear_errors(call, gitea, kind, options, fragment):
     gitea.faults.add(kind, **options)

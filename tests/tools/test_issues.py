@@ -44,8 +44,10 @@ async def test_pull_requests(call):
     merged = next(p for p in everything["items"] if p["number"] == 12)
     assert merged["merged"] is True and merged["head"] == "fix/dns-flake"
     pull = await call("get_pull_request", **LIGHTHOUSE, number=12)
-    assert {f["path"] for f in pull["files"]} == {"src/lighthouse/checks/dns/resolver.py",
-                                                  "tests/test_dns.py"}
+    assert {f["path"] for f in pull["files"]} == {
+        "src/lighthouse/checks/dns/resolver.py",
+        "tests/test_dns.py",
+    }
     assert pull["diff"].startswith("diff --git") and pull["body"]
     assert pull["url"] == "https://git.example.com/northwind/lighthouse/pulls/12"
 
@@ -55,5 +57,7 @@ async def test_releases(call):
     releases = await call("list_releases", **LIGHTHOUSE)
     tags = [r["tag"] for r in releases["items"]]
     assert "v1.0.0" in tags and "v1.3.0" not in tags  # the draft is hidden from the bot
-    assert all(r["url"].startswith("https://git.example.com/northwind/lighthouse/releases/tag/")
-               for r in releases["items"])
+    assert all(
+        r["url"].startswith("https://git.example.com/northwind/lighthouse/releases/tag/")
+        for r in releases["items"]
+    )

@@ -206,7 +206,9 @@ def test_filter_keeps_order_and_drops_unparseable_keys():
 def test_filter_accepts_pairs_and_strings_without_a_key():
     policy = RepoPolicy(allow=["octo/*"])
     assert policy.filter(["octo/a", "bob/b", ("octo", "c"), ["octo", "d"], ("octo",), 7]) == [
-        "octo/a", ("octo", "c"), ["octo", "d"],
+        "octo/a",
+        ("octo", "c"),
+        ["octo", "d"],
     ]
     assert policy.filter(iter(["octo/x"])) == ["octo/x"]
 
@@ -240,8 +242,17 @@ def test_deny_wins_and_case_never_matters(allow, deny, owner, repo):
 def test_default_globs_are_the_documented_ones():
     assert PathPolicy().globs == DEFAULT_SENSITIVE_PATHS
     assert DEFAULT_SENSITIVE_PATHS == (
-        ".env*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", "*.p12", "*.pfx",
-        ".git-credentials", ".npmrc", ".pypirc", "secrets.*",
+        ".env*",
+        "*.pem",
+        "*.key",
+        "id_rsa*",
+        "id_ed25519*",
+        "*.p12",
+        "*.pfx",
+        ".git-credentials",
+        ".npmrc",
+        ".pypirc",
+        "secrets.*",
     )
 
 
@@ -288,8 +299,16 @@ def test_files_inside_sensitive_directories_are_blocked(path, glob):
 
 @pytest.mark.parametrize(
     "path",
-    [".ENV", "Config/.Env.Local", "ID_RSA", "keys/Id_Ed25519.PUB", "CERT.PEM", "SECRETS.YML",
-     ".NPMRC", ".Git-Credentials"],
+    [
+        ".ENV",
+        "Config/.Env.Local",
+        "ID_RSA",
+        "keys/Id_Ed25519.PUB",
+        "CERT.PEM",
+        "SECRETS.YML",
+        ".NPMRC",
+        ".Git-Credentials",
+    ],
 )
 def test_matching_ignores_case(path):
     assert PathPolicy().is_sensitive(path)
@@ -320,8 +339,16 @@ def test_ordinary_files_are_not_sensitive(path):
 
 @pytest.mark.parametrize(
     "path",
-    ["./.env", "app//.env", "app/.env/", "%2eenv", "app/%2Eenv", "%252eenv", "app\\.env",
-     "id%5frsa"],
+    [
+        "./.env",
+        "app//.env",
+        "app/.env/",
+        "%2eenv",
+        "app/%2Eenv",
+        "%252eenv",
+        "app\\.env",
+        "id%5frsa",
+    ],
 )
 def test_unnormalised_and_encoded_forms_are_still_caught(path):
     assert PathPolicy().is_sensitive(path)
@@ -342,16 +369,28 @@ def test_empty_glob_list_blocks_nothing():
 @pytest.mark.parametrize(
     ("glob", "blocked", "allowed"),
     [
-        ("config/*.yml", ["config/app.yml", "CONFIG/App.YML"],
-         ["config/sub/app.yml", "x/config/app.yml", "config.yml", "config/app.yaml"]),
+        (
+            "config/*.yml",
+            ["config/app.yml", "CONFIG/App.YML"],
+            ["config/sub/app.yml", "x/config/app.yml", "config.yml", "config/app.yaml"],
+        ),
         ("/top.txt", ["top.txt"], ["a/top.txt"]),
-        ("**/private/*.json", ["private/a.json", "x/y/private/a.json"],
-         ["private/a.txt", "private/sub/a.json", "privateX/a.json"]),
+        (
+            "**/private/*.json",
+            ["private/a.json", "x/y/private/a.json"],
+            ["private/a.txt", "private/sub/a.json", "privateX/a.json"],
+        ),
         ("deploy/**", ["deploy/a", "deploy/a/b/c"], ["deploy", "x/deploy/a"]),
-        ("infra/secrets", ["infra/secrets", "infra/secrets/db.txt", "infra/Secrets/x/y"],
-         ["secrets", "x/infra/secrets", "infra/secretsX"]),
-        ("terraform/*.tfstate*", ["terraform/a.tfstate", "terraform/a.tfstate.backup"],
-         ["a.tfstate"]),
+        (
+            "infra/secrets",
+            ["infra/secrets", "infra/secrets/db.txt", "infra/Secrets/x/y"],
+            ["secrets", "x/infra/secrets", "infra/secretsX"],
+        ),
+        (
+            "terraform/*.tfstate*",
+            ["terraform/a.tfstate", "terraform/a.tfstate.backup"],
+            ["a.tfstate"],
+        ),
     ],
 )
 def test_globs_with_a_slash_match_the_whole_path_and_its_parents(glob, blocked, allowed):
@@ -412,8 +451,10 @@ def test_path_filter_drops_sensitive_and_non_string_entries():
     assert PathPolicy().filter(["a.py", ".env"]) == ["a.py"]
 
 
-@given(st.lists(st.sampled_from(["src", "app", "a b", "文档", ".github", "x.y"]), max_size=5),
-       st.sampled_from([".env", ".ENV.local", "id_rsa", "secrets.toml", "TLS.KEY", "x.pfx"]))
+@given(
+    st.lists(st.sampled_from(["src", "app", "a b", "文档", ".github", "x.y"]), max_size=5),
+    st.sampled_from([".env", ".ENV.local", "id_rsa", "secrets.toml", "TLS.KEY", "x.pfx"]),
+)
 def test_a_sensitive_name_is_caught_at_any_depth_and_as_any_directory(dirs, name):
     policy = PathPolicy()
     assert policy.is_sensitive("/".join([*dirs, name]))

@@ -7,16 +7,41 @@ import json
 import pytest
 
 EXPECTED = {
-    "search", "fetch", "list_repositories", "get_repository", "list_branches", "list_tags",
-    "get_file_tree", "get_file_contents", "list_commits", "get_commit", "list_issues",
-    "get_issue", "list_pull_requests", "get_pull_request", "list_releases",
+    "search",
+    "fetch",
+    "list_repositories",
+    "get_repository",
+    "list_branches",
+    "list_tags",
+    "get_file_tree",
+    "get_file_contents",
+    "list_commits",
+    "get_commit",
+    "list_issues",
+    "get_issue",
+    "list_pull_requests",
+    "get_pull_request",
+    "list_releases",
 }
 #: One name, one meaning, in every tool.
-SHARED_ARGUMENTS = {"owner": "string", "repo": "string", "path": "string", "ref": "string",
-                    "number": "integer", "sha": "string", "query": "string", "state": "string",
-                    "labels": "array", "type": "string", "recursive": "boolean",
-                    "page": "integer", "limit": "integer", "start_line": "integer",
-                    "end_line": "integer", "id": "string"}
+SHARED_ARGUMENTS = {
+    "owner": "string",
+    "repo": "string",
+    "path": "string",
+    "ref": "string",
+    "number": "integer",
+    "sha": "string",
+    "query": "string",
+    "state": "string",
+    "labels": "array",
+    "type": "string",
+    "recursive": "boolean",
+    "page": "integer",
+    "limit": "integer",
+    "start_line": "integer",
+    "end_line": "integer",
+    "id": "string",
+}
 
 
 @pytest.mark.gen_test
@@ -55,8 +80,9 @@ async def test_a_short_gitea_token_is_redacted_even_from_short_strings():
     from aegis_tornado.tools.policy import PathPolicy, RepoPolicy
 
     client = GiteaClient("http://127.0.0.1:9", "tok42")
-    env = ToolEnv(client, RepoPolicy(), PathPolicy(), "https://git.example.com",
-                  withheld=("tok42",))
+    env = ToolEnv(
+        client, RepoPolicy(), PathPolicy(), "https://git.example.com", withheld=("tok42",)
+    )
     try:
         result = await env.finish({"name": "a tok42", "ok": "plain"})
     finally:

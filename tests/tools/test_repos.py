@@ -20,8 +20,9 @@ async def test_list_repositories_pages_through_everything_visible(call):
     assert len(names) == 56
     assert "northwind/deploy-config" in names  # private, shared with the bot
     assert "carol/incident-response" not in names  # private, not shared
-    repo = next(r for r in first["items"] + second["items"]
-                if r["full_name"] == "northwind/lighthouse")
+    repo = next(
+        r for r in first["items"] + second["items"] if r["full_name"] == "northwind/lighthouse"
+    )
     assert repo["url"] == "https://git.example.com/northwind/lighthouse"
     assert repo["default_branch"] == "main"
 
@@ -40,9 +41,20 @@ async def test_denied_repositories_vanish_and_are_never_requested(call, gitea):
     assert "northwind/lighthouse" not in names and not any(n.startswith("alice/") for n in names)
     assert listed["total"] is None  # Gitea's count would reveal hidden repositories
     missing = await call.error("get_repository", owner="northwind", repo="does-not-exist")
-    for owner, repo in (("northwind", "lighthouse"), ("alice", "notes"), ("NorthWind", "LightHouse")):
-        for tool in ("get_repository", "list_branches", "list_tags", "list_commits",
-                     "list_issues", "list_releases", "get_file_tree"):
+    for owner, repo in (
+        ("northwind", "lighthouse"),
+        ("alice", "notes"),
+        ("NorthWind", "LightHouse"),
+    ):
+        for tool in (
+            "get_repository",
+            "list_branches",
+            "list_tags",
+            "list_commits",
+            "list_issues",
+            "list_releases",
+            "get_file_tree",
+        ):
             message = await call.error(tool, owner=owner, repo=repo)
             assert message == missing.replace("northwind/does-not-exist", f"{owner}/{repo}")
     requested = " ".join(gitea.requested_paths()).lower()
@@ -73,19 +85,32 @@ async def test_get_repository(call):
 async def test_branches_and_tags(call):
     branches = await call("list_branches", owner="northwind", repo="lighthouse", limit=2)
     assert branches["has_more"] is True and len(branches["items"]) == 2
-    main = next(b for b in (await call("list_branches", owner="northwind", repo="lighthouse",
-                                       limit=50))["items"] if b["name"] == "main")
+    main = next(
+        b
+        for b in (await call("list_branches", owner="northwind", repo="lighthouse", limit=50))[
+            "items"
+        ]
+        if b["name"] == "main"
+    )
     assert main["protected"] is True and len(main["commit_sha"]) == 40
     assert main["url"] == "https://git.example.com/northwind/lighthouse/src/branch/main"
     tags = await call("list_tags", owner="northwind", repo="lighthouse")
     assert {"v1.0.0", "v1.3.0-rc1"} <= {t["name"] for t in tags["items"]}
 
 
-@pytest.mark.parametrize("owner, repo, fragment", [
-    ("../admin", "x", "owner"), ("northwind", "a/b", "repo"), ("northwind", "..", "repo"),
-    ("x" * 41, "r", "owner"), ("northwind", "r" * 101, "repo"), ("nörth", "r", "owner"),
-    ("northwind", "lighthouse.git", "repo"), ("north\x00wind", "r", "owner"),
-])
+@pytest.mark.parametrize(
+    "owner, repo, fragment",
+    [
+        ("../admin", "x", "owner"),
+        ("northwind", "a/b", "repo"),
+        ("northwind", "..", "repo"),
+        ("x" * 41, "r", "owner"),
+        ("northwind", "r" * 101, "repo"),
+        ("nörth", "r", "owner"),
+        ("northwind", "lighthouse.git", "repo"),
+        ("north\x00wind", "r", "owner"),
+    ],
+)
 @pytest.mark.gen_test
 async def test_invalid_names_are_refused_before_gitea(call, gitea, owner, repo, fragment):
     message = await call.error("get_repository", owner=owner, repo=repo)

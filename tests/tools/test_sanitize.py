@@ -33,17 +33,40 @@ ALWAYS_REMOVED = [
     "\u200e",  # LRM
     "\u200f",  # RLM
     "\u061c",  # ALM
-    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",  # embeddings, overrides
-    "\u2066", "\u2067", "\u2068", "\u2069",  # isolates
-    "\u2060", "\u2061", "\u2062", "\u2063", "\u2064",  # word joiner, invisible operators
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",  # embeddings, overrides
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",  # isolates
+    "\u2060",
+    "\u2061",
+    "\u2062",
+    "\u2063",
+    "\u2064",  # word joiner, invisible operators
     "\ufeff",  # BOM
     "\u00ad",  # SOFT HYPHEN
     "\u034f",  # COMBINING GRAPHEME JOINER
-    "\u3164", "\uffa0", "\u115f",  # Hangul fillers
-    "\ufff9", "\ufffa", "\ufffb",  # interlinear annotation
+    "\u3164",
+    "\uffa0",
+    "\u115f",  # Hangul fillers
+    "\ufff9",
+    "\ufffa",
+    "\ufffb",  # interlinear annotation
     "\U000e0001",  # LANGUAGE TAG
-    "\U000e0041", "\U000e007f",  # tag characters
-    "\x00", "\x01", "\x08", "\x1b", "\x1f", "\x7f", "\x85", "\x9f",  # controls
+    "\U000e0041",
+    "\U000e007f",  # tag characters
+    "\x00",
+    "\x01",
+    "\x08",
+    "\x1b",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\x9f",  # controls
 ]
 
 
@@ -138,9 +161,17 @@ def test_joiners_selectors_and_tags_are_kept_only_in_context(text, expected):
 
 
 _KEPT_FORMAT_CHARACTERS = {
-    *map(chr, range(0x0600, 0x0606)), "\u06dd", "\u070f", "\u0890", "\u0891", "\u08e2",
-    "\U000110bd", "\U000110cd",  # visible prepended concatenation marks
-    "\u200c", "\u200d", "\u180e",  # joiners: kept only in context (tested above)
+    *map(chr, range(0x0600, 0x0606)),
+    "\u06dd",
+    "\u070f",
+    "\u0890",
+    "\u0891",
+    "\u08e2",
+    "\U000110bd",
+    "\U000110cd",  # visible prepended concatenation marks
+    "\u200c",
+    "\u200d",
+    "\u180e",  # joiners: kept only in context (tested above)
 }
 
 
@@ -164,8 +195,29 @@ def test_long_runs_are_handled_and_counted():
 
 
 _visible = st.characters(
-    categories=("Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
-                "Pf", "Po", "Sm", "Sc", "Sk", "So", "Mc", "Me"),
+    categories=(
+        "Lu",
+        "Ll",
+        "Lt",
+        "Lm",
+        "Lo",
+        "Nd",
+        "Nl",
+        "No",
+        "Pc",
+        "Pd",
+        "Ps",
+        "Pe",
+        "Pi",
+        "Pf",
+        "Po",
+        "Sm",
+        "Sc",
+        "Sk",
+        "So",
+        "Mc",
+        "Me",
+    ),
 )
 
 
@@ -174,11 +226,34 @@ def test_text_without_invisible_characters_is_unchanged(text):
     assert strip_invisible(text) == (text, 0)
 
 
-TRICKY = (
-    ["\u200b", "\u200c", "\u200d", "\ufe0f", "\ufe0e", "\ufe01", "\U000e0100", "\U000e0041",
-     "\U000e0067", "\U000e0062", "\U000e0073", "\U000e0063", "\U000e0074", "\U000e007f",
-     "\U0001f3f4", "😀", "é", "1", "#", "a", " ", "\u202e", "\ufeff", "\x00", "\n", "\u00ad"]
-)
+TRICKY = [
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\ufe0f",
+    "\ufe0e",
+    "\ufe01",
+    "\U000e0100",
+    "\U000e0041",
+    "\U000e0067",
+    "\U000e0062",
+    "\U000e0073",
+    "\U000e0063",
+    "\U000e0074",
+    "\U000e007f",
+    "\U0001f3f4",
+    "😀",
+    "é",
+    "1",
+    "#",
+    "a",
+    " ",
+    "\u202e",
+    "\ufeff",
+    "\x00",
+    "\n",
+    "\u00ad",
+]
 _tricky = st.sampled_from(TRICKY)
 
 
@@ -206,8 +281,10 @@ SLACK_BOT = "xoxb-263594206564-2343594206574-FGqddMF8t08v8N7Oq4i57vs1MBS"
 SLACK_HOOK = "https://hooks.slack.com/services/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"
 STRIPE = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
 GOOGLE = "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"
-JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ."
-       "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ."
+    "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
 
 SECRETS = [
     # (text containing the secret, the raw secret value, kind)
@@ -222,62 +299,122 @@ SECRETS = [
     (f"aws-secret-access-key: '{AWS_SECRET}'", AWS_SECRET, "aws-secret-access-key"),
     (f"TF_VAR_aws_secret_access_key => {AWS_SECRET}", AWS_SECRET, "aws-secret-access-key"),
     (f"token: {GHP}", GHP, "github-token"),
-    ("gho_16C7e42F292c6912E7710c838347Ae178B4a", "gho_16C7e42F292c6912E7710c838347Ae178B4a",
-     "github-token"),
-    ("ghu_16C7e42F292c6912E7710c838347Ae178B4a", "ghu_16C7e42F292c6912E7710c838347Ae178B4a",
-     "github-token"),
-    ("ghs_16C7e42F292c6912E7710c838347Ae178B4a", "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
-     "github-token"),
-    ("ghr_16C7e42F292c6912E7710c838347Ae178B4a", "ghr_16C7e42F292c6912E7710c838347Ae178B4a",
-     "github-token"),
+    (
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github-token",
+    ),
+    (
+        "ghu_16C7e42F292c6912E7710c838347Ae178B4a",
+        "ghu_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github-token",
+    ),
+    (
+        "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+        "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github-token",
+    ),
+    (
+        "ghr_16C7e42F292c6912E7710c838347Ae178B4a",
+        "ghr_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github-token",
+    ),
     (f"GITHUB_TOKEN={GH_FINE}", GH_FINE, "github-token"),
     (f"CI_TOKEN: {GLPAT}", GLPAT, "gitlab-token"),
-    ("glpat-" + "aB3dE6gH9jK2mN5pQ8sTuVwXyZ0.01.0w1bq3dbb",
-     "glpat-" + "aB3dE6gH9jK2mN5pQ8sTuVwXyZ0.01.0w1bq3dbb", "gitlab-token"),
+    (
+        "glpat-" + "aB3dE6gH9jK2mN5pQ8sTuVwXyZ0.01.0w1bq3dbb",
+        "glpat-" + "aB3dE6gH9jK2mN5pQ8sTuVwXyZ0.01.0w1bq3dbb",
+        "gitlab-token",
+    ),
     ("gldt-aB3dE6gH9jK2mN5pQ8sT", "gldt-aB3dE6gH9jK2mN5pQ8sT", "gitlab-token"),
     ("GR1348941aB3dE6gH9jK2mN5pQ8sT", "GR1348941aB3dE6gH9jK2mN5pQ8sT", "gitlab-token"),
     (f"SLACK_BOT_TOKEN={SLACK_BOT}", SLACK_BOT, "slack-token"),
-    ("xoxp-41684372915-1320496754-45609968301-e708ba56e1517a99f6b5fb07349476ef",
-     "xoxp-41684372915-1320496754-45609968301-e708ba56e1517a99f6b5fb07349476ef", "slack-token"),
-    ("xoxa-2-511111111-31111111111-3111111111111-e039d02840a0b9379c",
-     "xoxa-2-511111111-31111111111-3111111111111-e039d02840a0b9379c", "slack-token"),
-    ("xoxs-416843729158-132049654-5609968301-e708ba56e1",
-     "xoxs-416843729158-132049654-5609968301-e708ba56e1", "slack-token"),
-    ("xoxr-416843729158-132049654-e708ba56e1", "xoxr-416843729158-132049654-e708ba56e1",
-     "slack-token"),
-    ("xapp-1-A052FGTS2DL-5171572773297-610b6a11f4b7eb819e87b767d80e6575a3634791",
-     "xapp-1-A052FGTS2DL-5171572773297-610b6a11f4b7eb819e87b767d80e6575a3634791", "slack-token"),
+    (
+        "xoxp-41684372915-1320496754-45609968301-e708ba56e1517a99f6b5fb07349476ef",
+        "xoxp-41684372915-1320496754-45609968301-e708ba56e1517a99f6b5fb07349476ef",
+        "slack-token",
+    ),
+    (
+        "xoxa-2-511111111-31111111111-3111111111111-e039d02840a0b9379c",
+        "xoxa-2-511111111-31111111111-3111111111111-e039d02840a0b9379c",
+        "slack-token",
+    ),
+    (
+        "xoxs-416843729158-132049654-5609968301-e708ba56e1",
+        "xoxs-416843729158-132049654-5609968301-e708ba56e1",
+        "slack-token",
+    ),
+    (
+        "xoxr-416843729158-132049654-e708ba56e1",
+        "xoxr-416843729158-132049654-e708ba56e1",
+        "slack-token",
+    ),
+    (
+        "xapp-1-A052FGTS2DL-5171572773297-610b6a11f4b7eb819e87b767d80e6575a3634791",
+        "xapp-1-A052FGTS2DL-5171572773297-610b6a11f4b7eb819e87b767d80e6575a3634791",
+        "slack-token",
+    ),
     (f"webhook: {SLACK_HOOK}", SLACK_HOOK, "slack-webhook"),
-    ("hooks.slack.com/workflows/T024BE7LD/A04/4123/aBcDeFgHiJkLmNoPqRsT",
-     "hooks.slack.com/workflows/T024BE7LD/A04/4123/aBcDeFgHiJkLmNoPqRsT", "slack-webhook"),
+    (
+        "hooks.slack.com/workflows/T024BE7LD/A04/4123/aBcDeFgHiJkLmNoPqRsT",
+        "hooks.slack.com/workflows/T024BE7LD/A04/4123/aBcDeFgHiJkLmNoPqRsT",
+        "slack-webhook",
+    ),
     (f"stripe.api_key = '{STRIPE}'", STRIPE, "stripe-live-key"),
-    ("rk_live_51H8fJkLmNoPqRsTuVwXyZ012345", "rk_live_51H8fJkLmNoPqRsTuVwXyZ012345",
-     "stripe-live-key"),
+    (
+        "rk_live_51H8fJkLmNoPqRsTuVwXyZ012345",
+        "rk_live_51H8fJkLmNoPqRsTuVwXyZ012345",
+        "stripe-live-key",
+    ),
     (f"key={GOOGLE}&q=1", GOOGLE, "google-api-key"),
-    ("key: sk-ant-api03-" + "aB3dE6gH9jK2mN5pQ8sT" * 4 + "AA",
-     "sk-ant-api03-" + "aB3dE6gH9jK2mN5pQ8sT" * 4 + "AA", "anthropic-api-key"),
-    ("sk-proj-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6",
-     "sk-proj-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6", "openai-api-key"),
-    ("sk-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6",
-     "sk-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6", "openai-api-key"),
-    ("//registry.npmjs.org/:_authToken=npm_aB3dE6gH9jK2mN5pQ8sTuVwXyZ0123456789",
-     "npm_aB3dE6gH9jK2mN5pQ8sTuVwXyZ0123456789", "npm-token"),
-    ("password = pypi-AgEIcHlwaS5vcmc" + "CJDk2ZjY4YzE1LTk3NmYtNGU0OS1hZmU1LWY4NjVjNWU0OWQxNQ",
-     "pypi-AgEIcHlwaS5vcmc" + "CJDk2ZjY4YzE1LTk3NmYtNGU0OS1hZmU1LWY4NjVjNWU0OWQxNQ",
-     "pypi-token"),
-    ("HF_TOKEN=hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH", "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH",
-     "huggingface-token"),
-    ("SG.aB3dE6gH9jK2mN5pQ8sT12.aB3dE6gH9jK2mN5pQ8sT12aB3dE6gH9jK2mN5pQ8sT1",
-     "SG.aB3dE6gH9jK2mN5pQ8sT12.aB3dE6gH9jK2mN5pQ8sT12aB3dE6gH9jK2mN5pQ8sT1",
-     "sendgrid-api-key"),
-    ("AccountName=acct;AccountKey=" + "aB3dE6gH9jK2mN5pQ8sT+/" * 3 + "aB3dE6gH9jK2mN5pQ8sT==;",
-     "aB3dE6gH9jK2mN5pQ8sT+/" * 3 + "aB3dE6gH9jK2mN5pQ8sT==", "azure-storage-key"),
+    (
+        "key: sk-ant-api03-" + "aB3dE6gH9jK2mN5pQ8sT" * 4 + "AA",
+        "sk-ant-api03-" + "aB3dE6gH9jK2mN5pQ8sT" * 4 + "AA",
+        "anthropic-api-key",
+    ),
+    (
+        "sk-proj-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6",
+        "sk-proj-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6",
+        "openai-api-key",
+    ),
+    (
+        "sk-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6",
+        "sk-aB3dE6gH9jK2mN5pQ8sTT3BlbkFJuV1wX2yZ3aB4cD5eF6",
+        "openai-api-key",
+    ),
+    (
+        "//registry.npmjs.org/:_authToken=npm_aB3dE6gH9jK2mN5pQ8sTuVwXyZ0123456789",
+        "npm_aB3dE6gH9jK2mN5pQ8sTuVwXyZ0123456789",
+        "npm-token",
+    ),
+    (
+        "password = pypi-AgEIcHlwaS5vcmc" + "CJDk2ZjY4YzE1LTk3NmYtNGU0OS1hZmU1LWY4NjVjNWU0OWQxNQ",
+        "pypi-AgEIcHlwaS5vcmc" + "CJDk2ZjY4YzE1LTk3NmYtNGU0OS1hZmU1LWY4NjVjNWU0OWQxNQ",
+        "pypi-token",
+    ),
+    (
+        "HF_TOKEN=hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH",
+        "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH",
+        "huggingface-token",
+    ),
+    (
+        "SG.aB3dE6gH9jK2mN5pQ8sT12.aB3dE6gH9jK2mN5pQ8sT12aB3dE6gH9jK2mN5pQ8sT1",
+        "SG.aB3dE6gH9jK2mN5pQ8sT12.aB3dE6gH9jK2mN5pQ8sT12aB3dE6gH9jK2mN5pQ8sT1",
+        "sendgrid-api-key",
+    ),
+    (
+        "AccountName=acct;AccountKey=" + "aB3dE6gH9jK2mN5pQ8sT+/" * 3 + "aB3dE6gH9jK2mN5pQ8sT==;",
+        "aB3dE6gH9jK2mN5pQ8sT+/" * 3 + "aB3dE6gH9jK2mN5pQ8sT==",
+        "azure-storage-key",
+    ),
     (f"Authorization: Bearer {JWT}", JWT, "jwt"),
-    ("DATABASE_URL=postgres://app:s3cr3t-Pa55@db.internal:5432/app", "s3cr3t-Pa55",
-     "url-password"),
+    ("DATABASE_URL=postgres://app:s3cr3t-Pa55@db.internal:5432/app", "s3cr3t-Pa55", "url-password"),
     ("redis://:hunter2hunter2@cache:6379/0", "hunter2hunter2", "url-password"),
-    ("git clone https://oauth2:tok3nVALUE123@git.example.com/x.git", "tok3nVALUE123",
-     "url-password"),
+    (
+        "git clone https://oauth2:tok3nVALUE123@git.example.com/x.git",
+        "tok3nVALUE123",
+        "url-password",
+    ),
 ]
 
 
@@ -311,7 +448,8 @@ def test_only_the_value_is_redacted_in_assignments():
 
 def test_whole_token_is_replaced_and_surroundings_kept():
     assert redact_secrets(f"key={AWS_KEY}&x=1") == (
-        "key=[REDACTED:aws-access-key-id]&x=1", ["aws-access-key-id"]
+        "key=[REDACTED:aws-access-key-id]&x=1",
+        ["aws-access-key-id"],
     )
 
 
@@ -329,8 +467,15 @@ PEM_BODY = "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi\nZ1BjP5CE/Wm/Rr500P\n"
 
 @pytest.mark.parametrize(
     "label",
-    ["RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY",
-     "DSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "PGP PRIVATE KEY BLOCK"],
+    [
+        "RSA PRIVATE KEY",
+        "PRIVATE KEY",
+        "OPENSSH PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "DSA PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+        "PGP PRIVATE KEY BLOCK",
+    ],
 )
 def test_private_key_blocks_are_redacted_whole(label):
     text = f"before\n-----BEGIN {label}-----\n{PEM_BODY}-----END {label}-----\nafter"
@@ -345,7 +490,8 @@ def test_private_key_inside_a_json_string_is_redacted():
         '-----END PRIVATE KEY-----\\n", "x": 1}'
     )
     assert redact_secrets(text) == (
-        '{"private_key": "[REDACTED:private-key]\\n", "x": 1}', ["private-key"]
+        '{"private_key": "[REDACTED:private-key]\\n", "x": 1}',
+        ["private-key"],
     )
 
 
@@ -431,8 +577,10 @@ def test_look_alikes_are_left_alone(text):
 def test_tokens_glued_to_words_are_not_tokens():
     assert redact_secrets("x" + GHP) == ("x" + GHP, [])
     assert redact_secrets(GHP + "x")[1] == ["github-token"]  # the class allows more characters
-    assert redact_secrets("my_" + AWS_KEY) == ("my_[REDACTED:aws-access-key-id]",
-                                               ["aws-access-key-id"])
+    assert redact_secrets("my_" + AWS_KEY) == (
+        "my_[REDACTED:aws-access-key-id]",
+        ["aws-access-key-id"],
+    )
 
 
 def test_ordinary_source_code_is_untouched():
@@ -462,11 +610,14 @@ def _random(alphabet: str, size: int) -> st.SearchStrategy[str]:
 
 
 _generated_secrets = st.one_of(
-    st.builds(lambda p, s: p + s, st.sampled_from(["AKIA", "ASIA"]),
-              _random(string.ascii_uppercase + string.digits, 16)).map(
-        lambda s: (s, "aws-access-key-id")),
-    st.builds(lambda p, s: p + s, st.sampled_from(["ghp_", "gho_", "ghs_"]), _random(_alnum, 36))
-    .map(lambda s: (s, "github-token")),
+    st.builds(
+        lambda p, s: p + s,
+        st.sampled_from(["AKIA", "ASIA"]),
+        _random(string.ascii_uppercase + string.digits, 16),
+    ).map(lambda s: (s, "aws-access-key-id")),
+    st.builds(
+        lambda p, s: p + s, st.sampled_from(["ghp_", "gho_", "ghs_"]), _random(_alnum, 36)
+    ).map(lambda s: (s, "github-token")),
     _random(_alnum + "_-", 20).map(lambda s: ("glpat-" + s, "gitlab-token")),
     _random(_alnum + "_-", 35).map(lambda s: ("AIza" + s, "google-api-key")),
     _random(_alnum, 24).map(lambda s: ("sk_live_" + s, "stripe-live-key")),
@@ -475,25 +626,72 @@ _generated_secrets = st.one_of(
 _separators = st.sampled_from([" ", "\n", "=", ": ", '"', "'", "(", ",", "\t", " -- "])
 
 
-@given(st.lists(st.tuples(st.text(alphabet=" abc.\n", max_size=8), _generated_secrets,
-                          _separators), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet=" abc.\n", max_size=8), _generated_secrets, _separators),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_generated_secrets_are_always_redacted(parts):
     text = "".join(prefix + " " + secret + sep for prefix, (secret, _), sep in parts)
     redacted, kinds = redact_secrets(text)
-    for _, (secret, kind), _ in parts:
+    for _, (secret, _kind), _ in parts:
         assert secret not in redacted
     assert sorted(kinds) == sorted(kind for _, (_, kind), _ in parts)
 
 
 _fragments = st.sampled_from(
     [
-        "AKIA", "AKIAIOSFODNN7EXAMPLE", "ghp_", GHP, "github_pat_", "glpat-", "GR1348941",
-        "xoxb-", "xoxb-263594206564-", "xapp-1-", "hooks.slack.com/services/", "https://",
-        "://", "a:", ":b@", "@", "sk_live_", "AIza", "sk-", "sk-ant-api03-", "T3BlbkFJ", "npm_",
-        "pypi-AgEIcHlwaS5vcmc", "hf_", "SG.", "eyJ", ".eyJ", ".", "-----BEGIN ",
-        "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "PRIVATE KEY",
-        "aws_secret_access_key", " = ", "AccountKey=", "\n", " ", "-", "_", "A", "a", "0",
-        "xxxxxxxxxxxxxxxxxxxxxxxx", "[REDACTED:x]", "\u200b", "😀", "\ufe0f", "\u200d", "é",
+        "AKIA",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_",
+        GHP,
+        "github_pat_",
+        "glpat-",
+        "GR1348941",
+        "xoxb-",
+        "xoxb-263594206564-",
+        "xapp-1-",
+        "hooks.slack.com/services/",
+        "https://",
+        "://",
+        "a:",
+        ":b@",
+        "@",
+        "sk_live_",
+        "AIza",
+        "sk-",
+        "sk-ant-api03-",
+        "T3BlbkFJ",
+        "npm_",
+        "pypi-AgEIcHlwaS5vcmc",
+        "hf_",
+        "SG.",
+        "eyJ",
+        ".eyJ",
+        ".",
+        "-----BEGIN ",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END RSA PRIVATE KEY-----",
+        "PRIVATE KEY",
+        "aws_secret_access_key",
+        " = ",
+        "AccountKey=",
+        "\n",
+        " ",
+        "-",
+        "_",
+        "A",
+        "a",
+        "0",
+        "xxxxxxxxxxxxxxxxxxxxxxxx",
+        "[REDACTED:x]",
+        "\u200b",
+        "😀",
+        "\ufe0f",
+        "\u200d",
+        "é",
     ]
 )
 
@@ -586,8 +784,7 @@ def test_clean_text_requires_str():
 
 
 @settings(max_examples=400)
-@given(st.lists(_fragments | _tricky | st.text(max_size=3),
-                max_size=30))
+@given(st.lists(_fragments | _tricky | st.text(max_size=3), max_size=30))
 def test_clean_text_is_idempotent(parts):
     first = clean_text("".join(parts))
     second = clean_text(first.text)

@@ -29,8 +29,9 @@ async def test_search_finds_repositories_issues_and_paths(call):
     kinds = ids_by_kind(found["results"])
     assert "repo:northwind/lighthouse" in kinds["repo"]
     assert "issue" in kinds and "pull" in kinds
-    assert any(i.startswith("file:northwind/lighthouse@main:") and "dns" in i
-               for i in kinds["file"])
+    assert any(
+        i.startswith("file:northwind/lighthouse@main:") and "dns" in i for i in kinds["file"]
+    )
 
 
 @pytest.mark.gen_test
@@ -43,7 +44,9 @@ async def test_fetch_every_kind(call):
     assert issue["url"] == "https://git.example.com/northwind/lighthouse/issues/3"
     pull = await call("fetch", id="pull:northwind/lighthouse#12")
     assert "tests/test_dns.py" in pull["text"]
-    file = await call("fetch", id="file:northwind/lighthouse@main:src/lighthouse/checks/http/probe.py")
+    file = await call(
+        "fetch", id="file:northwind/lighthouse@main:src/lighthouse/checks/http/probe.py"
+    )
     assert "def probe" in file["text"] and file["metadata"]["path"].endswith("probe.py")
     sha = (await call("list_commits", owner="northwind", repo="lighthouse", limit=1))["items"][0]
     commit = await call("fetch", id=f"commit:northwind/lighthouse@{sha['sha']}")
@@ -52,12 +55,21 @@ async def test_fetch_every_kind(call):
     assert big["metadata"]["truncated"] is True and "start_line=" in big["text"]
 
 
-@pytest.mark.parametrize("document_id", [
-    "nonsense", "repo:northwind", "issue:northwind/lighthouse", "file:northwind/lighthouse@main",
-    "file:northwind/lighthouse@main:../../etc/passwd", "commit:northwind/lighthouse@zzz",
-    "issue:northwind/lighthouse#0", "repo:../x/y", "file:northwind/lighthouse@a..b:README.md",
-    "pull:northwind/lighthouse#1@main",
-])
+@pytest.mark.parametrize(
+    "document_id",
+    [
+        "nonsense",
+        "repo:northwind",
+        "issue:northwind/lighthouse",
+        "file:northwind/lighthouse@main",
+        "file:northwind/lighthouse@main:../../etc/passwd",
+        "commit:northwind/lighthouse@zzz",
+        "issue:northwind/lighthouse#0",
+        "repo:../x/y",
+        "file:northwind/lighthouse@a..b:README.md",
+        "pull:northwind/lighthouse#1@main",
+    ],
+)
 @pytest.mark.gen_test
 async def test_malformed_ids_are_refused_before_gitea(call, gitea, document_id):
     await call.error("fetch", id=document_id)
@@ -85,10 +97,14 @@ async def test_denied_repositories_leak_through_neither_search_nor_fetch(call, g
         repo_part = re.split(r"[@#]", result["id"].split(":", 1)[1])[0]
         assert repo_part != "northwind/lighthouse", result
         assert not (result["url"] + "/").startswith(
-            "https://git.example.com/northwind/lighthouse/"), result
-    for document_id in ("repo:northwind/lighthouse", "issue:northwind/lighthouse#3",
-                        "file:northwind/lighthouse@main:README.md",
-                        "commit:northwind/lighthouse@6253de10"):
+            "https://git.example.com/northwind/lighthouse/"
+        ), result
+    for document_id in (
+        "repo:northwind/lighthouse",
+        "issue:northwind/lighthouse#3",
+        "file:northwind/lighthouse@main:README.md",
+        "commit:northwind/lighthouse@6253de10",
+    ):
         assert "not found" in await call.error("fetch", id=document_id)
     named = [p for p in gitea.requested_paths() if "/northwind/lighthouse/" in p + "/"]
     assert named == []

@@ -386,8 +386,11 @@ def test_normalised_paths_never_escape_the_repository(raw):
 
 
 @given(
-    st.lists(st.sampled_from(["..", "%2e%2e", "%2E%2e", ".%2e", "%252e%252e", "\uff0e\uff0e"]),
-             min_size=1, max_size=3),
+    st.lists(
+        st.sampled_from(["..", "%2e%2e", "%2E%2e", ".%2e", "%252e%252e", "\uff0e\uff0e"]),
+        min_size=1,
+        max_size=3,
+    ),
     st.lists(st.sampled_from(["a", "docs", "x.md"]), max_size=3),
     st.sampled_from(["/", "%2f", "%2F", "%252f"]),
 )
@@ -489,8 +492,13 @@ def test_accepted_refs_obey_check_ref_format(ref):
 
 @pytest.mark.parametrize(
     ("sha", "expected"),
-    [("abcd", "abcd"), ("3F2A9C1", "3f2a9c1"), ("a" * 40, "a" * 40), ("0" * 64, "0" * 64),
-     (" deadbeef ", "deadbeef")],
+    [
+        ("abcd", "abcd"),
+        ("3F2A9C1", "3f2a9c1"),
+        ("a" * 40, "a" * 40),
+        ("0" * 64, "0" * 64),
+        (" deadbeef ", "deadbeef"),
+    ],
 )
 def test_valid_shas(sha, expected):
     assert validate_sha(sha) == expected
@@ -514,8 +522,16 @@ def test_valid_numbers(n):
 
 @pytest.mark.parametrize(
     ("n", "expected"),
-    [(0, "positive"), (-1, "positive"), (MAX_NUMBER + 1, "at most"), (True, "integer"),
-     (False, "integer"), (1.0, "integer"), ("42", "integer"), (None, "integer")],
+    [
+        (0, "positive"),
+        (-1, "positive"),
+        (MAX_NUMBER + 1, "at most"),
+        (True, "integer"),
+        (False, "integer"),
+        (1.0, "integer"),
+        ("42", "integer"),
+        (None, "integer"),
+    ],
 )
 def test_invalid_numbers(n, expected):
     assert expected in _error(validate_number, n)

@@ -19,8 +19,12 @@ async def mixed_traffic(api) -> dict[str, int]:
     """Every kind of request; returns what the audit log must count."""
     await api.request("/mcp/tools")  # header, success
     await api.request(f"/mcp/tools?api_key={KEY}", key=None)  # query, success
-    await api.request(f"/mcp/tool/call?api_key={OTHER_KEY}", "POST", key=None,
-                      json_body={"tool": "echo", "arguments": {"text": "hi"}})
+    await api.request(
+        f"/mcp/tool/call?api_key={OTHER_KEY}",
+        "POST",
+        key=None,
+        json_body={"tool": "echo", "arguments": {"text": "hi"}},
+    )
     await api.request("/mcp/tool/call", "POST", json_body={"tool": "fail", "arguments": {}})
     await api.request("/mcp/tool/call", "POST", json_body={"tool": "denied", "arguments": {}})
     await api.request("/mcp/tools", key=UNKNOWN_KEY)  # invalid
@@ -30,8 +34,16 @@ async def mixed_traffic(api) -> dict[str, int]:
     await api.request(f"/elsewhere?api_key={KEY}&x=1", key=None)
     await api.request("/mcp/tools", key=UNKNOWN_KEY)  # third invalid: blocks (limit 3)
     await api.request("/mcp/tools", key=KEY)  # rate limited
-    return {"success": 5, "failure": 6, "invalid_api_key": 3, "missing_api_key": 1,
-            "query_key_not_allowed": 2, "rate_limited": 1, "blocked_ips": 1, "tool_calls": 3}
+    return {
+        "success": 5,
+        "failure": 6,
+        "invalid_api_key": 3,
+        "missing_api_key": 1,
+        "query_key_not_allowed": 2,
+        "rate_limited": 1,
+        "blocked_ips": 1,
+        "tool_calls": 3,
+    }
 
 
 @with_settings(max_auth_failures=3, gitea_token=GITEA_TOKEN)
@@ -49,7 +61,10 @@ async def test_one_record_per_decision_and_grep_compatible(api, logs):
         assert reasons.count(reason) == expected[reason], reason
     assert len([r for r in records if r["event"] == "tool_call"]) == expected["tool_calls"]
     assert {r["status"] for r in records if r["event"] == "tool_call"} == {
-        "success", "error", "denied"}
+        "success",
+        "error",
+        "denied",
+    }
 
     # The guide's grep recipes count the same.
     def grep(pattern: str) -> int:
@@ -60,8 +75,12 @@ async def test_one_record_per_decision_and_grep_compatible(api, logs):
     assert grep("access_denied.*invalid_api_key") == expected["invalid_api_key"]
     assert grep("auth_rate_limit_exceeded") == expected["blocked_ips"]
 
-    summary = subprocess.run(["bash", str(REPO / "scripts/auth_summary.sh"), logs.audit_path],
-                             capture_output=True, text=True, check=True).stdout
+    summary = subprocess.run(
+        ["bash", str(REPO / "scripts/auth_summary.sh"), logs.audit_path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     numbers = dict(re.findall(r"^\s*([A-Za-z_ ()-]+):\s+(\d+)$", summary, re.M))
     assert int(numbers["Total auth attempts"]) == expected["success"] + expected["failure"]
     assert int(numbers["Successful"]) == expected["success"]

@@ -99,8 +99,9 @@ async def test_query_key_is_accepted_on_the_three_paths(api, logs, base_url, pat
             chunks.append(chunk)
             done.set()
 
-        request = HTTPRequest(base_url + f"{path}?api_key={KEY}", streaming_callback=on_chunk,
-                              request_timeout=10)
+        request = HTTPRequest(
+            base_url + f"{path}?api_key={KEY}", streaming_callback=on_chunk, request_timeout=10
+        )
         client = SimpleAsyncHTTPClient(force_instance=True)
         future = client.fetch(request, raise_error=False)
         await asyncio.wait_for(done.wait(), 5)
@@ -108,8 +109,12 @@ async def test_query_key_is_accepted_on_the_three_paths(api, logs, base_url, pat
         client.close()
         future.cancel() if not future.done() else None
     elif path == "/mcp/tool/call":
-        response = await api.request(f"{path}?api_key={KEY}", "POST", key=None,
-                                     json_body={"tool": "echo", "arguments": {"text": "x"}})
+        response = await api.request(
+            f"{path}?api_key={KEY}",
+            "POST",
+            key=None,
+            json_body={"tool": "echo", "arguments": {"text": "x"}},
+        )
         assert response.code == 200
     else:
         response = await api.request(f"{path}?api_key={KEY}", key=None)
@@ -117,8 +122,9 @@ async def test_query_key_is_accepted_on_the_three_paths(api, logs, base_url, pat
     assert logs.audit("api_authentication")[0]["via"] == "query"
 
 
-@pytest.mark.parametrize("path", ["/mcp", "/mcp/", "/no/such/path", "/mcp/tools/extra",
-                                  "/mcp/sse/../tools"])
+@pytest.mark.parametrize(
+    "path", ["/mcp", "/mcp/", "/no/such/path", "/mcp/tools/extra", "/mcp/sse/../tools"]
+)
 @pytest.mark.gen_test
 async def test_query_key_is_refused_elsewhere_even_when_valid(api, logs, path):
     response = await api.request(f"{path}?api_key={KEY}", key=None)
@@ -154,7 +160,10 @@ async def test_unknown_paths_need_auth_then_answer_json_404(api):
     assert (await api.request("/definitely/not/here", key=None)).code == 401
     response = await api.request("/definitely/not/here", method="DELETE")
     assert response.code == 404
-    assert body_json(response) == {"status": 404, "message": "No such endpoint: /definitely/not/here"}
+    assert body_json(response) == {
+        "status": 404,
+        "message": "No such endpoint: /definitely/not/here",
+    }
 
 
 @pytest.mark.gen_test
@@ -194,8 +203,12 @@ async def test_auth_disabled_lets_everyone_in(api, logs):
 @pytest.mark.gen_test
 async def test_oversized_bodies_get_413_without_being_read(api, ctx):
     limit = ctx.settings.max_body_bytes
-    response = await api.request("/mcp/tool/call", "POST", body=b"x" * (limit + 1),
-                                 headers={"Content-Type": "application/json"})
+    response = await api.request(
+        "/mcp/tool/call",
+        "POST",
+        body=b"x" * (limit + 1),
+        headers={"Content-Type": "application/json"},
+    )
     assert response.code == 413
     assert body_json(response)["message"].startswith("Request body too large")
 
@@ -203,7 +216,8 @@ async def test_oversized_bodies_get_413_without_being_read(api, ctx):
     # never has to send the body.
     reader, writer = await asyncio.open_connection("127.0.0.1", int(api.base_url.rsplit(":", 1)[1]))
     writer.write(
-        b"POST /mcp/tool/call HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
+        b"POST /mcp/tool/call HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + KEY.encode()
         + b"\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
     )
     await writer.drain()
@@ -218,7 +232,8 @@ async def test_chunked_bodies_over_the_limit_get_413(api, ctx):
     port = int(api.base_url.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
-        b"POST /mcp/tool/call HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
+        b"POST /mcp/tool/call HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + KEY.encode()
         + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     chunk = b"x" * 65536
@@ -231,7 +246,6 @@ async def test_chunked_bodies_over_the_limit_get_413(api, ctx):
     head = await asyncio.wait_for(reader.read(4096), 5)
     assert head.startswith(b"HTTP/1.1 413")
     writer.close()
-
 
 
 @pytest.mark.gen_test

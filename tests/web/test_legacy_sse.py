@@ -15,10 +15,13 @@ from ..sse_reader import SseReader
 
 async def open_stream(base_url: str, *, query_key: bool = False, key: str = KEY):
     if query_key:
-        return await SseReader.open(base_url + f"/mcp/sse?api_key={key}",
-                                    headers={"Accept": "text/event-stream"})
-    return await SseReader.open(base_url + "/mcp/sse", headers={
-        "Accept": "text/event-stream", "Authorization": f"Bearer {key}"})
+        return await SseReader.open(
+            base_url + f"/mcp/sse?api_key={key}", headers={"Accept": "text/event-stream"}
+        )
+    return await SseReader.open(
+        base_url + "/mcp/sse",
+        headers={"Accept": "text/event-stream", "Authorization": f"Bearer {key}"},
+    )
 
 
 async def endpoint_of(reader: SseReader) -> str:
@@ -53,8 +56,9 @@ async def test_endpoint_hands_back_the_callers_query_key(api, base_url):
     endpoint = await endpoint_of(reader)
     assert parse_qs(urlsplit(endpoint).query)["api_key"] == [OTHER_KEY]
     # A client that cannot send headers posts to exactly that URL.
-    response = await api.request(endpoint, "POST", key=None,
-                                 json_body=rpc("initialize", protocolVersion="2024-11-05"))
+    response = await api.request(
+        endpoint, "POST", key=None, json_body=rpc("initialize", protocolVersion="2024-11-05")
+    )
     assert response.code == 202 and response.body == b"Accepted"
     reply = await reader.next_json()
     assert reply["result"]["protocolVersion"] == "2024-11-05"
@@ -68,13 +72,22 @@ async def test_replies_go_out_on_the_stream_in_order(api, base_url):
     await api.request(endpoint, "POST", json_body=rpc("initialize", protocolVersion="2025-06-18"))
     assert (await reader.next_json())["id"] == 1
     await api.request(endpoint, "POST", json_body=rpc("notifications/initialized", None))
-    await api.request(endpoint, "POST", json_body=rpc("tools/call", 2, name="echo",
-                                                      arguments={"text": "a"}))
+    await api.request(
+        endpoint, "POST", json_body=rpc("tools/call", 2, name="echo", arguments={"text": "a"})
+    )
     reply = await reader.next_json()
     assert reply["id"] == 2 and reply["result"]["structuredContent"] == {"text": "a"}
-    await api.request(endpoint, "POST", json_body=rpc("tools/call", 3, name="slow",
-                                                      arguments={"seconds": 0.05, "steps": 2},
-                                                      _meta={"progressToken": 99}))
+    await api.request(
+        endpoint,
+        "POST",
+        json_body=rpc(
+            "tools/call",
+            3,
+            name="slow",
+            arguments={"seconds": 0.05, "steps": 2},
+            _meta={"progressToken": 99},
+        ),
+    )
     messages = [await reader.next_json() for _ in range(4)]
     assert [m.get("method") for m in messages] == ["notifications/progress"] * 3 + [None]
     assert messages[-1]["id"] == 3
@@ -96,11 +109,13 @@ async def test_post_statuses(api, base_url):
     # Another key cannot post into this session, and cannot learn that it exists.
     other = await api.request(endpoint, "POST", json_body=ping, key=OTHER_KEY)
     assert other.code == 404
-    wrong_type = await api.request(endpoint, "POST", body=json.dumps(ping),
-                                   headers={"Content-Type": "text/plain"})
+    wrong_type = await api.request(
+        endpoint, "POST", body=json.dumps(ping), headers={"Content-Type": "text/plain"}
+    )
     assert wrong_type.code == 415
-    bad = await api.request(endpoint, "POST", body=b"{oops",
-                            headers={"Content-Type": "application/json"})
+    bad = await api.request(
+        endpoint, "POST", body=b"{oops", headers={"Content-Type": "application/json"}
+    )
     assert bad.code == 400 and body_json(bad)["error"]["code"] == -32700
     assert session_id in endpoint
     reader.close()
@@ -119,8 +134,11 @@ async def test_keepalive_comments(api, base_url):
 async def test_closing_the_stream_ends_the_session_and_its_calls(api, base_url, ctx, logs):
     reader = await open_stream(base_url)
     endpoint = await endpoint_of(reader)
-    await api.request(endpoint, "POST", json_body=rpc(
-        "tools/call", 1, name="slow", arguments={"seconds": 20, "label": "sse-gone"}))
+    await api.request(
+        endpoint,
+        "POST",
+        json_body=rpc("tools/call", 1, name="slow", arguments={"seconds": 20, "label": "sse-gone"}),
+    )
     for _ in range(100):
         if "sse-gone" in support.STARTED:
             break
@@ -141,14 +159,16 @@ async def test_closing_the_stream_ends_the_session_and_its_calls(api, base_url, 
 async def test_cancelled_notification_on_sse(api, base_url):
     reader = await open_stream(base_url)
     endpoint = await endpoint_of(reader)
-    await api.request(endpoint, "POST", json_body=rpc(
-        "tools/call", 8, name="slow", arguments={"seconds": 20, "label": "sse-c8"}))
+    await api.request(
+        endpoint,
+        "POST",
+        json_body=rpc("tools/call", 8, name="slow", arguments={"seconds": 20, "label": "sse-c8"}),
+    )
     for _ in range(100):
         if "sse-c8" in support.STARTED:
             break
         await asyncio.sleep(0.02)
-    await api.request(endpoint, "POST", json_body=rpc("notifications/cancelled", None,
-                                                      requestId=8))
+    await api.request(endpoint, "POST", json_body=rpc("notifications/cancelled", None, requestId=8))
     await api.request(endpoint, "POST", json_body=rpc("ping", 9))
     reply = await reader.next_json()
     assert reply == {"jsonrpc": "2.0", "id": 9, "result": {}}  # nothing was sent for id 8

@@ -57,17 +57,18 @@ async def test_clients_that_never_fail_are_never_limited(api):
 async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(api, logs):
     # A guesser rotating X-Forwarded-For is still one IP: the socket peer.
     for n in range(2):
-        response = await api.request("/mcp/tools", key=UNKNOWN_KEY,
-                                     headers={"X-Forwarded-For": f"198.51.100.{n}",
-                                              "X-Real-IP": f"198.51.100.{n}"})
+        response = await api.request(
+            "/mcp/tools",
+            key=UNKNOWN_KEY,
+            headers={"X-Forwarded-For": f"198.51.100.{n}", "X-Real-IP": f"198.51.100.{n}"},
+        )
         assert response.code == 401
     spoofed = await api.request("/mcp/tools", key=KEY, headers={"X-Forwarded-For": "198.51.100.77"})
     assert spoofed.code == 429
     assert {r["client_ip"] for r in logs.audit("access_denied")} == {"127.0.0.1"}
 
 
-@with_settings(max_auth_failures=2,
-               trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+@with_settings(max_auth_failures=2, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
 @pytest.mark.gen_test
 async def test_trusted_proxy_forwarded_client_ip_is_limited_on_its_own(api, logs):
     attacker = {"X-Forwarded-For": "203.0.113.66"}
@@ -81,5 +82,6 @@ async def test_trusted_proxy_forwarded_client_ip_is_limited_on_its_own(api, logs
     sneaky = {"X-Forwarded-For": "192.0.2.1, 203.0.113.66"}
     assert (await api.request("/mcp/tools", key=KEY, headers=sneaky)).code == 429
     assert logs.audit("auth_rate_limit_exceeded")[0]["client_ip"] == "203.0.113.66"
-    assert (await api.request("/mcp/tools", key=KEY,
-                              headers={"X-Real-IP": "203.0.113.66"})).code == 429
+    assert (
+        await api.request("/mcp/tools", key=KEY, headers={"X-Real-IP": "203.0.113.66"})
+    ).code == 429

@@ -81,8 +81,9 @@ async def test_progress_is_reported_before_the_result(connect, base_url, api):
 
     async with connect(base_url) as session:
         await session.initialize()
-        result = await session.call_tool("slow", {"seconds": 0.2, "steps": 3, "label": "p"},
-                                         progress_callback=on_progress)
+        result = await session.call_tool(
+            "slow", {"seconds": 0.2, "steps": 3, "label": "p"}, progress_callback=on_progress
+        )
         await asyncio.sleep(0.1)  # a notification may be delivered just after the result
     assert result.structured_content == {"done": "p"}
     assert len(seen) >= 1
@@ -104,7 +105,8 @@ async def test_cancelling_a_slow_call_stops_it(connect, base_url, api, logs):
         assert label in support.CANCELLED
         # The session keeps working after the cancellation.
         assert (await session.call_tool("echo", {"text": "after"})).structured_content == {
-            "text": "after"}
+            "text": "after"
+        }
     [cancelled] = [r for r in logs.audit("tool_call") if r["tool"] == "slow"]
     assert cancelled["reason"] == "cancelled"
 

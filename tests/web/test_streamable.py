@@ -20,23 +20,39 @@ def rpc(method: str, id_: int | str | None = 1, **params):
 
 
 async def initialize(api, version="2025-06-18", key=KEY):
-    response = await api.mcp(rpc("initialize", protocolVersion=version, capabilities={},
-                                 clientInfo={"name": "t", "version": "1"}), key=key)
+    response = await api.mcp(
+        rpc(
+            "initialize",
+            protocolVersion=version,
+            capabilities={},
+            clientInfo={"name": "t", "version": "1"},
+        ),
+        key=key,
+    )
     assert response.code == 200, response.body
     return response.headers["Mcp-Session-Id"], body_json(response)["result"]
 
 
 @pytest.mark.gen_test
 async def test_jsonrpc_errors_and_statuses(api):
-    response = await api.request("/mcp", "POST", body=b"{not json",
-                                 headers={"Content-Type": "application/json"})
+    response = await api.request(
+        "/mcp", "POST", body=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.code == 400
-    assert body_json(response) == {"jsonrpc": "2.0", "id": None,
-                                   "error": {"code": -32700, "message": body_json(response)[
-                                       "error"]["message"]}}
-    for bad in ({"jsonrpc": "1.0", "id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 1},
-                {"jsonrpc": "2.0", "id": None, "method": "ping"}, [], "ping", 7,
-                {"jsonrpc": "2.0", "id": 1.5, "method": "ping"}):
+    assert body_json(response) == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": body_json(response)["error"]["message"]},
+    }
+    for bad in (
+        {"jsonrpc": "1.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1},
+        {"jsonrpc": "2.0", "id": None, "method": "ping"},
+        [],
+        "ping",
+        7,
+        {"jsonrpc": "2.0", "id": 1.5, "method": "ping"},
+    ):
         response = await api.mcp(bad)
         assert response.code == 400, bad
         assert body_json(response)["error"]["code"] == -32600, bad
@@ -57,9 +73,11 @@ async def test_jsonrpc_errors_and_statuses(api):
 
 @pytest.mark.gen_test
 async def test_notifications_and_responses_get_202_without_body(api):
-    for message in (rpc("notifications/initialized", id_=None),
-                    rpc("notifications/unknown", id_=None),
-                    {"jsonrpc": "2.0", "id": 9, "result": {}}):
+    for message in (
+        rpc("notifications/initialized", id_=None),
+        rpc("notifications/unknown", id_=None),
+        {"jsonrpc": "2.0", "id": 9, "result": {}},
+    ):
         response = await api.mcp(message)
         assert response.code == 202 and response.body == b""
 
@@ -70,8 +88,10 @@ async def test_initialize_negotiates_and_issues_a_session(api):
     assert result["protocolVersion"] == "2025-06-18"
     assert result["serverInfo"]["title"] == "AegisGitea MCP"
     assert result["capabilities"] == {"tools": {"listChanged": False}, "logging": {}}
-    assert len(result["instructions"][:512]) == 512 and "list_repositories" in result[
-        "instructions"][:512]
+    assert (
+        len(result["instructions"][:512]) == 512
+        and "list_repositories" in result["instructions"][:512]
+    )
     assert all(0x21 <= ord(c) <= 0x7E for c in session_id)
     _, old = await initialize(api, "2024-11-05")
     assert old["protocolVersion"] == "2024-11-05" and "title" not in old["serverInfo"]
@@ -81,12 +101,15 @@ async def test_initialize_negotiates_and_issues_a_session(api):
     assert body_json(response)["result"]["protocolVersion"] == "2025-11-25"
 
 
-@pytest.mark.parametrize("version, annotations, title, structured", [
-    ("2024-11-05", False, False, False),
-    ("2025-03-26", True, False, False),
-    ("2025-06-18", True, True, True),
-    ("2025-11-25", True, True, True),
-])
+@pytest.mark.parametrize(
+    "version, annotations, title, structured",
+    [
+        ("2024-11-05", False, False, False),
+        ("2025-03-26", True, False, False),
+        ("2025-06-18", True, True, True),
+        ("2025-11-25", True, True, True),
+    ],
+)
 @pytest.mark.gen_test
 async def test_fields_follow_the_negotiated_version(api, version, annotations, title, structured):
     session_id, _ = await initialize(api, version)
@@ -96,8 +119,9 @@ async def test_fields_follow_the_negotiated_version(api, version, annotations, t
     assert ("annotations" in echo) == annotations
     assert ("title" in echo) == title
     assert echo["inputSchema"]["type"] == "object" and echo["description"]
-    result = body_json(await api.mcp(rpc("tools/call", name="echo", arguments={"text": "x"}),
-                                     headers=headers))["result"]
+    result = body_json(
+        await api.mcp(rpc("tools/call", name="echo", arguments={"text": "x"}), headers=headers)
+    )["result"]
     assert ("structuredContent" in result) == structured
     assert json.loads(result["content"][0]["text"]) == {"text": "x"}
 
@@ -109,8 +133,10 @@ async def test_sessionless_requests_are_served(api):
     response = await api.mcp(rpc("tools/call", name="echo", arguments={"text": "x"}))
     assert response.code == 200
     assert "structuredContent" not in body_json(response)["result"]
-    response = await api.mcp(rpc("tools/call", name="echo", arguments={"text": "x"}),
-                             headers={"MCP-Protocol-Version": "2025-06-18"})
+    response = await api.mcp(
+        rpc("tools/call", name="echo", arguments={"text": "x"}),
+        headers={"MCP-Protocol-Version": "2025-06-18"},
+    )
     assert body_json(response)["result"]["structuredContent"] == {"text": "x"}
 
 
@@ -123,8 +149,12 @@ async def test_protocol_version_header(api):
 
 @pytest.mark.gen_test
 async def test_batches_only_under_2025_03_26(api):
-    batch = [rpc("ping", 1), rpc("notifications/initialized", None), rpc("tools/list", 2),
-             {"jsonrpc": "2.0"}]
+    batch = [
+        rpc("ping", 1),
+        rpc("notifications/initialized", None),
+        rpc("tools/list", 2),
+        {"jsonrpc": "2.0"},
+    ]
     response = await api.mcp(batch, headers={"MCP-Protocol-Version": "2025-03-26"})
     assert response.code == 200
     replies = body_json(response)
@@ -132,8 +162,10 @@ async def test_batches_only_under_2025_03_26(api):
     assert replies[2]["error"]["code"] == -32600
     response = await api.mcp(batch, headers={"MCP-Protocol-Version": "2025-06-18"})
     assert response.code == 400
-    response = await api.mcp([rpc("initialize", 1, protocolVersion="2025-03-26")],
-                             headers={"MCP-Protocol-Version": "2025-03-26"})
+    response = await api.mcp(
+        [rpc("initialize", 1, protocolVersion="2025-03-26")],
+        headers={"MCP-Protocol-Version": "2025-03-26"},
+    )
     assert body_json(response)[0]["error"]["code"] == -32600
 
 
@@ -150,10 +182,10 @@ async def test_session_ids_are_bound_verified_and_ended(api):
         response = await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": bad})
         assert response.code == 404, bad
         assert body_json(response)["error"]["code"] == -32001
-    assert (await api.request("/mcp", "DELETE", headers={"Mcp-Session-Id": session_id},
-                              key=OTHER_KEY)).code == 404
-    assert (await api.request("/mcp", "DELETE",
-                              headers={"Mcp-Session-Id": session_id})).code == 204
+    assert (
+        await api.request("/mcp", "DELETE", headers={"Mcp-Session-Id": session_id}, key=OTHER_KEY)
+    ).code == 404
+    assert (await api.request("/mcp", "DELETE", headers={"Mcp-Session-Id": session_id})).code == 204
     assert (await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": session_id})).code == 404
     assert (await api.request("/mcp", "DELETE")).code == 400
 
@@ -165,8 +197,9 @@ async def test_sessions_are_capped_and_evicted_ids_recover(api, ctx):
     assert len(ctx.sessions) == 3
     # An evicted session's signed id is rebuilt rather than refused: clients rarely recover
     # from a 404.
-    response = await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": ids[0],
-                                                   "MCP-Protocol-Version": "2025-06-18"})
+    response = await api.mcp(
+        rpc("ping"), headers={"Mcp-Session-Id": ids[0], "MCP-Protocol-Version": "2025-06-18"}
+    )
     assert response.code == 200
     assert len(ctx.sessions) == 3
 
@@ -174,20 +207,33 @@ async def test_sessions_are_capped_and_evicted_ids_recover(api, ctx):
 @pytest.mark.gen_test
 async def test_the_session_remembers_its_version(api):
     session_id, _ = await initialize(api, "2025-06-18")
-    response = await api.mcp(rpc("tools/call", name="echo", arguments={"text": "v"}),
-                             headers={"Mcp-Session-Id": session_id})
+    response = await api.mcp(
+        rpc("tools/call", name="echo", arguments={"text": "v"}),
+        headers={"Mcp-Session-Id": session_id},
+    )
     assert "structuredContent" in body_json(response)["result"]
 
 
 @pytest.mark.gen_test
 async def test_progress_token_gets_an_event_stream(api, base_url):
     reader = await SseReader.open(
-        base_url + "/mcp", method="POST",
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
-                 "Accept": "application/json, text/event-stream"},
-        body=json.dumps(rpc("tools/call", 7, name="slow",
-                            arguments={"seconds": 0.1, "steps": 2},
-                            _meta={"progressToken": "tok"})))
+        base_url + "/mcp",
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        },
+        body=json.dumps(
+            rpc(
+                "tools/call",
+                7,
+                name="slow",
+                arguments={"seconds": 0.1, "steps": 2},
+                _meta={"progressToken": "tok"},
+            )
+        ),
+    )
     assert reader.code == 200
     assert reader.headers["content-type"].startswith("text/event-stream")
     assert reader.headers["cache-control"].startswith("no-cache")
@@ -207,11 +253,14 @@ async def test_progress_token_gets_an_event_stream(api, base_url):
 
 @pytest.mark.gen_test
 async def test_without_event_stream_accept_the_reply_is_json(api):
-    response = await api.request("/mcp", "POST", headers={"Content-Type": "application/json",
-                                                          "Accept": "application/json"},
-                                 body=json.dumps(rpc("tools/call", name="slow",
-                                                     arguments={"seconds": 0},
-                                                     _meta={"progressToken": 1})))
+    response = await api.request(
+        "/mcp",
+        "POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        body=json.dumps(
+            rpc("tools/call", name="slow", arguments={"seconds": 0}, _meta={"progressToken": 1})
+        ),
+    )
     assert response.headers["Content-Type"].startswith("application/json")
     assert body_json(response)["result"]["content"]
 
@@ -219,15 +268,32 @@ async def test_without_event_stream_accept_the_reply_is_json(api):
 @pytest.mark.gen_test
 async def test_cancelled_notification_stops_the_call_and_sends_nothing(api, base_url):
     session_id, _ = await initialize(api)
-    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
-               "Accept": "application/json, text/event-stream", "Mcp-Session-Id": session_id}
-    reader = await SseReader.open(base_url + "/mcp", method="POST", headers=headers, body=json.dumps(
-        rpc("tools/call", 41, name="slow", arguments={"seconds": 20, "label": "c41"},
-            _meta={"progressToken": "t"})))
+    headers = {
+        "Authorization": f"Bearer {KEY}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "Mcp-Session-Id": session_id,
+    }
+    reader = await SseReader.open(
+        base_url + "/mcp",
+        method="POST",
+        headers=headers,
+        body=json.dumps(
+            rpc(
+                "tools/call",
+                41,
+                name="slow",
+                arguments={"seconds": 20, "label": "c41"},
+                _meta={"progressToken": "t"},
+            )
+        ),
+    )
     first = await reader.next_json()
     assert first["method"] == "notifications/progress"
-    cancel = await api.mcp(rpc("notifications/cancelled", None, requestId=41, reason="user"),
-                           headers={"Mcp-Session-Id": session_id})
+    cancel = await api.mcp(
+        rpc("notifications/cancelled", None, requestId=41, reason="user"),
+        headers={"Mcp-Session-Id": session_id},
+    )
     assert cancel.code == 202
     messages = []
     while True:
@@ -242,11 +308,19 @@ async def test_cancelled_notification_stops_the_call_and_sends_nothing(api, base
 
 @pytest.mark.gen_test
 async def test_a_client_that_disconnects_mid_call_cancels_it(api, base_url, logs):
-    reader = await SseReader.open(base_url + "/mcp", method="POST", headers={
-        "Authorization": f"Bearer {KEY}", "Content-Type": "application/json",
-        "Accept": "application/json"}, body=json.dumps(
-        rpc("tools/call", 5, name="slow", arguments={"seconds": 20, "label": "gone"})),
-        wait=False)  # a JSON reply: no headers until the call ends
+    reader = await SseReader.open(
+        base_url + "/mcp",
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        },
+        body=json.dumps(
+            rpc("tools/call", 5, name="slow", arguments={"seconds": 20, "label": "gone"})
+        ),
+        wait=False,
+    )  # a JSON reply: no headers until the call ends
     for _ in range(100):
         if "gone" in support.STARTED:
             break
@@ -285,9 +359,12 @@ async def test_get_holds_a_stream_open_with_keepalives(api, base_url, ctx):
 @pytest.mark.gen_test
 async def test_foreign_origins_are_refused(api):
     port = api.base_url.rsplit(":", 1)[1]
-    for origin, code in (("https://evil.example", 403), ("null", 403),
-                         (f"http://127.0.0.1:{port}", 200),  # same origin
-                         ("http://localhost:3000", 200)):  # localhost, as we listen on it
+    for origin, code in (
+        ("https://evil.example", 403),
+        ("null", 403),
+        (f"http://127.0.0.1:{port}", 200),  # same origin
+        ("http://localhost:3000", 200),
+    ):  # localhost, as we listen on it
         response = await api.mcp(rpc("ping"), headers={"Origin": origin})
         assert response.code == code, origin
     assert (await api.request("/mcp/tools", headers={"Origin": "https://evil.example"})).code == 403
