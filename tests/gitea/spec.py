@@ -1,6 +1,6 @@
 """Gitea 1.27's Swagger document as a test oracle: path templates, parameters, response schemas.
 
-The spec lives beside the clone: ``<repo root>/../shared/gitea/swagger.v1.json``.
+The spec is vendored beside this module: ``data/swagger.v1.json`` (Gitea 1.27.0; see its README).
 
 Swagger 2.0 schemas are JSON Schema draft 4 plus extensions (``x-go-name`` ... are ignored). Two
 adjustments make them usable as an oracle for *real* Gitea output, and they are deliberately narrow:
@@ -23,8 +23,7 @@ from typing import Any
 
 import jsonschema
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = REPO_ROOT.parent / "shared" / "gitea" / "swagger.v1.json"
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "swagger.v1.json"
 
 SCALAR_NULLABLE = {
     ("ContentsResponse", "encoding"),
