@@ -10,6 +10,7 @@ import structlog
 
 from . import __version__
 from .auth.keys import KeyRing
+from .auth.scopes import ScopedPathPolicy, ScopedRepoPolicy, ScopedToolRegistry
 from .context import AppContext
 from .gitea import GiteaClient
 from .mcp.protocol import McpServer, ServerInfo
@@ -63,7 +64,8 @@ def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
 
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
-    ctx.mcp = McpServer(registry, SERVER_INFO)
+    # Each request sees the tools its key's scope allows (auth/scopes.py).
+    ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO)
     ctx.sessions = SessionStore(
         session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
     )
@@ -75,7 +77,8 @@ def gitea_tools(
     settings: Settings, gitea_url: str, token: str | None, public_url: str | None = None
 ) -> tuple[GiteaClient, ToolRegistry]:
     """The Gitea client and the tools over it, as the settings describe them."""
-    repos = RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist)
+    # The global policy, narrowed per request by the caller's key scope (auth/scopes.py).
+    repos = ScopedRepoPolicy(RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist))
     # A renamed repository redirects; the client follows only into repositories the policy allows.
     client = GiteaClient(
         gitea_url,
@@ -88,7 +91,7 @@ def gitea_tools(
     env = ToolEnv(
         client=client,
         repos=repos,
-        paths=PathPolicy(settings.sensitive_paths),
+        paths=ScopedPathPolicy(PathPolicy(settings.sensitive_paths)),
         public_url=public_url or settings.gitea_public_url or gitea_url,
         max_result_bytes=settings.max_result_bytes,
         withheld=(token,) if token else (),

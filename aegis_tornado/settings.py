@@ -7,6 +7,7 @@ single line naming the setting and what is wrong with it, never the value of a s
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import os
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .auth.keys import ConfiguredKey, KeyFormatError, parse_key
+from .auth.scopes import SCOPE_FIELDS, parse_scope
 from .tools.policy import DEFAULT_SENSITIVE_PATHS, PathPolicy, RepoPolicy
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -176,7 +178,7 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     for number, entry in enumerate(entries, start=1):
         try:
             if isinstance(entry, dict):
-                unknown = set(entry) - {"key", "sha256", "name", "created"}
+                unknown = set(entry) - {"key", "sha256", "name", "created", *SCOPE_FIELDS}
                 if unknown:
                     raise KeyFormatError(
                         f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}"
@@ -189,7 +191,8 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
                     else "sha256:" + str(entry["sha256"]).strip()
                 )
                 name = _as_optional_str(entry.get("name"))
-                keys.append(parse_key(value, name=name, created=_as_date(entry.get("created"))))
+                key = parse_key(value, name=name, created=_as_date(entry.get("created")))
+                keys.append(dataclasses.replace(key, scope=parse_scope(entry)))
             elif isinstance(entry, str):
                 keys.append(parse_key(entry))
             else:
