@@ -13,7 +13,7 @@ import sys
 
 import structlog
 
-from . import __version__
+from . import __version__, reload
 from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
 from .settings import ConfigError, Settings, load_settings
@@ -96,14 +96,16 @@ def main(argv: list[str] | None = None, run=None) -> int:
         return EXIT_CONFIG
 
     keyring, generated_key = demo_keyring(settings)
-    logging_runtime = configure_logging(
-        settings.log_level,
-        settings.audit_log_path,
-        SecretScrubber(
-            key_digests=[k.digest for k in keyring],
-            key_lengths=[k.length for k in keyring if k.length],
-            literals=[settings.gitea_token, settings.session_secret],
-        ),
+    scrubber = SecretScrubber(
+        key_digests=[k.digest for k in keyring],
+        key_lengths=[k.length for k in keyring if k.length],
+        literals=[settings.gitea_token, settings.session_secret],
+    )
+    logging_runtime = configure_logging(settings.log_level, settings.audit_log_path, scrubber)
+    # SIGHUP reloads keys and scopes from the same sources (a file without keys changes nothing,
+    # so a generated demo key survives it).
+    reload.configure(
+        reload.KeySource(args.config, {"host": args.host, "port": args.port}, scrubber)
     )
     try:
         log_startup(settings, keyring)

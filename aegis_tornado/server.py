@@ -20,6 +20,7 @@ import structlog
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from . import reload
 from .context import AppContext
 from .settings import Settings
 
@@ -77,6 +78,7 @@ async def start_server(
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
+    reload.install(ctx)  # SIGHUP reloads the keys (when the command line asked for it)
     # Everything alive now (modules, settings, the app) lives as long as the process: keep it
     # out of the garbage collector's full passes, which stop the event loop.
     gc.freeze()
