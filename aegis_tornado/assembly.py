@@ -66,6 +66,7 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     ctx = AppContext.from_settings(settings, keyring)
     # Each request sees the tools its key's scope allows (auth/scopes.py).
     ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO)
+    ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
     ctx.sessions = SessionStore(
         session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
     )
@@ -116,6 +117,7 @@ async def run(
     client, registry = gitea_tools(settings, gitea_url, token)
     cleanups.insert(0, client.close)
     ctx = build_context(settings, keyring, registry)
+    client.observer = ctx.metrics.observe_gitea
     running = await start_server(settings, make_app, ctx)
     running.cleanups.extend(cleanups)
     log.info(

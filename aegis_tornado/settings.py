@@ -169,6 +169,22 @@ def _as_date(raw: Any) -> date | None:
         raise ValueError("created must be a date like 2026-11-01") from None
 
 
+def _as_optional_port(raw: Any) -> int | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    return _int_between(0, 65535)(raw)
+
+
+def _as_metrics_key(raw: Any) -> ConfiguredKey | None:
+    value = _as_optional_str(raw)
+    if value is None:
+        return None
+    try:
+        return parse_key(value, name="metrics")
+    except KeyFormatError as error:
+        raise ValueError(str(error)) from None
+
+
 def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     """Keys from MCP_API_KEYS (comma-separated) or YAML (strings or mappings with metadata)."""
     if raw is None:
@@ -411,6 +427,37 @@ SCHEMA: tuple[Setting, ...] = (
         DEFAULT_SENSITIVE_PATHS,
         "Globs of files never returned (replaces the default list).",
     ),
+    # Metrics
+    Setting(
+        "metrics_port",
+        "METRICS_PORT",
+        _as_optional_port,
+        None,
+        "Serve GET /metrics (Prometheus) on this separate port. Unset: not on a port of its own.",
+    ),
+    Setting(
+        "metrics_host",
+        "METRICS_HOST",
+        _as_str,
+        "127.0.0.1",
+        "Address the metrics port listens on.",
+    ),
+    Setting(
+        "metrics_key",
+        "METRICS_KEY",
+        _as_metrics_key,
+        None,
+        "Key scrapers must present for /metrics (hex, or sha256:<digest>). Without "
+        "METRICS_PORT it serves /metrics on the main port; unset with no METRICS_PORT: off.",
+        secret=True,
+    ),
+    Setting(
+        "metrics_repo_labels",
+        "METRICS_REPO_LABELS",
+        _as_bool,
+        False,
+        "Also count successful Gitea calls per repository (repository names become labels).",
+    ),
     Setting(
         "max_result_bytes",
         "MAX_RESULT_BYTES",
@@ -454,6 +501,10 @@ class Settings:
     repo_denylist: tuple[str, ...] = ()
     sensitive_paths: tuple[str, ...] = DEFAULT_SENSITIVE_PATHS
     max_result_bytes: int = 100_000
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_key: ConfiguredKey | None = field(default=None, repr=False)
+    metrics_repo_labels: bool = False
 
     @property
     def demo_mode(self) -> bool:
