@@ -10,7 +10,7 @@ import structlog
 
 from . import __version__
 from .auth.keys import KeyRing
-from .auth.scopes import ScopedPathPolicy, ScopedRepoPolicy, ScopedToolRegistry
+from .auth.scopes import ScopedPathPolicy, ScopedRepoPolicy, ScopedToolRegistry, unknown_tools
 from .context import AppContext
 from .gitea import GiteaClient
 from .mcp.protocol import McpServer, ServerInfo
@@ -67,6 +67,8 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     # Each request sees the tools its key's scope allows (auth/scopes.py).
     ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO)
     ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
+    for label, names in unknown_tools(keyring, (tool.name for tool in registry)).items():
+        log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     ctx.sessions = SessionStore(
         session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
     )

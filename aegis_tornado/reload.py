@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from .auth.keys import KeyRing
+from .auth.scopes import unknown_tools
 from .settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -97,6 +98,10 @@ def apply_keys(ctx: AppContext, fresh: Settings, scrubber: SecretScrubber | None
         )
     ctx.settings = dataclasses.replace(old, api_keys=fresh.api_keys)
     ctx.keyring = keyring
+    registry = getattr(ctx.mcp, "registry", None)
+    if registry is not None:
+        for label, names in unknown_tools(keyring, (t.name for t in registry.all_tools())).items():
+            log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     not_applied = sorted(
         f.name
         for f in dataclasses.fields(Settings)

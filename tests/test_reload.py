@@ -179,8 +179,12 @@ async def test_sighup_applies_new_keys_and_scopes_without_dropping_streams(serve
 @pytest.mark.gen_test(timeout=60)
 async def test_settings_that_need_a_restart_are_named_not_applied(server):
     server.config.write_text(
-        keys_yaml(f"{{key: {KEY}, name: primary}}") + "max_result_bytes: 5000\n"
+        keys_yaml(f"{{key: {KEY}, name: primary, tools: [echo, ecoh]}}")
+        + "max_result_bytes: 5000\n"
     )
     reloaded = await server.hup_and_wait("config_reloaded")
     assert reloaded["restart_needed_for"] == ["max_result_bytes"]
     assert await server.status(OTHER_KEY) == 401
+    # A scope naming a tool that does not exist is a typo the operator hears about.
+    [typo] = server.events("key_scope_names_unknown_tools")
+    assert typo["key"] == "primary" and typo["tools"] == ["ecoh"]

@@ -160,6 +160,18 @@ def parse_scope(entry: Mapping[str, Any]) -> KeyScope | None:
     )
 
 
+def unknown_tools(keys: Iterable[Any], tool_names: Iterable[str]) -> dict[str, list[str]]:
+    """Key label → the names in its ``tools`` scope that no registered tool has (a typo the
+    operator should hear about: the key simply lacks that tool)."""
+    known = set(tool_names)
+    found = {}
+    for key in keys:
+        scope = getattr(key, "scope", None)
+        if scope is not None and scope.tools is not None and not scope.tools <= known:
+            found[key.label] = sorted(scope.tools - known)
+    return found
+
+
 # --- the gate ---------------------------------------------------------------------------------
 
 
@@ -272,6 +284,6 @@ class ScopedToolRegistry(ToolRegistry):
     def descriptors(self, version: str = versions.LATEST) -> list[dict[str, Any]]:
         return [tool.descriptor(version) for tool in self]
 
-    def all_names(self) -> Iterable[str]:
-        """Every registered tool, whatever the current scope (start-up checks, metrics)."""
-        return tuple(self._tools)
+    def all_tools(self) -> tuple[Tool, ...]:
+        """Every registered tool, whatever the current scope (start-up checks, reloads)."""
+        return tuple(self._tools.values())
