@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import prometheus_client
 import pytest
@@ -225,3 +226,62 @@ def test_a_separate_metrics_port_serves_metrics_alone(tmp_path):
     finally:
         server.signal()
         assert server.wait(15) == 0
+
+
+@with_settings(metrics_key=SCRAPER)
+@pytest.mark.gen_test(timeout=30)
+async def test_the_grafana_dashboard_queries_only_metrics_the_server_exports(api):
+    from pathlib import Path
+
+    await call(api, "get_repository", owner="alice", repo="notes")
+    exported = {s.name for s in (await scrape(api)).samples}
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    )
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\baegis_[a-z_]+", target["expr"])
+    }
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exported, queried - exported
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT: must be between 0 and 65535"),
+        ({"METRICS_KEY": "not-hex"}, "METRICS_KEY: is not hexadecimal"),
+        ({"METRICS_KEY": "abcd"}, "METRICS_KEY: is too short"),
+        ({"METRICS_REPO_LABELS": "perhaps"}, "METRICS_REPO_LABELS: must be true or false"),
+    ],
+)
+def test_metrics_settings_are_checked_at_start_up(env, message):
+    from aegis_tornado.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"GITEA_URL": "http://127.0.0.1:9", "MCP_API_KEYS": KEY, **env})
+    assert str(info.value).startswith(message)
+    assert "not-hex" not in str(info.value)
+
+
+def test_metrics_settings_parse():
+    from aegis_tornado.settings import load_settings
+
+    settings = load_settings(
+        environ={
+            "GITEA_URL": "http://127.0.0.1:9",
+            "MCP_API_KEYS": KEY,
+            "METRICS_PORT": "9464",
+            "METRICS_KEY": METRICS_KEY,
+            "METRICS_REPO_LABELS": "true",
+        }
+    )
+    assert settings.metrics_port == 9464 and settings.metrics_repo_labels is True
+    assert settings.metrics_key is not None
+    assert settings.metrics_key.digest == hashlib.sha256(METRICS_KEY.encode()).hexdigest()
+    assert METRICS_KEY not in repr(settings)
+    assert (
+        load_settings(environ={"GITEA_URL": "http://x", "MCP_API_KEYS": KEY}).metrics_port is None
+    )
