@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None, run=None) -> int:
             )
         )
     finally:
+        reload.configure(None)
+        observe_log_pipeline(None)
         logging_runtime.stop()
 
 
