@@ -34,6 +34,7 @@ EXPIRED_KEY = _key("scope-expired")
 FUTURE_KEY = _key("scope-future")
 NETWORK_KEY = _key("scope-network")
 LOCAL_KEY = _key("scope-local")
+RENAMED_KEY = _key("scope-renamed")
 
 YAML = f"""
 api_keys:
@@ -60,6 +61,9 @@ api_keys:
   - key: {LOCAL_KEY}
     name: loopback-only
     allowed_ips: [127.0.0.0/8]
+  - key: {RENAMED_KEY}
+    name: old-name-only
+    repos: [northwind/beacon, alice/*]
 """
 
 
@@ -149,6 +153,18 @@ async def test_a_scope_cannot_widen_the_global_policy(api, gitea):
     missing = await call_as(api, REPOS_KEY, "get_repository", owner="northwind", repo="nope")
     assert text_of(denied) == text_of(missing).replace("northwind/nope", "northwind/beacon")
     assert "northwind/beacon" not in named_repositories(gitea)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_scope_allowing_an_old_name_does_not_follow_the_rename(api, gitea):
+    """Gitea redirects northwind/beacon to northwind/lighthouse: the key's scope, like the
+    global policy, is checked on the redirect, so lighthouse is never requested."""
+    for tool, extra in REPO_TOOLS:
+        result = await call_as(api, RENAMED_KEY, tool, owner="northwind", repo="beacon", **extra)
+        assert result.get("isError") is True and "not found" in text_of(result), (tool, result)
+    assert "northwind/lighthouse" not in named_repositories(gitea)
+    ok = await call_as(api, RENAMED_KEY, "get_repository", owner="alice", repo="notes")
+    assert not ok.get("isError"), text_of(ok)
 
 
 # --- tools -------------------------------------------------------------------------------------
