@@ -21,6 +21,7 @@ from aegis_tornado.settings import ConfigError, load_settings
 
 from ..conftest import KEY, body_json, with_settings
 from ..tools.conftest import GITEA_TOKEN, gitea, registry  # noqa: F401  (fixtures)
+from ..web.test_sdk_clients import connect  # noqa: F401  (fixture: both SDK transports)
 
 
 def _key(label: str) -> str:
@@ -222,6 +223,26 @@ async def test_a_tool_outside_the_scope_is_an_unknown_tool(api, gitea):
     assert not (await call_as(api, KEY, "list_branches", owner="alice", repo="notes")).get(
         "isError"
     )
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_official_sdk_client_sees_only_the_scoped_tools(connect, base_url, api):
+    from mcp.shared.exceptions import MCPError
+
+    async with connect(base_url, key=TOOLS_KEY) as session:
+        await session.initialize()
+        listed = await session.list_tools()
+        assert {t.name for t in listed.tools} == {"get_repository", "list_repositories"}
+        found = await session.call_tool("get_repository", {"owner": "alice", "repo": "notes"})
+        assert not found.is_error
+        errors = []
+        for name in ("list_branches", "no_such_tool"):
+            try:
+                result = await session.call_tool(name, {"owner": "alice", "repo": "notes"})
+                errors.append(result.content[0].text)
+            except MCPError as error:
+                errors.append(f"{error.code} {error.message}")
+        assert errors[0] == errors[1].replace("no_such_tool", "list_branches")
 
 
 # --- sensitive_paths -----------------------------------------------------------------------------
