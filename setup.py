@@ -24,6 +24,9 @@ setup(
         "pyyaml>=6,<7",
         "requests-futures>=1.0,<2",
         "structlog>=24.1",
+        # GET /metrics: the Prometheus exposition format, label escaping and histograms done
+        # by the reference client rather than by hand.
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         # Pinned: the tests drive the server with these real clients, so a new release must be a

@@ -10,6 +10,7 @@ import structlog
 
 from . import __version__
 from .auth.keys import KeyRing
+from .auth.scopes import ScopedPathPolicy, ScopedRepoPolicy, ScopedToolRegistry, unknown_tools
 from .context import AppContext
 from .gitea import GiteaClient
 from .mcp.protocol import McpServer, ServerInfo
@@ -63,7 +64,11 @@ def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
 
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
-    ctx.mcp = McpServer(registry, SERVER_INFO)
+    # Each request sees the tools its key's scope allows (auth/scopes.py).
+    ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO)
+    ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
+    for label, names in unknown_tools(keyring, (tool.name for tool in registry)).items():
+        log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     ctx.sessions = SessionStore(
         session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
     )
@@ -75,7 +80,8 @@ def gitea_tools(
     settings: Settings, gitea_url: str, token: str | None, public_url: str | None = None
 ) -> tuple[GiteaClient, ToolRegistry]:
     """The Gitea client and the tools over it, as the settings describe them."""
-    repos = RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist)
+    # The global policy, narrowed per request by the caller's key scope (auth/scopes.py).
+    repos = ScopedRepoPolicy(RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist))
     # A renamed repository redirects; the client follows only into repositories the policy allows.
     client = GiteaClient(
         gitea_url,
@@ -88,7 +94,7 @@ def gitea_tools(
     env = ToolEnv(
         client=client,
         repos=repos,
-        paths=PathPolicy(settings.sensitive_paths),
+        paths=ScopedPathPolicy(PathPolicy(settings.sensitive_paths)),
         public_url=public_url or settings.gitea_public_url or gitea_url,
         max_result_bytes=settings.max_result_bytes,
         withheld=(token,) if token else (),
@@ -113,6 +119,7 @@ async def run(
     client, registry = gitea_tools(settings, gitea_url, token)
     cleanups.insert(0, client.close)
     ctx = build_context(settings, keyring, registry)
+    client.observer = ctx.metrics.observe_gitea
     running = await start_server(settings, make_app, ctx)
     running.cleanups.extend(cleanups)
     log.info(

@@ -14,14 +14,18 @@ Keys are identified only by their hint (first 8 and last 4 characters) and confi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from .logs import AUDIT_LOGGER
 
 
 class AuditLog:
-    def __init__(self) -> None:
+    def __init__(self, on_auth: Callable[[str], None] | None = None) -> None:
         self._log = structlog.get_logger(AUDIT_LOGGER)
+        #: Told every authentication outcome ("success" or the refusal's reason): metrics.
+        self._on_auth = on_auth or (lambda outcome: None)
 
     def auth_success(
         self,
@@ -33,6 +37,7 @@ class AuditLog:
         path: str,
         via: str,
     ) -> None:
+        self._on_auth("success")
         self._log.info(
             "api_authentication",
             status="success",
@@ -59,6 +64,7 @@ class AuditLog:
         self.access_denied(reason=reason, client_ip=client_ip, path=path)
 
     def access_denied(self, *, reason: str, client_ip: str, path: str, **extra) -> None:
+        self._on_auth(reason)
         self._log.warning("access_denied", reason=reason, client_ip=client_ip, path=path, **extra)
 
     def rate_limit_exceeded(self, *, client_ip: str, failures: int, window: float) -> None:

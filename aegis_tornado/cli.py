@@ -13,9 +13,10 @@ import sys
 
 import structlog
 
-from . import __version__
+from . import __version__, reload
 from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
+from .metrics import observe_log_pipeline
 from .settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -96,14 +97,18 @@ def main(argv: list[str] | None = None, run=None) -> int:
         return EXIT_CONFIG
 
     keyring, generated_key = demo_keyring(settings)
-    logging_runtime = configure_logging(
-        settings.log_level,
-        settings.audit_log_path,
-        SecretScrubber(
-            key_digests=[k.digest for k in keyring],
-            key_lengths=[k.length for k in keyring if k.length],
-            literals=[settings.gitea_token, settings.session_secret],
-        ),
+    known_keys = [*keyring, *([settings.metrics_key] if settings.metrics_key else [])]
+    scrubber = SecretScrubber(
+        key_digests=[k.digest for k in known_keys],
+        key_lengths=[k.length for k in known_keys if k.length],
+        literals=[settings.gitea_token, settings.session_secret],
+    )
+    logging_runtime = configure_logging(settings.log_level, settings.audit_log_path, scrubber)
+    observe_log_pipeline(logging_runtime)
+    # SIGHUP reloads keys and scopes from the same sources (a file without keys changes nothing,
+    # so a generated demo key survives it).
+    reload.configure(
+        reload.KeySource(args.config, {"host": args.host, "port": args.port}, scrubber)
     )
     try:
         log_startup(settings, keyring)
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None, run=None) -> int:
             )
         )
     finally:
+        reload.configure(None)
+        observe_log_pipeline(None)
         logging_runtime.stop()
 
 

@@ -10,6 +10,7 @@ from .audit import AuditLog
 from .auth.client_ip import ClientIpResolver
 from .auth.keys import KeyRing
 from .auth.limiter import FailedAuthLimiter
+from .metrics import Metrics
 from .settings import Settings
 
 
@@ -25,19 +26,24 @@ class AppContext:
     sessions: Any = None
     legacy_sessions: Any = None
     requests: RequestTracker = field(default_factory=lambda: RequestTracker())
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
-        return cls(
+        metrics = Metrics(repo_labels=settings.metrics_repo_labels)
+        ctx = cls(
             settings=settings,
             keyring=keyring if keyring is not None else KeyRing(settings.api_keys),
             limiter=FailedAuthLimiter(
                 settings.max_auth_failures, settings.auth_failure_window, settings.auth_tracked_ips
             ),
             client_ips=ClientIpResolver(settings.trusted_proxies),
-            audit=AuditLog(),
+            audit=AuditLog(on_auth=metrics.observe_auth),
             requests=RequestTracker(max_streams=settings.max_sessions),
+            metrics=metrics,
         )
+        metrics.watch(ctx)
+        return ctx
 
 
 class OpenStreams:

@@ -20,6 +20,7 @@ import structlog
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from . import reload
 from .context import AppContext
 from .settings import Settings
 
@@ -33,6 +34,9 @@ class RunningServer:
     ctx: AppContext
     http_server: HTTPServer
     port: int
+    #: The separate metrics listener (METRICS_PORT), if any.
+    metrics_server: HTTPServer | None = None
+    metrics_port: int | None = None
     cleanups: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
 
     async def shutdown(self) -> bool:
@@ -40,6 +44,8 @@ class RunningServer:
         ctx = self.ctx
         ctx.requests.shutting_down = True
         self.http_server.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         for stream in ctx.requests.streams:
             stream.end(drain=True)
         finished = await ctx.requests.wait_idle(ctx.settings.shutdown_timeout)
@@ -77,10 +83,27 @@ async def start_server(
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
+    reload.install(ctx)  # SIGHUP reloads the keys (when the command line asked for it)
+    running = RunningServer(ctx=ctx, http_server=http_server, port=port)
+    if settings.metrics_port is not None:
+        running.metrics_server, running.metrics_port = start_metrics_server(ctx, settings)
+        log.info("metrics_listening", host=settings.metrics_host, port=running.metrics_port)
     # Everything alive now (modules, settings, the app) lives as long as the process: keep it
     # out of the garbage collector's full passes, which stop the event loop.
     gc.freeze()
-    return RunningServer(ctx=ctx, http_server=http_server, port=port)
+    return running
+
+
+def start_metrics_server(ctx: AppContext, settings: Settings) -> tuple[HTTPServer, int]:
+    """GET /metrics alone, on METRICS_HOST:METRICS_PORT (a scraper's network, not the
+    Internet's)."""
+    from .web.app import counting_log_function
+    from .web.metrics import make_metrics_app
+
+    server = make_http_server(make_metrics_app(ctx, counting_log_function(ctx)), settings)
+    sockets = bind_sockets(settings.metrics_port or 0, settings.metrics_host)
+    server.add_sockets(sockets)
+    return server, sockets[0].getsockname()[1]
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -7,6 +7,7 @@ single line naming the setting and what is wrong with it, never the value of a s
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import os
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .auth.keys import ConfiguredKey, KeyFormatError, parse_key
+from .auth.scopes import SCOPE_FIELDS, parse_scope
 from .tools.policy import DEFAULT_SENSITIVE_PATHS, PathPolicy, RepoPolicy
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -167,6 +169,22 @@ def _as_date(raw: Any) -> date | None:
         raise ValueError("created must be a date like 2026-11-01") from None
 
 
+def _as_optional_port(raw: Any) -> int | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    return _int_between(0, 65535)(raw)
+
+
+def _as_metrics_key(raw: Any) -> ConfiguredKey | None:
+    value = _as_optional_str(raw)
+    if value is None:
+        return None
+    try:
+        return parse_key(value, name="metrics")
+    except KeyFormatError as error:
+        raise ValueError(str(error)) from None
+
+
 def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     """Keys from MCP_API_KEYS (comma-separated) or YAML (strings or mappings with metadata)."""
     if raw is None:
@@ -176,7 +194,7 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     for number, entry in enumerate(entries, start=1):
         try:
             if isinstance(entry, dict):
-                unknown = set(entry) - {"key", "sha256", "name", "created"}
+                unknown = set(entry) - {"key", "sha256", "name", "created", *SCOPE_FIELDS}
                 if unknown:
                     raise KeyFormatError(
                         f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}"
@@ -189,7 +207,8 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
                     else "sha256:" + str(entry["sha256"]).strip()
                 )
                 name = _as_optional_str(entry.get("name"))
-                keys.append(parse_key(value, name=name, created=_as_date(entry.get("created"))))
+                key = parse_key(value, name=name, created=_as_date(entry.get("created")))
+                keys.append(dataclasses.replace(key, scope=parse_scope(entry)))
             elif isinstance(entry, str):
                 keys.append(parse_key(entry))
             else:
@@ -408,6 +427,37 @@ SCHEMA: tuple[Setting, ...] = (
         DEFAULT_SENSITIVE_PATHS,
         "Globs of files never returned (replaces the default list).",
     ),
+    # Metrics
+    Setting(
+        "metrics_port",
+        "METRICS_PORT",
+        _as_optional_port,
+        None,
+        "Serve GET /metrics (Prometheus) on this separate port. Unset: not on a port of its own.",
+    ),
+    Setting(
+        "metrics_host",
+        "METRICS_HOST",
+        _as_str,
+        "127.0.0.1",
+        "Address the metrics port listens on.",
+    ),
+    Setting(
+        "metrics_key",
+        "METRICS_KEY",
+        _as_metrics_key,
+        None,
+        "Key scrapers must present for /metrics (hex, or sha256:<digest>). Without "
+        "METRICS_PORT it serves /metrics on the main port; unset with no METRICS_PORT: off.",
+        secret=True,
+    ),
+    Setting(
+        "metrics_repo_labels",
+        "METRICS_REPO_LABELS",
+        _as_bool,
+        False,
+        "Also count successful Gitea calls per repository (repository names become labels).",
+    ),
     Setting(
         "max_result_bytes",
         "MAX_RESULT_BYTES",
@@ -451,6 +501,10 @@ class Settings:
     repo_denylist: tuple[str, ...] = ()
     sensitive_paths: tuple[str, ...] = DEFAULT_SENSITIVE_PATHS
     max_result_bytes: int = 100_000
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_key: ConfiguredKey | None = field(default=None, repr=False)
+    metrics_repo_labels: bool = False
 
     @property
     def demo_mode(self) -> bool:

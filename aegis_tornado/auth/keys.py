@@ -17,6 +17,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 KEY_BYTES = 32  # 64 hex characters
 MIN_KEY_LENGTH = 32
@@ -57,6 +58,8 @@ class ConfiguredKey:
     created: date | None = None
     short: bool = False  # shorter than the recommended 64 characters (plain keys only)
     length: int | None = None  # characters of a plain key (not secret); None when by digest
+    #: What this key is narrowed to (``auth.scopes.KeyScope``); None: the global policy only.
+    scope: Any = None
 
     @property
     def label(self) -> str:

@@ -58,6 +58,15 @@ class FailedAuthLimiter:
             return None
         return max(1, math.ceil(times[0] + self.window - now))
 
+    def blocked_count(self) -> int:
+        """IPs blocked right now (for metrics: a scan of at most ``max_tracked`` entries)."""
+        horizon = self._clock() - self.window
+        return sum(
+            1
+            for times in self._failures.values()
+            if len(times) >= self.max_failures and times[0] > horizon
+        )
+
     def record_failure(self, ip: str) -> FailureOutcome:
         now = self._clock()
         times = self._failures.pop(ip, None)

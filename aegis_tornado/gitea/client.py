@@ -278,6 +278,9 @@ class GiteaClient:
         )
         self._semaphore = asyncio.BoundedSemaphore(self._pool_size)
         self._closed = False
+        #: Told of every call once it ends: ``(endpoint, seconds, error type name or None,
+        #: path)``. Metrics set it; the client itself knows nothing of them.
+        self.observer: Callable[[str, float, str | None, str], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -410,6 +413,23 @@ class GiteaClient:
         return min(self._backoff_max, self._backoff_base * (2 ** (retry_number - 1)))
 
     async def _call(
+        self, endpoint: str, path: str, query: list[tuple[str, str]], accept: str | None = None
+    ) -> _Reply:
+        if self.observer is None:
+            return await self._call_unobserved(endpoint, path, query, accept)
+        started, error_type = time.monotonic(), None
+        try:
+            return await self._call_unobserved(endpoint, path, query, accept)
+        except asyncio.CancelledError:
+            error_type = "Cancelled"
+            raise
+        except Exception as error:
+            error_type = type(error).__name__
+            raise
+        finally:
+            self.observer(endpoint, time.monotonic() - started, error_type, path)
+
+    async def _call_unobserved(
         self, endpoint: str, path: str, query: list[tuple[str, str]], accept: str | None = None
     ) -> _Reply:
         if self._closed:

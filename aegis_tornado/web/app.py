@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from tornado import web
 
 from ..context import AppContext
-from . import health, legacy_sse, rest, streamable
+from . import health, legacy_sse, metrics, rest, streamable
 from .base import request_log_function
 from .not_found import NotFoundHandler
 
@@ -17,11 +20,24 @@ def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Applica
     for module in ROUTE_MODULES:
         handlers.extend(module.default_handlers)
     handlers.extend(extra_handlers or [])
+    if metrics.serves_on_main_port(ctx.settings):
+        handlers.extend(metrics.default_handlers)
+    ctx.metrics.set_routes([*handlers, *metrics.default_handlers])
     return web.Application(
         handlers,
         default_handler_class=NotFoundHandler,
-        log_function=request_log_function,
+        log_function=counting_log_function(ctx),
         compress_response=False,  # event streams must reach the client unbuffered
         xsrf_cookies=False,  # no cookies are used: every request carries its key
         aegis=ctx,
     )
+
+
+def counting_log_function(ctx: AppContext) -> Callable[[Any], None]:
+    """The access log line, then the request counted in the metrics."""
+
+    def log_request(handler: Any) -> None:
+        request_log_function(handler)
+        ctx.metrics.observe_request(handler)
+
+    return log_request

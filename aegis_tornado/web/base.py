@@ -19,6 +19,7 @@ import structlog
 from tornado import httputil, iostream, web
 
 from .. import untrusted_json
+from ..auth import scopes
 from ..auth.keys import key_hint
 from ..context import AppContext
 
@@ -120,6 +121,7 @@ class BaseHandler(web.RequestHandler):
         self.request_id = request_id
         self.set_header("X-Request-Id", request_id)
         structlog.contextvars.clear_contextvars()
+        scopes.enter(None)  # set again below once a scoped key is matched
         structlog.contextvars.bind_contextvars(
             request_id=request_id,
             client_ip=self.client_ip,
@@ -236,6 +238,7 @@ class BaseHandler(web.RequestHandler):
                     client_ip=ip, failures=outcome.failures, window=ctx.settings.auth_failure_window
                 )
             raise self._unauthorized("Invalid API key", error="invalid_token")
+        self._check_key_scope(match.scope, ip, user_agent, path)
         hint = key_hint(key)
         self._caller = Caller(key_hint=hint, key_name=match.name, key_id=match.digest[:16], via=via)
         structlog.contextvars.bind_contextvars(key_hint=hint)
@@ -247,6 +250,24 @@ class BaseHandler(web.RequestHandler):
             path=path,
             via=via,
         )
+
+    def _check_key_scope(self, scope, ip: str, user_agent: str | None, path: str) -> None:
+        """A matched key may still be refused by its own scope (expired, or used from outside
+        its allowed_ips); otherwise its scope holds for the rest of the request."""
+        reason = scopes.gate_refusal(scope, ip)
+        if reason == "expired_api_key":
+            self.ctx.audit.auth_failure(
+                reason=reason, client_ip=ip, user_agent=user_agent, path=path
+            )
+            raise self._unauthorized("API key expired", error="invalid_token")
+        if reason is not None:
+            # Answered as an invalid key: a stolen key learns nothing from another network.
+            self.ctx.limiter.record_failure(ip)
+            self.ctx.audit.auth_failure(
+                reason=reason, client_ip=ip, user_agent=user_agent, path=path
+            )
+            raise self._unauthorized("Invalid API key", error="invalid_token")
+        scopes.enter(scope)
 
     def _refuse_misplaced_query_key(self) -> None:
         """401 for ``?api_key=`` where it is not accepted (public routes included), even when

@@ -89,14 +89,18 @@ class McpHandler(BaseHandler):
 
     def tool_observer(self):
         """The audit hook for tool calls made by this request."""
-        audit, caller, client_ip, transport = (
+        audit, metrics, caller, client_ip, transport = (
             self.ctx.audit,
+            self.ctx.metrics,
             self.caller,
             self.client_ip,
             self.transport,
         )
 
         def observe(*, tool: str, status: str, duration_ms: float, reason: str | None = None):
+            metrics.observe_tool_call(
+                tool=tool, status=status, duration_ms=duration_ms, reason=reason
+            )
             audit.tool_call(
                 tool=tool,
                 transport=transport,

@@ -1,0 +1,244 @@
+"""Prometheus metrics: what the server did, in prometheus-client's own exposition format.
+
+Each :class:`Metrics` has its own ``CollectorRegistry`` (never the global default one), so two
+servers in one process (the tests) never share a count.
+
+Labels are only ever values this code chose: a route template, a registered tool name, an
+outcome or reason constant, a Gitea endpoint name from ``gitea.endpoints`` (a template, never a
+path). Never a key, a token, user input or a repository name, except the one family an operator
+opts into with ``METRICS_REPO_LABELS`` (successful Gitea calls per repository: only
+repositories that exist and the policy let through, so its size stays that of the instance).
+
+Counts are pushed by small hooks where things happen (the access log function, the tool-call
+observer, the audit log, the Gitea client); levels (limiter, sessions, streams, the audit queue)
+are read from the running objects at scrape time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from .context import AppContext
+
+__all__ = ["CONTENT_TYPE", "Metrics", "observe_log_pipeline"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_OUTCOME = re.compile(r"[a-z0-9_]{1,40}")
+_REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# The log pipeline is process-wide (configured once by the command line): its queue is read at
+# scrape time by every Metrics of the process.
+_log_runtime: Any = None
+
+
+def observe_log_pipeline(runtime: Any) -> None:
+    """Report this log pipeline's queue depth and dropped audit lines."""
+    global _log_runtime
+    _log_runtime = runtime
+
+
+def _constant(value: object, fallback: str = "other") -> str:
+    """A label value that is one of the code's own constants, or ``fallback``."""
+    return value if isinstance(value, str) and _OUTCOME.fullmatch(value) else fallback
+
+
+def _gitea_outcome(error_type: str | None) -> str:
+    """``None`` → ``ok``; ``GiteaNotFound`` → ``not_found``; anything else snake_cased."""
+    if error_type is None:
+        return "ok"
+    name = error_type.removeprefix("Gitea") or error_type
+    return _constant(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
+
+
+class Metrics:
+    def __init__(self, repo_labels: bool = False) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.repo_labels = repo_labels
+        registry = self.registry
+        self.http_requests = Counter(
+            "aegis_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "aegis_http_request_duration_seconds",
+            "Time to answer an HTTP request (an event stream: how long it stayed open).",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tool_calls = Counter(
+            "aegis_tool_calls",
+            "Tool calls, by tool, outcome (success, error, denied) and reason.",
+            ["tool", "outcome", "reason"],
+            registry=registry,
+        )
+        self.tool_duration = Histogram(
+            "aegis_tool_call_duration_seconds",
+            "Tool call latency, by tool.",
+            ["tool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.auth = Counter(
+            "aegis_auth",
+            "Authentication decisions: 'success' or the refusal's audit reason.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.gitea_requests = Counter(
+            "aegis_gitea_requests",
+            "Calls to Gitea (retries included), by endpoint template and outcome.",
+            ["endpoint", "outcome"],
+            registry=registry,
+        )
+        self.gitea_duration = Histogram(
+            "aegis_gitea_request_duration_seconds",
+            "Gitea call latency (retries and waiting for a connection included), by endpoint.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.gitea_repo_requests = (
+            Counter(
+                "aegis_gitea_repository_requests",
+                "Successful Gitea calls per repository (METRICS_REPO_LABELS opted in).",
+                ["repository"],
+                registry=registry,
+            )
+            if repo_labels
+            else None
+        )
+        self._tools: frozenset[str] = frozenset()
+        self._routes: dict[type, str] = {}
+        self._ctx: AppContext | None = None
+        registry.register(_LiveState(self))
+
+    # --- wiring ----------------------------------------------------------------------------
+
+    def watch(self, ctx: AppContext, tool_names: Iterable[str] = ()) -> None:
+        """Read levels from ``ctx`` at scrape time; only ``tool_names`` become tool labels."""
+        self._ctx = ctx
+        self._tools = frozenset(tool_names)
+
+    def set_routes(self, handlers: Iterable[tuple[str, type]]) -> None:
+        """Handler class → route template, from the application's route table."""
+        for pattern, handler_class in handlers:
+            self._routes.setdefault(handler_class, pattern.rstrip("?").rstrip("/$") or "/")
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def observe_request(self, handler: Any) -> None:
+        """Called from the application's log function once per answered request."""
+        route = self._routes.get(type(handler), "unmatched")
+        method = handler.request.method if handler.request.method in _METHODS else "other"
+        self.http_requests.labels(route, method, str(handler.get_status())).inc()
+        self.http_duration.labels(route).observe(handler.request.request_time())
+
+    def observe_tool_call(
+        self, *, tool: str, status: str, duration_ms: float, reason: str | None = None
+    ) -> None:
+        name = tool if tool in self._tools else "unknown"
+        self.tool_calls.labels(name, _constant(status), _constant(reason, "none")).inc()
+        self.tool_duration.labels(name).observe(duration_ms / 1000.0)
+
+    def observe_auth(self, outcome: str) -> None:
+        self.auth.labels(_constant(outcome)).inc()
+
+    def observe_gitea(
+        self, endpoint: str, seconds: float, error_type: str | None, path: str = ""
+    ) -> None:
+        """Called by the Gitea client once per call; ``endpoint`` is its template name."""
+        endpoint = _constant(endpoint)
+        self.gitea_requests.labels(endpoint, _gitea_outcome(error_type)).inc()
+        self.gitea_duration.labels(endpoint).observe(seconds)
+        if self.gitea_repo_requests is not None and error_type is None:
+            match = _REPO_PATH.match(path)
+            if match and match.group(1) != "issues":
+                repository = f"{unquote(match.group(1))}/{unquote(match.group(2))}".lower()
+                self.gitea_repo_requests.labels(repository).inc()
+
+
+class _LiveState:
+    """Levels read from the running server at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list:
+        return []  # dynamic: nothing to check for clashes at registration
+
+    def collect(self) -> Iterable[Any]:
+        ctx = self._metrics._ctx
+        if ctx is not None:
+            limiter = ctx.limiter
+            yield _gauge(
+                "aegis_auth_limiter_tracked_ips",
+                "Client IPs the failed-auth limiter currently remembers.",
+                len(limiter),
+            )
+            blocked = getattr(limiter, "blocked_count", None)
+            if blocked is not None:
+                yield _gauge(
+                    "aegis_auth_limiter_blocked_ips",
+                    "Client IPs currently blocked for too many failed authentications.",
+                    blocked(),
+                )
+            yield _gauge(
+                "aegis_api_keys", "API keys configured (after the last reload).", len(ctx.keyring)
+            )
+            if ctx.sessions is not None:
+                yield _gauge(
+                    "aegis_mcp_sessions", "Streamable HTTP sessions open.", len(ctx.sessions)
+                )
+            if ctx.legacy_sessions is not None:
+                yield _gauge(
+                    "aegis_legacy_sse_sessions",
+                    "Legacy SSE sessions open.",
+                    len(ctx.legacy_sessions),
+                )
+            yield _gauge(
+                "aegis_event_streams_open", "Event streams open.", len(ctx.requests.streams)
+            )
+            yield _gauge(
+                "aegis_http_requests_in_flight",
+                "HTTP requests being handled (event streams included).",
+                ctx.requests.in_flight,
+            )
+        runtime = _log_runtime
+        if runtime is not None:
+            listener = getattr(runtime, "listener", None)
+            line_queue = getattr(listener, "queue", None)
+            if line_queue is not None:
+                yield _gauge(
+                    "aegis_log_queue_depth",
+                    "Log and audit lines waiting for the writer thread.",
+                    line_queue.qsize(),
+                )
+            file_handler = getattr(runtime, "file_handler", None)
+            dropped = getattr(file_handler, "failures", 0) + getattr(runtime, "dropped", 0)
+            family = CounterMetricFamily(
+                "aegis_audit_lines_dropped",
+                "Audit lines that could not be written to the audit file (stdout kept them).",
+            )
+            family.add_metric([], dropped)
+            yield family
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
