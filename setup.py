@@ -34,6 +34,16 @@ setup(
             "mcp==2.3.0",
             "jsonschema==4.26.0",
             "hypothesis==6.170.17",
+            # A hung test fails after pytest.ini's timeout instead of hanging CI.
+            "pytest-timeout==2.4.0",
+        ],
+        # Static checks (make lint): pinned so that a new rule or a stricter inference is a
+        # deliberate upgrade, not a red CI run on an unchanged tree.
+        "lint": [
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+            "types-PyYAML==6.0.12.20261122",
+            "types-requests==2.33.0.20261030",
         ],
     },
     entry_points={"console_scripts": ["aegis-mcp = aegis_tornado.cli:main"]},

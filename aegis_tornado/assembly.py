@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -100,9 +100,11 @@ async def run(
     settings: Settings, keyring: KeyRing, on_listening: Callable[[int], None] | None = None
 ) -> int:
     stop = stop_on_signals()
-    cleanups = []
-    gitea_url, token = settings.gitea_url, settings.gitea_token
-    if settings.demo_mode:
+    cleanups: list[Callable[[], Awaitable[None] | None]] = []
+    token = settings.gitea_token
+    if settings.gitea_url is not None:
+        gitea_url = settings.gitea_url
+    else:
         # The Gitea double, in-process on a free loopback port, serves the sample repositories.
         from .gitea_double import DEMO_TOKEN, start_double, stop_double
 

@@ -223,8 +223,8 @@ def rewrite_env_var(path: Path, name: str, value: str) -> Path:
     """
     found = env_assignments(path, name)
     if len(found) > 1:
-        lines = ", ".join(str(index + 1) for index, _ in found)
-        raise ToolError(f"{path} assigns {name} on several lines ({lines}); keep one and retry")
+        numbers = ", ".join(str(index + 1) for index, _ in found)
+        raise ToolError(f"{path} assigns {name} on several lines ({numbers}); keep one and retry")
     with open(path, encoding="utf-8", newline="") as handle:
         original = handle.read()
     lines = original.splitlines(keepends=True)

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                 record.sha256, record.name, record.key_hint, record.created
             )
         else:
-            seen.created = min(seen.created, record.created)
+            if seen.created is None or record.created < seen.created:
+                seen.created = record.created
             seen.name = seen.name or record.name
             seen.hint = seen.hint or record.key_hint
 
