@@ -24,6 +24,9 @@ setup(
         "pyyaml>=6,<7",
         "requests-futures>=1.0,<2",
         "structlog>=24.1",
+        # .env files: the same reading (quotes, export, comments) as docker compose and most
+        # tools, for the server (settings.py) and the key scripts (scripts/_keytools.py).
+        "python-dotenv>=1.0,<2",
     ],
     extras_require={
         # Pinned: the tests drive the server with these real clients, so a new release must be a
