@@ -1,8 +1,9 @@
 """Helpers shared by the key scripts: the metadata file and the ``.env`` file.
 
 The scripts put the checkout's root on ``sys.path`` before importing this module, so
-``aegis_tornado`` is the copy next to them; they run with the project's dependencies installed
-(``make setup`` does that; the ``make`` targets use ``.venv``): python-dotenv reads ``.env``.
+``aegis_tornado`` is the copy next to them. Reading ``.env`` needs python-dotenv, the server's own
+reader (``make setup`` installs it; the ``make`` targets use ``.venv``); it is imported where
+``.env`` is read, so ``generate_api_key.py`` still runs on a bare ``python3``.
 
 Nothing here ever writes a key to the metadata file or prints one to stderr: the metadata record
 holds the key's hint and SHA-256 digest only, and the ``.env`` rewrite touches the one
@@ -20,9 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dotenv import dotenv_values
-from dotenv.parser import Binding, parse_stream
+if TYPE_CHECKING:
+    from dotenv.parser import Binding
 
 from aegis_tornado.auth.keys import (
     DIGEST_PREFIX,
@@ -185,6 +187,8 @@ def _read_env_text(path: Path) -> str:
 
 
 def _bindings(text: str) -> list[Binding]:
+    from dotenv.parser import parse_stream  # imported here: generate_api_key.py needs no .env
+
     return list(parse_stream(io.StringIO(text, newline="")))
 
 
@@ -199,6 +203,8 @@ def env_assignments(path: Path, name: str) -> list[tuple[int, str]]:
 
 def env_value(path: Path, name: str = KEYS_ENV_VAR) -> str | None:
     """The value the env file gives ``name`` (the last assignment wins), or None."""
+    from dotenv import dotenv_values
+
     _read_env_text(path)  # a ToolError naming the file, rather than dotenv's silence
     return dotenv_values(path, interpolate=False).get(name)
 
@@ -262,6 +268,22 @@ def _write_private(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+# --------------------------------------------------------------------------- giving a key out
+
+
+def client_instructions(key: str, base_url: str = "https://mcp.example.com") -> list[str]:
+    """How each kind of client presents a key: the same story as README and docs.
+
+    ChatGPT's connector form cannot send headers, so for ChatGPT the key rides in the legacy SSE
+    URL; clients that can send headers use the Authorization header on /mcp.
+    """
+    return [
+        f"ChatGPT (connector URL; it cannot send headers): {base_url}/mcp/sse?api_key={key}",
+        "  treat that URL as a secret: it holds the key. (OAuth: see docs/CHATGPT_SETUP.md)",
+        f"Other MCP clients: {base_url}/mcp with the header 'Authorization: Bearer {key}'",
+    ]
 
 
 # --------------------------------------------------------------------------- configured keys
