@@ -28,7 +28,7 @@ $(VENV)/.lint-installed: $(VENV)/.run-installed setup.py
 setup: $(VENV)/.run-installed ## install the server into .venv
 setup-test: $(VENV)/.test-installed ## install the server and the test tools into .venv
 
-run: setup ## run the server (demo Gitea and a generated key when none is configured)
+run: setup ## run the server (reads .env; demo Gitea and a generated key when none is configured)
 	$(VENV)/bin/aegis-mcp $(ARGS)
 
 test: setup-test ## run the test suite (PYTEST_ARGS=... to pass options)

@@ -45,7 +45,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--port", "0"],
             env=clean_env(**env),
-            cwd=REPO,
+            cwd=tmp_path,  # not the checkout: a developer's .env there must not count
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -48,7 +48,7 @@ def test_an_unusable_audit_path_refuses_to_start_and_says_why(tmp_path, make_pat
     path = make_path(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "aegis_tornado", "--port", "0"],
-        cwd=REPO,
+        cwd=tmp_path,  # not the checkout: a developer's .env there must not count
         capture_output=True,
         text=True,
         timeout=20,
