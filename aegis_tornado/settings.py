@@ -523,8 +523,7 @@ def _check_consistency(settings: Settings) -> None:
     if settings.auth_enabled and not settings.api_keys and not settings.demo_mode:
         # The guide's wording, so operators can search for it.
         raise ConfigError(
-            "MCP_API_KEYS: No API keys configured in environment "
-            "(make generate-key prints one; or set AUTH_ENABLED=false for isolated testing)"
+            "MCP_API_KEYS: No API keys configured in environment (make generate-key prints one)"
         )
     if settings.gitea_public_url and not settings.gitea_url:
         raise ConfigError("GITEA_PUBLIC_URL: set GITEA_URL too (the demo Gitea has its own links)")
