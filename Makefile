@@ -1,20 +1,15 @@
 # AegisGitea MCP. Every target installs what it needs into .venv on first use.
+# `make help` lists the targets: it reads the `## ` comment after each target's name below.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: help setup setup-test run test conformance bench bench-smoke generate-key rotate-key \
-        check-key-age auth-summary docker-build clean
+.PHONY: help setup setup-test run test lint conformance bench bench-smoke generate-key \
+        rotate-key check-key-age auth-summary docker-build clean
 
-help:
-	@echo "make run            run the server (demo Gitea and a generated key when none is configured)"
-	@echo "make test           run the test suite"
-	@echo "make conformance    run the official MCP conformance suite against the server"
-	@echo "make generate-key   create an API key (metadata saved, never the key)"
-	@echo "make rotate-key     guided key rotation"
-	@echo "make check-key-age  warn about keys older than 90 days"
-	@echo "make auth-summary   weekly authentication summary from the audit log"
+help: ## list these targets
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / {printf "make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.run-installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,38 +21,47 @@ $(VENV)/.test-installed: $(VENV)/.run-installed setup.py
 	$(PIP) install -e '.[test]'
 	@touch $@
 
-setup: $(VENV)/.run-installed
-setup-test: $(VENV)/.test-installed
+$(VENV)/.lint-installed: $(VENV)/.run-installed setup.py
+	$(PIP) install -e '.[lint]'
+	@touch $@
 
-run: setup
+setup: $(VENV)/.run-installed ## install the server into .venv
+setup-test: $(VENV)/.test-installed ## install the server and the test tools into .venv
+
+run: setup ## run the server (reads .env; demo Gitea and a generated key when none is configured)
 	$(VENV)/bin/aegis-mcp $(ARGS)
 
-test: setup-test
+test: setup-test ## run the test suite (PYTEST_ARGS=... to pass options)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-conformance: setup-test
+lint: $(VENV)/.lint-installed ## static checks: ruff lint, ruff format check, mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+conformance: setup-test ## run the official MCP conformance suite against the server
 	scripts/run_conformance.sh
 
-bench: setup-test
+bench: setup-test ## the benchmark against a bare Tornado proxy and the MCP SDK (about 8 minutes)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-bench-smoke: setup-test
+bench-smoke: setup-test ## the 20-second performance guard CI runs
 	$(PY) bench/run.py --smoke $(BENCH_ARGS)
 
-generate-key:
-	$(PYTHON) scripts/generate_api_key.py --save-metadata
+generate-key: setup ## create an API key (metadata saved, never the key)
+	$(PY) scripts/generate_api_key.py --save-metadata
 
-rotate-key:
-	$(PYTHON) scripts/rotate_key.py --save-metadata
+rotate-key: setup ## guided key rotation (grace period: old and new keys both valid)
+	$(PY) scripts/rotate_key.py --save-metadata
 
-check-key-age:
-	$(PYTHON) scripts/check_key_age.py $(if $(wildcard .env),--env-file .env) $(if $(CONFIG),--config $(CONFIG))
+check-key-age: setup ## warn about keys older than 90 days
+	$(PY) scripts/check_key_age.py $(if $(wildcard .env),--env-file .env) $(if $(CONFIG),--config $(CONFIG))
 
-auth-summary:
+auth-summary: ## weekly authentication summary from the audit log (LOG=file to choose it)
 	scripts/auth_summary.sh --days 7 $(LOG)
 
-docker-build:
+docker-build: ## build the container image (docker compose build)
 	docker compose build
 
-clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+clean: ## remove .venv and build leftovers
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,9 @@ setup(
         # GET /metrics: the Prometheus exposition format, label escaping and histograms done
         # by the reference client rather than by hand.
         "prometheus-client>=0.20,<1",
+        # .env files: the same reading (quotes, export, comments) as docker compose and most
+        # tools, for the server (settings.py) and the key scripts (scripts/_keytools.py).
+        "python-dotenv>=1.0,<2",
     ],
     extras_require={
         # Pinned: the tests drive the server with these real clients, so a new release must be a
@@ -37,6 +40,16 @@ setup(
             "mcp==2.3.0",
             "jsonschema==4.26.0",
             "hypothesis==6.170.17",
+            # A hung test fails after pytest.ini's timeout instead of hanging CI.
+            "pytest-timeout==2.4.0",
+        ],
+        # Static checks (make lint): pinned so that a new rule or a stricter inference is a
+        # deliberate upgrade, not a red CI run on an unchanged tree.
+        "lint": [
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+            "types-PyYAML==6.0.12.20261122",
+            "types-requests==2.33.0.20261030",
         ],
     },
     entry_points={"console_scripts": ["aegis-mcp = aegis_tornado.cli:main"]},

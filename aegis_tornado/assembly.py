@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -17,7 +17,7 @@ from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
 from .mcp.sessions import LegacySessionRegistry, SessionStore
 from .server import serve_until, start_server, stop_on_signals
-from .settings import Settings
+from .settings import ConfigError, Settings
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
 from .web.app import make_app
@@ -45,6 +45,11 @@ SERVER_INFO = ServerInfo(
     version=__version__,
     instructions=INSTRUCTIONS,
 )
+
+
+class StartupError(Exception):
+    """The environment stops the server from starting (the port is taken, the address is not
+    this host's): the CLI prints this one line and exits 2."""
 
 
 def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
@@ -76,12 +81,32 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     return ctx
 
 
+def build_policies(settings: Settings) -> tuple[RepoPolicy, PathPolicy]:
+    """The access policies the settings describe; ConfigError naming the setting whose pattern
+    the policy's own parser refuses (the one definition of a valid pattern)."""
+    try:
+        repos = RepoPolicy(allow=settings.repo_allowlist, deny=())
+    except ValueError as error:
+        raise ConfigError(f"REPO_ALLOWLIST: {error}") from None
+    try:
+        repos = RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist)
+    except ValueError as error:
+        raise ConfigError(f"REPO_DENYLIST: {error}") from None
+    try:
+        paths = PathPolicy(settings.sensitive_paths)
+    except ValueError as error:
+        raise ConfigError(f"SENSITIVE_PATHS: {error}") from None
+    return repos, paths
+
+
 def gitea_tools(
     settings: Settings, gitea_url: str, token: str | None, public_url: str | None = None
 ) -> tuple[GiteaClient, ToolRegistry]:
     """The Gitea client and the tools over it, as the settings describe them."""
+    repos_global, paths_global = build_policies(settings)
     # The global policy, narrowed per request by the caller's key scope (auth/scopes.py).
-    repos = ScopedRepoPolicy(RepoPolicy(allow=settings.repo_allowlist, deny=settings.repo_denylist))
+    repos = ScopedRepoPolicy(repos_global)
+    paths = ScopedPathPolicy(paths_global)
     # A renamed repository redirects; the client follows only into repositories the policy allows.
     client = GiteaClient(
         gitea_url,
@@ -94,7 +119,7 @@ def gitea_tools(
     env = ToolEnv(
         client=client,
         repos=repos,
-        paths=ScopedPathPolicy(PathPolicy(settings.sensitive_paths)),
+        paths=paths,
         public_url=public_url or settings.gitea_public_url or gitea_url,
         max_result_bytes=settings.max_result_bytes,
         withheld=(token,) if token else (),
@@ -106,9 +131,11 @@ async def run(
     settings: Settings, keyring: KeyRing, on_listening: Callable[[int], None] | None = None
 ) -> int:
     stop = stop_on_signals()
-    cleanups = []
-    gitea_url, token = settings.gitea_url, settings.gitea_token
-    if settings.demo_mode:
+    cleanups: list[Callable[[], Awaitable[None] | None]] = []
+    token = settings.gitea_token
+    if settings.gitea_url is not None:
+        gitea_url = settings.gitea_url
+    else:
         # The Gitea double, in-process on a free loopback port, serves the sample repositories.
         from .gitea_double import DEMO_TOKEN, start_double, stop_double
 
@@ -120,7 +147,17 @@ async def run(
     cleanups.insert(0, client.close)
     ctx = build_context(settings, keyring, registry)
     client.observer = ctx.metrics.observe_gitea
-    running = await start_server(settings, make_app, ctx)
+    try:
+        running = await start_server(settings, make_app, ctx)
+    except OSError as error:  # EADDRINUSE, EACCES, EADDRNOTAVAIL, an unknown host name
+        for cleanup in reversed(cleanups):
+            result = cleanup()
+            if result is not None:
+                await result
+        reason = error.strerror or str(error)
+        raise StartupError(
+            f"MCP_HOST/MCP_PORT: cannot listen on {settings.host}:{settings.port}: {reason}"
+        ) from None
     running.cleanups.extend(cleanups)
     log.info(
         "listening",

@@ -1,7 +1,9 @@
-"""``aegis-mcp [--config FILE] [--host H] [--port P]``: validate settings, then serve.
+"""``aegis-mcp [--config FILE] [--env-file FILE] [--host H] [--port P]``: validate, then serve.
 
-Exit status 2, with one line on stderr, for any configuration problem; 0 after a graceful
-shutdown.
+Exit status 2, with one line on stderr and no traceback, for any configuration or environment
+mistake found at start-up (a bad setting, an unreadable file, an unwritable audit log, a port
+that is taken or not permitted); 0 after a graceful shutdown. Where settings come from and which
+source wins: ``aegis_tornado/settings.py``.
 """
 
 from __future__ import annotations
@@ -10,23 +12,33 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
 from . import __version__, reload
+from .assembly import StartupError, build_policies
+from .assembly import run as assembly_run
 from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
 from .metrics import observe_log_pipeline
 from .settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+DEFAULT_ENV_FILE = ".env"
+
+Run = Callable[..., Coroutine[Any, Any, int]]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="aegis-mcp",
         description="AegisGitea MCP: a read-only, access-controlled MCP gateway to Gitea.",
-        epilog="Settings come from defaults < the YAML file < environment variables < flags.",
+        epilog=(
+            "Settings, highest precedence first: flags > environment variables > the .env file "
+            "> the YAML file > defaults."
+        ),
     )
     parser.add_argument(
         "--config",
@@ -34,10 +46,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("AEGIS_CONFIG"),
         help="YAML settings file (see conf/aegis.example.yaml)",
     )
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="dotenv file of settings (default: ./.env when it exists; see .env.example)",
+    )
     parser.add_argument("--host", help="address to listen on (MCP_HOST)")
     parser.add_argument("--port", help="port to listen on, 0 for any free port (MCP_PORT)")
     parser.add_argument("--version", action="version", version=f"aegis-mcp {__version__}")
     return parser.parse_args(argv)
+
+
+def env_file_to_read(named: str | None) -> str | None:
+    """The file named by --env-file (it must exist), else ./.env if there is one."""
+    if named is not None:
+        if not os.path.isfile(named):
+            raise ConfigError(f"--env-file {named}: no such file")
+        return named
+    return DEFAULT_ENV_FILE if os.path.isfile(DEFAULT_ENV_FILE) else None
 
 
 def demo_keyring(settings: Settings) -> tuple[KeyRing, str | None]:
@@ -50,13 +76,16 @@ def demo_keyring(settings: Settings) -> tuple[KeyRing, str | None]:
 
 def announce_demo_key(key: str, port: int) -> None:
     # Printed once to the terminal, outside the log pipeline: the key is never a log line.
+    base = f"http://127.0.0.1:{port}"
     print(
         "\n"
         "==================================================================\n"
         "  DEMO MODE: no GITEA_URL configured; serving the built-in demo Gitea.\n"
         "  No MCP_API_KEYS configured, so this run generated a key:\n\n"
         f"    {key}\n\n"
-        f"  Try:  curl -H 'Authorization: Bearer {key}' http://127.0.0.1:{port}/mcp/tools\n"
+        f"  Try:  curl -H 'Authorization: Bearer {key}' {base}/mcp/tools\n"
+        f"  MCP clients: {base}/mcp with the header 'Authorization: Bearer <key>';\n"
+        f"  clients that cannot send headers (ChatGPT): {base}/mcp/sse?api_key=<key>\n"
         "  It changes on every start; set MCP_API_KEYS to keep one.\n"
         "==================================================================\n",
         file=sys.stderr,
@@ -64,10 +93,16 @@ def announce_demo_key(key: str, port: int) -> None:
     )
 
 
-def log_startup(settings: Settings, keyring: KeyRing) -> None:
+def log_startup(settings: Settings, keyring: KeyRing, generated: bool) -> None:
     log = structlog.get_logger("aegis.server")
     if not settings.auth_enabled:
         log.critical("API key authentication DISABLED - server is open to all requests!")
+    elif generated:
+        # The banner on stderr says the same: none configured, one generated for this run.
+        log.info(
+            "API key authentication ENABLED (no MCP_API_KEYS configured: "
+            "1 demo key generated for this run)"
+        )
     else:
         log.info(f"API key authentication ENABLED ({len(keyring)} key(s) configured)")
         for key in keyring:
@@ -80,21 +115,33 @@ def log_startup(settings: Settings, keyring: KeyRing) -> None:
             "DEMO MODE: no GITEA_URL configured - serving the built-in demo Gitea with sample "
             "repositories. Set GITEA_URL and GITEA_TOKEN to serve your own Gitea."
         )
-    elif not settings.gitea_token:
-        log.warning("gitea_token_missing", note="only public repositories will be visible")
+    elif settings.gitea_anonymous:
+        log.warning(
+            "gitea_read_anonymously",
+            note="GITEA_ANONYMOUS=true: only public repositories are visible",
+        )
 
 
-def main(argv: list[str] | None = None, run=None) -> int:
+def fail(message: object) -> int:
+    print(f"aegis-mcp: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def main(argv: list[str] | None = None, run: Run | None = None) -> int:
     """The entry point. ``run`` replaces ``assembly.run`` (tests serve their own tools through
     the same settings, logging, signal and shutdown handling)."""
     args = parse_args(argv)
     try:
-        settings = load_settings(args.config, overrides={"host": args.host, "port": args.port})
+        settings = load_settings(
+            args.config,
+            overrides={"host": args.host, "port": args.port},
+            env_file=env_file_to_read(args.env_file),
+        )
+        build_policies(settings)  # a bad pattern stops start-up here, in one line
         if settings.audit_log_path:
             check_audit_path(settings.audit_log_path)
     except (ConfigError, AuditFileError) as error:
-        print(f"aegis-mcp: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(error)
 
     keyring, generated_key = demo_keyring(settings)
     known_keys = [*keyring, *([settings.metrics_key] if settings.metrics_key else [])]
@@ -108,15 +155,18 @@ def main(argv: list[str] | None = None, run=None) -> int:
     # SIGHUP reloads keys and scopes from the same sources (a file without keys changes nothing,
     # so a generated demo key survives it).
     reload.configure(
-        reload.KeySource(args.config, {"host": args.host, "port": args.port}, scrubber)
+        reload.KeySource(
+            args.config,
+            {"host": args.host, "port": args.port},
+            scrubber=scrubber,
+            env_file=env_file_to_read(args.env_file),
+        )
     )
     try:
-        log_startup(settings, keyring)
-        if run is None:
-            from .assembly import run
-
+        log_startup(settings, keyring, generated=generated_key is not None)
+        serve = run or assembly_run
         return asyncio.run(
-            run(
+            serve(
                 settings,
                 keyring,
                 on_listening=(
@@ -124,6 +174,8 @@ def main(argv: list[str] | None = None, run=None) -> int:
                 ),
             )
         )
+    except StartupError as error:
+        return fail(error)
     finally:
         reload.configure(None)
         observe_log_pipeline(None)

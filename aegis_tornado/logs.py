@@ -21,9 +21,9 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -93,14 +93,16 @@ class SecretScrubber:
         return run
 
 
-def _timestamp(_, __, event_dict: dict) -> dict:
+def _timestamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event_dict["timestamp"] = (
         datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
     )
     return event_dict
 
 
-def _timestamp_and_event_first(_, __, event_dict: dict) -> dict:
+def _timestamp_and_event_first(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """``timestamp`` then ``event`` lead every line, so grep patterns like
     ``api_authentication.*success`` match the event before any free-text field."""
     ordered = {
@@ -116,8 +118,9 @@ class _ScrubbingJSONRenderer:
         self._render = structlog.processors.JSONRenderer()
         self.scrubber = scrubber
 
-    def __call__(self, logger, name, event_dict) -> str:
-        return self.scrubber(self._render(logger, name, event_dict))
+    def __call__(self, logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> str:
+        rendered = self._render(logger, name, event_dict)
+        return self.scrubber(rendered if isinstance(rendered, str) else rendered.decode())
 
 
 class _LoudFileHandler(logging.handlers.WatchedFileHandler):
@@ -186,7 +189,7 @@ class _LoudFileHandler(logging.handlers.WatchedFileHandler):
         )
 
     def _alarm(self, event: str, level: str, error: str | None) -> None:
-        fields = {
+        fields: dict[str, str | int] = {
             "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             "event": event,
             "level": level,
@@ -318,7 +321,9 @@ class _DropBelow:
     def __init__(self, level: int):
         self.level = level
 
-    def __call__(self, logger, method_name: str, event_dict: dict) -> dict:
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         if (
             _LEVELS.get(method_name, logging.INFO) < self.level
             and getattr(logger, "name", None) != AUDIT_LOGGER
@@ -342,8 +347,10 @@ class _Listener(logging.handlers.QueueListener):
 
     BATCH_INTERVAL = 0.02
 
+    _sentinel: Any  # the base class's stop marker (untyped in typeshed)
+
     def _monitor(self) -> None:
-        line_queue = self.queue
+        line_queue = cast(queue.SimpleQueue, self.queue)  # configure_logging hands it one
         while True:
             batch = []
             try:
@@ -368,8 +375,8 @@ class _Listener(logging.handlers.QueueListener):
             try:
                 handler.handle(record)
             except Exception:  # noqa: BLE001 - one broken output must not silence the others
-                try:
-                    sys.__stderr__.write(
+                try:  # __stderr__ is None without a console: the except covers that too
+                    sys.__stderr__.write(  # type: ignore[union-attr]
                         f"aegis-mcp: a log handler failed: {sys.exc_info()[1]!r}\n"
                     )
                 except Exception:  # noqa: BLE001

@@ -40,6 +40,8 @@ class KeySource:
 
     config_path: str | None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: The ``.env`` file read at start-up, if any: a reload reads it again.
+    env_file: str | None = None
     #: The log scrubber learns every key ever loaded, so a new key never reaches a log line.
     scrubber: SecretScrubber | None = None
 
@@ -73,7 +75,11 @@ async def reload_keys(ctx: AppContext, source: KeySource) -> bool:
     """Load the configuration again and apply its keys; True when they were applied."""
     try:
         fresh = await asyncio.to_thread(
-            load_settings, source.config_path, dict(os.environ), source.overrides
+            load_settings,
+            source.config_path,
+            dict(os.environ),
+            source.overrides,
+            source.env_file,
         )
         if ctx.settings.auth_enabled and not fresh.api_keys:
             raise ConfigError("api_keys: the new configuration has no keys")

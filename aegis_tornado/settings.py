@@ -1,8 +1,18 @@
-"""Settings: one declarative schema, loaded from defaults < YAML file < environment.
+"""Settings: each declared once, as a field of ``Settings``; read from five sources.
 
-Every option is declared once in ``SCHEMA`` with its type, default, environment variable and help
-text. ``load_settings`` returns a frozen ``Settings`` or raises ``ConfigError`` whose message is a
-single line naming the setting and what is wrong with it, never the value of a secret.
+Precedence, highest first (the one place it is written down; README and .env.example point here):
+
+1. command-line flags (``aegis-mcp --host/--port``);
+2. the process environment (``GITEA_URL=... aegis-mcp``, docker compose's ``env_file``);
+3. the ``.env`` file: ``./.env`` in the working directory when it exists, or the file that
+   ``--env-file`` names (which must exist). It is read with python-dotenv and never changes the
+   process environment; a variable set in the environment wins over the same one in ``.env``;
+4. the YAML file named by ``--config`` (or ``AEGIS_CONFIG``), keyed by setting name;
+5. the defaults declared below.
+
+``load_settings`` returns a frozen ``Settings`` of plain values, or raises ``ConfigError`` whose
+message is a single line naming the setting and what is wrong with it, never a secret's value.
+Objects built from settings (the access policies, the Gitea client) are built in ``assembly.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from dotenv import dotenv_values
 
-from .auth.keys import ConfiguredKey, KeyFormatError, parse_key
+from .auth.keys import DIGEST_PREFIX, ConfiguredKey, KeyFormatError, parse_key
 from .auth.scopes import SCOPE_FIELDS, parse_scope
-from .tools.policy import DEFAULT_SENSITIVE_PATHS, PathPolicy, RepoPolicy
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -141,19 +151,13 @@ def _as_origins(raw: Any) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def _repo_patterns(kind: str) -> Callable[[Any], tuple[str, ...]]:
-    def parse(raw: Any) -> tuple[str, ...]:
-        patterns = tuple(_as_list(raw))
-        RepoPolicy(**{kind: patterns})  # the policy's own parser: one definition of valid
-        return patterns
-
-    return parse
+def _as_tuple(raw: Any) -> tuple[str, ...]:
+    return tuple(_as_list(raw))
 
 
-def _as_globs(raw: Any) -> tuple[str, ...]:
-    globs = tuple(_as_list(raw))
-    PathPolicy(globs)
-    return globs
+def _as_optional_tuple(raw: Any) -> tuple[str, ...] | None:
+    """A list, or None when unset or empty (the consumer's own default applies)."""
+    return tuple(_as_list(raw)) or None
 
 
 def _as_date(raw: Any) -> date | None:
@@ -185,6 +189,37 @@ def _as_metrics_key(raw: Any) -> ConfiguredKey | None:
         raise ValueError(str(error)) from None
 
 
+def key_entry(entry: Any) -> tuple[str, str | None, date | None]:
+    """One configured key entry as (value, name, created).
+
+    An entry is a string (a key or ``sha256:<digest>``) or, in YAML, a mapping with exactly one
+    of ``key`` or ``sha256`` and optional ``name`` and ``created``. The value still has to pass
+    ``parse_key``. Shared with ``scripts/check_key_age.py``: one reading of key entries.
+    Raises ValueError whose message never contains the key.
+    """
+    if isinstance(entry, str):
+        return entry, None, None
+    if not isinstance(entry, dict):
+        raise ValueError("must be a string or a mapping with 'key' or 'sha256'")
+    unknown = set(entry) - {"key", "sha256", "name", "created", *SCOPE_FIELDS}
+    if unknown:
+        raise ValueError(f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    if ("key" in entry) == ("sha256" in entry):
+        raise ValueError("needs exactly one of 'key' or 'sha256'")
+    raw = entry["key"] if "key" in entry else entry["sha256"]
+    if not isinstance(raw, str):
+        field_name = "key" if "key" in entry else "sha256"
+        raise ValueError(f"'{field_name}' must be a quoted string")
+    value = raw if "key" in entry or raw.startswith(DIGEST_PREFIX) else DIGEST_PREFIX + raw.strip()
+    return value, _as_optional_str(entry.get("name")), _as_date(entry.get("created"))
+
+
+def parse_key_entry(entry: Any) -> ConfiguredKey:
+    """A configured key entry (see ``key_entry``) validated; ValueError without the key."""
+    value, name, created = key_entry(entry)
+    return parse_key(value, name=name, created=created)
+
+
 def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     """Keys from MCP_API_KEYS (comma-separated) or YAML (strings or mappings with metadata)."""
     if raw is None:
@@ -193,318 +228,241 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     keys = []
     for number, entry in enumerate(entries, start=1):
         try:
+            key = parse_key_entry(entry)
             if isinstance(entry, dict):
-                unknown = set(entry) - {"key", "sha256", "name", "created", *SCOPE_FIELDS}
-                if unknown:
-                    raise KeyFormatError(
-                        f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}"
-                    )
-                if ("key" in entry) == ("sha256" in entry):
-                    raise KeyFormatError("needs exactly one of 'key' or 'sha256'")
-                value = (
-                    str(entry["key"])
-                    if "key" in entry
-                    else "sha256:" + str(entry["sha256"]).strip()
-                )
-                name = _as_optional_str(entry.get("name"))
-                key = parse_key(value, name=name, created=_as_date(entry.get("created")))
-                keys.append(dataclasses.replace(key, scope=parse_scope(entry)))
-            elif isinstance(entry, str):
-                keys.append(parse_key(entry))
-            else:
-                raise KeyFormatError("must be a string or a mapping with 'key' or 'sha256'")
-        except (KeyFormatError, ValueError) as error:
+                key = dataclasses.replace(key, scope=parse_scope(entry))
+            keys.append(key)
+        except ValueError as error:  # KeyFormatError is a ValueError
             raise ValueError(f"key #{number} {error}") from None
     return tuple(keys)
 
 
-# --- the schema -----------------------------------------------------------------------------
+# --- the settings: each declared once -------------------------------------------------------
+
+
+def setting(
+    env: str, parse: Callable[[Any], Any], default: Any, help: str, *, secret: bool = False
+) -> Any:
+    """One setting: a dataclass field whose metadata says where it comes from and how it is
+    read. ``Settings`` below is the only list of settings; ``SCHEMA`` is derived from it."""
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"env": env, "parse": parse, "help": help, "secret": secret},
+    )
 
 
 @dataclass(frozen=True)
-class Setting:
-    name: str  # attribute on Settings and key in the YAML file
-    env: str
-    parse: Callable[[Any], Any]
-    default: Any
-    help: str
-    secret: bool = False
+class Settings:
+    """Plain, validated values. Policies and clients are built from them in ``assembly.py``."""
 
-
-SCHEMA: tuple[Setting, ...] = (
     # Gitea
-    Setting(
-        "gitea_url",
+    gitea_url: str | None = setting(
         "GITEA_URL",
         _as_url,
         None,
         "Base URL of the Gitea instance. Unset: serve the built-in demo Gitea.",
-    ),
-    Setting(
-        "gitea_token",
+    )
+    gitea_token: str | None = setting(
         "GITEA_TOKEN",
         _as_optional_str,
         None,
-        "Token of the server's own Gitea bot account (read scopes only).",
+        "Token of the server's own Gitea bot account (read scopes only). Required with "
+        "GITEA_URL unless GITEA_ANONYMOUS is true.",
         secret=True,
-    ),
-    Setting(
-        "gitea_public_url",
+    )
+    gitea_anonymous: bool = setting(
+        "GITEA_ANONYMOUS",
+        _as_bool,
+        False,
+        "Read GITEA_URL without a token, as an anonymous visitor: public repositories only.",
+    )
+    gitea_public_url: str | None = setting(
         "GITEA_PUBLIC_URL",
         _as_url,
         None,
         "Web address of Gitea used in links given to clients (default: GITEA_URL).",
-    ),
-    Setting(
-        "gitea_timeout",
+    )
+    gitea_timeout: float = setting(
         "GITEA_TIMEOUT",
         _seconds(0.1),
         10.0,
         "Seconds allowed for each Gitea request (connect and read).",
-    ),
-    Setting(
-        "gitea_retries",
+    )
+    gitea_retries: int = setting(
         "GITEA_RETRIES",
         _int_between(0, 10),
         2,
         "Retries for idempotent Gitea requests that failed transiently.",
-    ),
-    Setting(
-        "gitea_pool_size",
+    )
+    gitea_pool_size: int = setting(
         "GITEA_POOL_SIZE",
         _int_between(1, 256),
         16,
         "Keep-alive connections to Gitea, and Gitea calls in flight at once.",
-    ),
+    )
     # Listening
-    Setting("host", "MCP_HOST", _as_str, "127.0.0.1", "Address to listen on."),
-    Setting("port", "MCP_PORT", _int_between(0, 65535), 8080, "TCP port to listen on."),
+    host: str = setting("MCP_HOST", _as_str, "127.0.0.1", "Address to listen on.")
+    port: int = setting("MCP_PORT", _int_between(0, 65535), 8080, "TCP port to listen on.")
     # Authentication
-    Setting(
-        "api_keys",
+    api_keys: tuple[ConfiguredKey, ...] = setting(
         "MCP_API_KEYS",
         _as_keys,
         (),
         "Accepted API keys, comma-separated (hex, 64 characters; or sha256:<digest>).",
         secret=True,
-    ),
-    Setting(
-        "auth_enabled",
+    )
+    auth_enabled: bool = setting(
         "AUTH_ENABLED",
         _as_bool,
         True,
         "Require an API key on every non-public route. Disable only for isolated testing.",
-    ),
-    Setting(
-        "max_auth_failures",
+    )
+    max_auth_failures: int = setting(
         "MAX_AUTH_FAILURES",
         _int_between(1, 1_000_000),
         5,
         "Failed authentications per client IP before it is blocked.",
-    ),
-    Setting(
-        "auth_failure_window",
+    )
+    auth_failure_window: float = setting(
         "AUTH_FAILURE_WINDOW",
         _seconds(1),
         300.0,
         "Sliding window, in seconds, over which failures are counted.",
-    ),
-    Setting(
-        "auth_tracked_ips",
+    )
+    auth_tracked_ips: int = setting(
         "AUTH_TRACKED_IPS",
         _int_between(100, 10_000_000),
         20_000,
         "Most client IPs the failed-auth limiter remembers (least recent evicted).",
-    ),
-    Setting(
-        "trusted_proxies",
+    )
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
         "TRUSTED_PROXIES",
         _as_networks,
         (),
         "Reverse proxies (IPs or CIDRs) whose X-Forwarded-For / X-Real-IP are believed.",
-    ),
+    )
     # Logging
-    Setting(
-        "audit_log_path",
+    audit_log_path: str | None = setting(
         "AUDIT_LOG_PATH",
         _as_optional_str,
         "logs/audit.log",
         "File the audit log is appended to (besides stdout). Empty: stdout only.",
-    ),
-    Setting(
-        "log_level",
+    )
+    log_level: str = setting(
         "LOG_LEVEL",
         _as_log_level,
         "info",
         "Least severe level logged: debug, info, warning, error or critical.",
-    ),
+    )
     # HTTP and MCP
-    Setting(
-        "allowed_origins",
+    allowed_origins: tuple[str, ...] = setting(
         "ALLOWED_ORIGINS",
         _as_origins,
         (),
         "Browser origins allowed besides same-origin (and localhost when listening on it).",
-    ),
-    Setting(
-        "max_body_bytes",
+    )
+    max_body_bytes: int = setting(
         "MAX_BODY_BYTES",
         _int_between(1024, 64 * 1024 * 1024),
         1_048_576,
         "Largest request body accepted; larger ones get 413.",
-    ),
-    Setting(
-        "max_sessions",
+    )
+    max_sessions: int = setting(
         "MAX_SESSIONS",
         _int_between(1, 1_000_000),
         1000,
         "MCP sessions kept at once, and event streams open at once; beyond it the least "
         "recently used session is evicted and the oldest stream ended.",
-    ),
-    Setting(
-        "session_ttl",
+    )
+    session_ttl: float = setting(
         "SESSION_TTL",
         _seconds(60),
         86400.0,
         "Seconds an idle MCP session lives before its id is refused with 404.",
-    ),
-    Setting(
-        "session_secret",
+    )
+    session_secret: str | None = setting(
         "SESSION_SECRET",
         _as_optional_str,
         None,
         "Secret that signs session ids (default: derived from the API keys).",
         secret=True,
-    ),
-    Setting(
-        "sse_keepalive",
+    )
+    sse_keepalive: float = setting(
         "SSE_KEEPALIVE",
         _seconds(0.05),
         15.0,
         "Seconds between keep-alive comments on idle event streams.",
-    ),
-    Setting(
-        "shutdown_timeout",
+    )
+    shutdown_timeout: float = setting(
         "SHUTDOWN_TIMEOUT",
         _seconds(0),
         10.0,
         "Seconds in-flight requests get to finish after SIGTERM.",
-    ),
-    Setting(
-        "http_idle_timeout",
+    )
+    http_idle_timeout: float = setting(
         "HTTP_IDLE_TIMEOUT",
         _seconds(0.1),
         60.0,
         "Seconds a connection may take to send a request's headers, or sit idle between "
         "requests, before it is closed (slow clients).",
-    ),
-    Setting(
-        "http_body_timeout",
+    )
+    http_body_timeout: float = setting(
         "HTTP_BODY_TIMEOUT",
         _seconds(0.1),
         30.0,
         "Seconds a client may take to send a request body before the connection is closed.",
-    ),
-    # Access policy and output safety
-    Setting(
-        "repo_allowlist",
+    )
+    # Access policy and output safety. Patterns are checked where the policies are built
+    # (assembly.build_policies), by the policies' own parsers: one definition of valid.
+    repo_allowlist: tuple[str, ...] = setting(
         "REPO_ALLOWLIST",
-        _repo_patterns("allow"),
+        _as_tuple,
         (),
         "Only these repositories are reachable (owner/* or owner/repo). Empty: all.",
-    ),
-    Setting(
-        "repo_denylist",
+    )
+    repo_denylist: tuple[str, ...] = setting(
         "REPO_DENYLIST",
-        _repo_patterns("deny"),
+        _as_tuple,
         (),
         "These repositories are never reachable; they behave as not found.",
-    ),
-    Setting(
-        "sensitive_paths",
+    )
+    sensitive_paths: tuple[str, ...] | None = setting(
         "SENSITIVE_PATHS",
-        _as_globs,
-        DEFAULT_SENSITIVE_PATHS,
-        "Globs of files never returned (replaces the default list).",
-    ),
+        _as_optional_tuple,
+        None,
+        "Globs of files never returned (replaces the built-in list). Unset: the built-in list.",
+    )
+    max_result_bytes: int = setting(
+        "MAX_RESULT_BYTES",
+        _int_between(1000, 50_000_000),
+        100_000,
+        "Largest tool result; longer text is cut and marked truncated.",
+    )
     # Metrics
-    Setting(
-        "metrics_port",
+    metrics_port: int | None = setting(
         "METRICS_PORT",
         _as_optional_port,
         None,
         "Serve GET /metrics (Prometheus) on this separate port. Unset: not on a port of its own.",
-    ),
-    Setting(
-        "metrics_host",
-        "METRICS_HOST",
-        _as_str,
-        "127.0.0.1",
-        "Address the metrics port listens on.",
-    ),
-    Setting(
-        "metrics_key",
+    )
+    metrics_host: str = setting(
+        "METRICS_HOST", _as_str, "127.0.0.1", "Address the metrics port listens on."
+    )
+    metrics_key: ConfiguredKey | None = setting(
         "METRICS_KEY",
         _as_metrics_key,
         None,
         "Key scrapers must present for /metrics (hex, or sha256:<digest>). Without "
         "METRICS_PORT it serves /metrics on the main port; unset with no METRICS_PORT: off.",
         secret=True,
-    ),
-    Setting(
-        "metrics_repo_labels",
+    )
+    metrics_repo_labels: bool = setting(
         "METRICS_REPO_LABELS",
         _as_bool,
         False,
         "Also count successful Gitea calls per repository (repository names become labels).",
-    ),
-    Setting(
-        "max_result_bytes",
-        "MAX_RESULT_BYTES",
-        _int_between(1000, 50_000_000),
-        100_000,
-        "Largest tool result; longer text is cut and marked truncated.",
-    ),
-)
-
-_BY_NAME = {s.name: s for s in SCHEMA}
-
-
-@dataclass(frozen=True)
-class Settings:
-    gitea_url: str | None = None
-    gitea_token: str | None = field(default=None, repr=False)
-    gitea_public_url: str | None = None
-    gitea_timeout: float = 10.0
-    gitea_retries: int = 2
-    gitea_pool_size: int = 16
-    host: str = "127.0.0.1"
-    port: int = 8080
-    api_keys: tuple[ConfiguredKey, ...] = field(default=(), repr=False)
-    auth_enabled: bool = True
-    max_auth_failures: int = 5
-    auth_failure_window: float = 300.0
-    auth_tracked_ips: int = 20_000
-    trusted_proxies: tuple = ()
-    audit_log_path: str | None = "logs/audit.log"
-    log_level: str = "info"
-    allowed_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_048_576
-    max_sessions: int = 1000
-    session_ttl: float = 86400.0
-    session_secret: str | None = field(default=None, repr=False)
-    sse_keepalive: float = 15.0
-    shutdown_timeout: float = 10.0
-    http_idle_timeout: float = 60.0
-    http_body_timeout: float = 30.0
-    repo_allowlist: tuple[str, ...] = ()
-    repo_denylist: tuple[str, ...] = ()
-    sensitive_paths: tuple[str, ...] = DEFAULT_SENSITIVE_PATHS
-    max_result_bytes: int = 100_000
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    metrics_key: ConfiguredKey | None = field(default=None, repr=False)
-    metrics_repo_labels: bool = False
+    )
 
     @property
     def demo_mode(self) -> bool:
@@ -516,7 +474,22 @@ class Settings:
         return self.host in ("127.0.0.1", "::1", "localhost")
 
 
-assert {f.name for f in fields(Settings)} == set(_BY_NAME), "Settings and SCHEMA disagree"
+@dataclass(frozen=True)
+class Setting:
+    """One setting as plain data: a view of a ``Settings`` field, for loaders and docs."""
+
+    name: str  # attribute on Settings and key in the YAML file
+    env: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SCHEMA: tuple[Setting, ...] = tuple(
+    Setting(f.name, default=f.default, **f.metadata) for f in fields(Settings)
+)
+_BY_NAME = {s.name: s for s in SCHEMA}
 
 
 def read_yaml(path: str) -> dict[str, Any]:
@@ -541,16 +514,33 @@ def read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
+def read_env_file(path: str) -> dict[str, str]:
+    """The variables a ``.env`` file assigns (python-dotenv's reading: quotes, ``export``,
+    comments), or ConfigError when it cannot be read. Unset-valued lines are left out."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = dotenv_values(stream=handle, interpolate=False)
+    except OSError as error:
+        raise ConfigError(f"env file {path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"env file {path}: not UTF-8 text") from None
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def load_settings(
     config_path: str | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    env_file: str | None = None,
 ) -> Settings:
-    """Defaults < YAML file < environment < overrides (command-line flags)."""
+    """Defaults < YAML file < ``env_file`` < environment < overrides (command-line flags)."""
     environ = os.environ if environ is None else environ
     sources: list[tuple[str, Mapping[str, Any]]] = []
     if config_path:
         sources.append(("yaml", read_yaml(config_path)))
+    if env_file:
+        dotenv = read_env_file(env_file)
+        sources.append(("dotenv", {s.name: dotenv[s.env] for s in SCHEMA if s.env in dotenv}))
     sources.append(("env", {s.name: environ[s.env] for s in SCHEMA if s.env in environ}))
     if overrides:
         sources.append(("flag", {k: v for k, v in overrides.items() if v is not None}))
@@ -559,7 +549,12 @@ def load_settings(
     for kind, source in sources:
         for name, raw in source.items():
             setting = _BY_NAME[name]
-            where = {"yaml": f"{name} (config file)", "env": setting.env, "flag": f"--{name}"}[kind]
+            where = {
+                "yaml": f"{name} (config file)",
+                "dotenv": f"{setting.env} (in {env_file})",
+                "env": setting.env,
+                "flag": f"--{name}",
+            }[kind]
             try:
                 values[name] = setting.parse(raw)
             except ValueError as error:
@@ -572,9 +567,20 @@ def load_settings(
 def _check_consistency(settings: Settings) -> None:
     if settings.auth_enabled and not settings.api_keys and not settings.demo_mode:
         # The guide's wording, so operators can search for it.
-        raise ConfigError("MCP_API_KEYS: No API keys configured in environment")
+        raise ConfigError(
+            "MCP_API_KEYS: No API keys configured in environment (make generate-key prints one)"
+        )
     if settings.gitea_public_url and not settings.gitea_url:
         raise ConfigError("GITEA_PUBLIC_URL: set GITEA_URL too (the demo Gitea has its own links)")
+    if settings.gitea_url and not settings.gitea_token and not settings.gitea_anonymous:
+        raise ConfigError(
+            "GITEA_TOKEN: not set, but GITEA_URL is: set the bot account's token, or "
+            "GITEA_ANONYMOUS=true to read Gitea anonymously (public repositories only)"
+        )
+    if settings.gitea_anonymous and settings.gitea_token:
+        raise ConfigError("GITEA_ANONYMOUS: true, but GITEA_TOKEN is set: unset one of them")
+    if settings.gitea_anonymous and not settings.gitea_url:
+        raise ConfigError("GITEA_ANONYMOUS: set GITEA_URL too (the demo Gitea has its own token)")
 
 
 def describe_schema() -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Helpers shared by the key scripts: the metadata file and the ``.env`` file.
 
-Stdlib only. The scripts put the checkout's root on ``sys.path`` before importing this module, so
-``aegis_tornado.auth.keys`` (also stdlib only) is the copy next to them, installed or not.
+The scripts put the checkout's root on ``sys.path`` before importing this module, so
+``aegis_tornado`` is the copy next to them. Reading ``.env`` needs python-dotenv, the server's own
+reader (``make setup`` installs it; the ``make`` targets use ``.venv``); it is imported where
+``.env`` is read, so ``generate_api_key.py`` still runs on a bare ``python3``.
 
 Nothing here ever writes a key to the metadata file or prints one to stderr: the metadata record
 holds the key's hint and SHA-256 digest only, and the ``.env`` rewrite touches the one
@@ -10,6 +12,7 @@ holds the key's hint and SHA-256 digest only, and the ``.env`` rewrite touches t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -18,6 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dotenv.parser import Binding
 
 from aegis_tornado.auth.keys import (
     DIGEST_PREFIX,
@@ -164,47 +171,42 @@ def read_records(path: Path) -> list[MetadataRecord]:
 
 
 # --------------------------------------------------------------------------- .env file
-
-_ASSIGNMENT = re.compile(
-    r"^(?P<indent>\s*)(?P<export>export\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*=(?P<value>.*)$"
-)
-
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    # Unquoted: a '#' after whitespace starts a comment (as docker compose reads env files).
-    return re.split(r"\s+#", value, maxsplit=1)[0].strip()
+# Read with python-dotenv, as the server reads it (aegis_tornado.settings): one reading of quotes,
+# ``export`` and comments. Its parser also gives each assignment's exact original text, so a
+# rewrite changes that text only and keeps everything else (comments, CRLF endings, export).
 
 
-def _split_line_ending(line: str) -> tuple[str, str]:
-    body = line.rstrip("\r\n")
-    return body, line[len(body) :]
-
-
-def env_assignments(path: Path, name: str) -> list[tuple[int, str]]:
-    """(0-based line index, unquoted value) of every assignment to ``name`` in an env file."""
+def _read_env_text(path: Path) -> str:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
     except OSError as exc:
         raise ToolError(f"cannot read env file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ToolError(f"env file {path} is not UTF-8 text") from exc
-    found = []
-    for index, line in enumerate(lines):
-        if line.lstrip().startswith("#"):
-            continue
-        match = _ASSIGNMENT.match(line)
-        if match and match.group("name") == name:
-            found.append((index, _unquote(match.group("value"))))
-    return found
+
+
+def _bindings(text: str) -> list[Binding]:
+    from dotenv.parser import parse_stream  # imported here: generate_api_key.py needs no .env
+
+    return list(parse_stream(io.StringIO(text, newline="")))
+
+
+def env_assignments(path: Path, name: str) -> list[tuple[int, str]]:
+    """(0-based line index, value) of every assignment to ``name`` in an env file."""
+    return [
+        (binding.original.line - 1, binding.value or "")
+        for binding in _bindings(_read_env_text(path))
+        if binding.key == name
+    ]
 
 
 def env_value(path: Path, name: str = KEYS_ENV_VAR) -> str | None:
     """The value the env file gives ``name`` (the last assignment wins), or None."""
-    found = env_assignments(path, name)
-    return found[-1][1] if found else None
+    from dotenv import dotenv_values
+
+    _read_env_text(path)  # a ToolError naming the file, rather than dotenv's silence
+    return dotenv_values(path, interpolate=False).get(name)
 
 
 def split_keys(value: str | None) -> list[str]:
@@ -214,35 +216,40 @@ def split_keys(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+_LINE_ENDING = re.compile(r"(\r\n|\n|\r)\Z")
+
+
 def rewrite_env_var(path: Path, name: str, value: str) -> Path:
-    """Set ``name=value`` in an env file, changing only that line; returns the ``.bak`` path.
+    """Set ``name=value`` in an env file, changing only that assignment; returns the ``.bak`` path.
 
     The original is copied to ``<file>.bak`` first; both files end up with mode 0600. If the
     variable is not assigned yet, the line is appended. Refuses a file that assigns it more than
     once, since it cannot know which line the operator meant.
     """
-    found = env_assignments(path, name)
+    original = _read_env_text(path)
+    bindings = _bindings(original)
+    found = [binding for binding in bindings if binding.key == name]
     if len(found) > 1:
-        lines = ", ".join(str(index + 1) for index, _ in found)
-        raise ToolError(f"{path} assigns {name} on several lines ({lines}); keep one and retry")
-    with open(path, encoding="utf-8", newline="") as handle:
-        original = handle.read()
-    lines = original.splitlines(keepends=True)
+        numbers = ", ".join(str(binding.original.line) for binding in found)
+        raise ToolError(f"{path} assigns {name} on several lines ({numbers}); keep one and retry")
 
-    if found:
-        index = found[0][0]
-        body, ending = _split_line_ending(lines[index])
-        match = _ASSIGNMENT.match(body)
-        assert match is not None
-        lines[index] = f"{match.group('indent')}{match.group('export') or ''}{name}={value}{ending}"
-    else:
-        if lines and not lines[-1].endswith(("\n", "\r")):
-            lines[-1] += "\n"
-        lines.append(f"{name}={value}\n")
+    parts = []
+    for binding in bindings:
+        text = binding.original.string
+        if binding.key == name:
+            indent = text[: len(text) - len(text.lstrip())]
+            export = "export " if text.lstrip().startswith("export ") else ""
+            ending = _LINE_ENDING.search(text)
+            text = f"{indent}{export}{name}={value}{ending.group(1) if ending else ''}"
+        parts.append(text)
+    if not found:
+        if parts and not _LINE_ENDING.search(parts[-1]):
+            parts.append("\n")
+        parts.append(f"{name}={value}\n")
 
     backup = path.with_name(path.name + ".bak")
     _write_private(backup, original)
-    _write_private(path, "".join(lines))
+    _write_private(path, "".join(parts))
     return backup
 
 
@@ -261,6 +268,22 @@ def _write_private(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+# --------------------------------------------------------------------------- giving a key out
+
+
+def client_instructions(key: str, base_url: str = "https://mcp.example.com") -> list[str]:
+    """How each kind of client presents a key: the same story as README and docs.
+
+    ChatGPT's connector form cannot send headers, so for ChatGPT the key rides in the legacy SSE
+    URL; clients that can send headers use the Authorization header on /mcp.
+    """
+    return [
+        f"ChatGPT (connector URL; it cannot send headers): {base_url}/mcp/sse?api_key={key}",
+        "  treat that URL as a secret: it holds the key. (OAuth: see docs/CHATGPT_SETUP.md)",
+        f"Other MCP clients: {base_url}/mcp with the header 'Authorization: Bearer {key}'",
+    ]
 
 
 # --------------------------------------------------------------------------- configured keys

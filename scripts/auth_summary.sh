@@ -3,10 +3,12 @@
 #
 # Usage: scripts/auth_summary.sh [--days N | --since YYYY-MM-DD[THH:MM:SS]] [LOGFILE]
 #
-# With LOGFILE, that file is read. Without it, the log is read from the running container
-# ($AEGIS_CONTAINER, default aegis-gitea-mcp) at $AEGIS_AUDIT_LOG (default
-# /var/log/aegis-mcp/audit.log) with `docker exec`; if docker is not installed, the same path is
-# read on this machine. $AEGIS_DOCKER names the docker command (default: docker).
+# With LOGFILE, that file is read (make auth-summary LOG=FILE). Without it, the first of:
+#   the running container ($AEGIS_CONTAINER, default aegis-gitea-mcp): $AEGIS_AUDIT_LOG in it
+#     (default /var/log/aegis-mcp/audit.log), with `docker exec`;
+#   the local server's log (`make run`): $AUDIT_LOG_PATH, default logs/audit.log;
+#   $AEGIS_AUDIT_LOG on this machine (inside the container, say).
+# $AEGIS_DOCKER names the docker command (default: docker).
 #
 # Counting is exact, not a word search: a field is recognised only in its JSON form
 # `"name": "value"` (after `{` or a space). Inside a JSON string every quote is escaped (\"), so a
@@ -18,11 +20,12 @@ set -euo pipefail
 
 CONTAINER="${AEGIS_CONTAINER:-aegis-gitea-mcp}"
 LOG_PATH="${AEGIS_AUDIT_LOG:-/var/log/aegis-mcp/audit.log}"
+LOCAL_LOG="${AUDIT_LOG_PATH:-logs/audit.log}"
 DOCKER="${AEGIS_DOCKER:-docker}"
 TOP=5
 
 usage() {
-    sed -n '4,10s/^# \{0,1\}//p' "$0"
+    sed -n '4,12s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -70,18 +73,22 @@ if [ $# -eq 1 ]; then
     log="$1"
     [ -f "$log" ] && [ -r "$log" ] || die "cannot read log file '$log'"
     source_desc="$log"
-elif command -v "$DOCKER" >/dev/null 2>&1; then
+elif command -v "$DOCKER" >/dev/null 2>&1 &&
+    [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$CONTAINER" 2>/dev/null)" = true ]; then
     tmp="$(mktemp)"
     # Copy once, then count locally: one docker exec, and a consistent snapshot.
     "$DOCKER" exec "$CONTAINER" cat "$LOG_PATH" >"$tmp" ||
         die "could not read $LOG_PATH in container $CONTAINER (is it running? try: docker compose ps)"
     log="$tmp"
     source_desc="$CONTAINER:$LOG_PATH"
+elif [ -f "$LOCAL_LOG" ] && [ -r "$LOCAL_LOG" ]; then
+    log="$LOCAL_LOG"
+    source_desc="$LOCAL_LOG"
 elif [ -f "$LOG_PATH" ] && [ -r "$LOG_PATH" ]; then
     log="$LOG_PATH"
     source_desc="$LOG_PATH"
 else
-    die "docker is not installed and $LOG_PATH is not readable here; pass the log file as an argument"
+    die "no running container $CONTAINER and no readable $LOCAL_LOG or $LOG_PATH; pass the log file as an argument (make auth-summary LOG=path/to/audit.log)"
 fi
 
 awk -v since="$since" -v top="$TOP" -v source_desc="$source_desc" '

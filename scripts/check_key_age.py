@@ -40,13 +40,13 @@ from _keytools import (  # noqa: E402
     env_value,
     fail,
     metadata_path,
-    parse_created,
     parse_entry,
     read_records,
     split_keys,
 )
 
-from aegis_tornado.auth.keys import DIGEST_PREFIX, KeyFormatError  # noqa: E402
+from aegis_tornado.auth.keys import KeyFormatError  # noqa: E402
+from aegis_tornado.settings import key_entry  # noqa: E402
 
 DEFAULT_MAX_AGE_DAYS = 90
 
@@ -125,30 +125,10 @@ def load_config_entries(path: Path, problems: list[str]) -> list[Entry]:
     entries = []
     for position, item in enumerate(items, start=1):
         source = f"{path} api_keys[{position}]"
-        name = created = None
-        if isinstance(item, str):
-            value = item
-        elif isinstance(item, dict):
-            has_key, has_digest = "key" in item, "sha256" in item
-            if has_key == has_digest:
-                problems.append(f"{source}: needs exactly one of 'key' or 'sha256'")
-                continue
-            raw = item["key"] if has_key else item["sha256"]
-            if not isinstance(raw, str):
-                problems.append(
-                    f"{source}: the {'key' if has_key else 'sha256'} value must be a quoted string"
-                )
-                continue
-            value = raw if has_key or raw.startswith(DIGEST_PREFIX) else DIGEST_PREFIX + raw.strip()
-            name = item.get("name")
-            name = str(name) if name not in (None, "") else None
-            if item.get("created") is not None:
-                try:
-                    created = parse_created(item["created"])
-                except ValueError:
-                    problems.append(f"{source}: 'created' is not a date (use YYYY-MM-DD)")
-        else:
-            problems.append(f"{source}: must be a string or a mapping")
+        try:  # the server's own reading of an entry (aegis_tornado.settings)
+            value, name, created = key_entry(item)
+        except ValueError as exc:
+            problems.append(f"{source}: {exc}")
             continue
         try:
             entries.append(parse_entry(value, source, name=name, created=created))
@@ -204,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                 record.sha256, record.name, record.key_hint, record.created
             )
         else:
-            seen.created = min(seen.created, record.created)
+            if seen.created is None or record.created < seen.created:
+                seen.created = record.created
             seen.name = seen.name or record.name
             seen.hint = seen.hint or record.key_hint
 

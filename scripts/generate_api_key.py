@@ -24,6 +24,7 @@ from _keytools import (  # noqa: E402
     METADATA_ENV_VAR,
     ToolError,
     append_record,
+    client_instructions,
     fail,
     make_record,
     metadata_path,
@@ -110,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Next steps:")
     print("  1. Put the key (or its sha256: form) in MCP_API_KEYS and restart the server.")
-    print("  2. Give the key to the client (e.g. ChatGPT) as 'Authorization: Bearer <key>'.")
-    print("  3. Test: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8080/mcp/tools")
+    print("  2. Test: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8080/mcp/tools")
+    print("  3. Give the key to the client:")
+    for line in client_instructions("<key>"):
+        print(f"     {line}")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from _keytools import (  # noqa: E402
     KEYS_ENV_VAR,
     ToolError,
     append_record,
+    client_instructions,
     env_assignments,
     fail,
     make_record,
@@ -211,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     steps.append(
         [
-            "Update the client to the new key (ChatGPT: the connector's API key, sent as 'Authorization: Bearer <key>'),",
-            "and check that it still works.",
+            "Move the client to the new key, and check that it still works:",
+            *client_instructions("<new key>"),
+            "For ChatGPT it is the connector URL that changes: edit the connector (or create it again)",
+            "with the new URL; nothing in its authentication settings holds the key.",
         ]
     )
     if entries:

@@ -20,11 +20,23 @@ from aegis_tornado.logs import SecretScrubber, configure_logging
 from aegis_tornado.settings import Settings
 from aegis_tornado.web.app import make_app
 
+from . import support
 from .support import demo_tools
 
 KEY = "73bb1be4017875dc532cd855c009b11ce38343f7c786edeee13c5317b1a303be"
 OTHER_KEY = "612023b1dd1e6d0bda124b6d24833a5fa17abc89b98707cff0fb1f7d71e0888c"
 UNKNOWN_KEY = "eff3db891a67514c4b9b5395386ceeac691cc7b9a103846e6312dfb926022a18"
+
+
+@pytest.fixture(autouse=True)
+def fresh_support_records():
+    """support.py's records of started and cancelled calls start empty in every test, so one
+    test's leftovers can neither satisfy nor break another's assertions."""
+    support.CANCELLED.clear()
+    support.STARTED.clear()
+    yield
+    support.CANCELLED.clear()
+    support.STARTED.clear()
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ class ConfiguredServer:
         env = clean_env(
             AEGIS_CONFIG=str(self.config),
             GITEA_URL="http://127.0.0.1:9",
+            GITEA_TOKEN="t0k",
             AUDIT_LOG_PATH=str(tmp_path / "audit.log"),
             SSE_KEEPALIVE="0.2",
         )

@@ -486,6 +486,7 @@ class GiteaClient:
         while True:
             attempt += 1
             retry_after: float | None = None
+            error: GiteaError
             try:
                 reply = await self._attempt(endpoint, path, query, headers, attempt, deadline)
             except _Transient as transient:
@@ -555,7 +556,7 @@ class GiteaClient:
                     error=type(exc).__name__,
                 )
                 raise _classify(exc, per_try, path, self._max_bytes) from exc
-            reply = _Reply(response.status_code, response.headers, response.aegis_body)  # type: ignore[attr-defined]
+            reply = _Reply(response.status_code, response.headers, response.aegis_body)
             log.debug(
                 "gitea.request",
                 method="GET",

@@ -6,7 +6,7 @@ repository called ``a/../../admin`` cannot walk out of ``/repos/{owner}/{repo}``
 keeps its ``/`` separators, and even there empty, ``.`` and ``..`` segments are refused.
 
 The templates are the keys of Gitea 1.27's Swagger document (``paths``), relative to ``/api/v1``;
-the test-suite checks each one against ``shared/gitea/swagger.v1.json``.
+the test-suite checks each one against Gitea's OpenAPI document (``tests/gitea/data/``).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 import structlog
 from tornado import httputil, iostream, web
+from tornado.http1connection import HTTP1Connection
 
 from . import render
 from .dataset import DEMO_TOKEN, Dataset, Issue, Repo, build_dataset
@@ -202,8 +203,11 @@ class ApiHandler(web.RequestHandler):
         if self.record is not None:
             self.double.end(self.record, 0)
         self._finished = True  # Tornado must not try to write to the detached stream
+        connection = self.request.connection
+        if not isinstance(connection, HTTP1Connection):  # already let go of
+            return
         try:
-            stream = self.request.connection.detach()  # type: ignore[attr-defined]
+            stream = connection.detach()
         except Exception:  # already detached or closed
             return
         stream.close()
@@ -353,13 +357,14 @@ class ApiHandler(web.RequestHandler):
             self._finished = True  # from here on Tornado must not write anything itself
             self.set_header("Content-Length", str(len(body)))
             connection = self.request.connection
-            connection.write_headers(  # type: ignore[attr-defined]
+            assert connection is not None  # a request being answered has its connection
+            connection.write_headers(
                 httputil.ResponseStartLine(
                     "HTTP/1.1", status, httputil.responses.get(status, "OK")
                 ),
                 self._headers,
             )
-            sent = connection.write(body[: len(body) // 2])  # type: ignore[attr-defined]
+            sent = connection.write(body[: len(body) // 2])
             sent.add_done_callback(lambda _f: self._drop_connection())
             raise web.Finish()
         self.finish(body)

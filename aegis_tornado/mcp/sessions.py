@@ -21,6 +21,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from . import versions
 from .protocol import ProtocolSession
@@ -38,8 +39,9 @@ class Session(ProtocolSession):
         self.id = session_id
         self.key_id = key_id
         self.last_seen = 0.0  # set by the store, on its clock
-        #: The open GET stream for messages not tied to a request, if any.
-        self.stream = None
+        #: The open GET stream for messages not tied to a request, if any: the transport's
+        #: EventStream, typed loosely because the protocol core must not import the web layer.
+        self.stream: Any = None
 
 
 class SessionStore:
@@ -165,7 +167,7 @@ class LegacySession(ProtocolSession):
         """As many messages in progress as the session takes: refuse more for now."""
         return len(self.tasks) >= self.max_pending
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: dict | list[dict]) -> None:
         """``Outbound``: everything for this client goes out on its one stream, in order."""
         await self.outbox.put(message)
 

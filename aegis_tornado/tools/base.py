@@ -253,13 +253,15 @@ class ToolEnv:
 
     async def finish(self, value: dict[str, Any]) -> dict[str, Any]:
         """Sanitise every string in the result, then keep it within MAX_RESULT_BYTES."""
-        stats = {"invisible": 0, "redactions": []}
+        invisible = 0
+        redacted: list[str] = []
 
         async def walk(node: Any) -> Any:
+            nonlocal invisible
             if isinstance(node, str):
                 text, removed, redactions = await self.clean(node)
-                stats["invisible"] += removed
-                stats["redactions"].extend(redactions)
+                invisible += removed
+                redacted.extend(redactions)
                 return text
             if isinstance(node, dict):
                 return {k: await walk(v) for k, v in node.items()}
@@ -268,10 +270,10 @@ class ToolEnv:
             return node
 
         cleaned = await walk(value)
-        if stats["invisible"] or stats["redactions"]:
+        if invisible or redacted:
             cleaned["sanitized"] = {
-                "invisible_characters_removed": stats["invisible"],
-                "secrets_redacted": sorted(set(stats["redactions"])),
+                "invisible_characters_removed": invisible,
+                "secrets_redacted": sorted(set(redacted)),
             }
         return fit_result(cleaned, self.max_result_bytes)
 

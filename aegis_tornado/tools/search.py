@@ -119,6 +119,8 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     if not query:
         raise ToolError("query must contain words to search for.", reason="invalid_arguments")
     await context.progress("searching repositories and issues")
+    repos: list[dict] | BaseException
+    issues: list[dict] | BaseException
     repos, issues = await asyncio.gather(
         _search_repositories(env, query), _search_issues(env, query), return_exceptions=True
     )
@@ -128,9 +130,10 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     paths = await asyncio.gather(
         _search_paths(env, query, repos if isinstance(repos, list) else []), return_exceptions=True
     )
-    outcomes = [repos, issues, paths[0]]
-    if all(isinstance(o, BaseException) for o in outcomes):
-        raise outcomes[0]
+    if isinstance(repos, BaseException) and all(
+        isinstance(o, BaseException) for o in (issues, paths[0])
+    ):
+        raise repos
     results = []
     for repo in repos if isinstance(repos, list) else []:
         full_name = str(repo.get("full_name"))

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from tornado import httputil, iostream, web
+from tornado.http1connection import HTTP1Connection
 
 from .. import untrusted_json
 from ..auth import scopes
@@ -163,6 +164,17 @@ class BaseHandler(web.RequestHandler):
         super().on_connection_close()
         self._untrack()
 
+    def tcp_stream(self) -> iostream.IOStream | None:
+        """The request's TCP stream, or None once Tornado has let go of it (Tornado types
+        ``request.connection`` as the abstract HTTPConnection, which has no stream)."""
+        connection = self.request.connection
+        return connection.stream if isinstance(connection, HTTP1Connection) else None
+
+    def client_gone(self) -> bool:
+        """The client closed the connection (nothing more can be written to it)."""
+        stream = self.tcp_stream()
+        return stream is None or stream.closed()
+
     async def data_received(self, chunk: bytes) -> None:
         if self._body_size < 0:
             return  # already refused
@@ -219,14 +231,15 @@ class BaseHandler(web.RequestHandler):
                 headers={"Retry-After": str(retry_after)},
             )
 
-        key, via = self._presented_key(ip, user_agent)
-        if key is None:
+        presented = self._presented_key(ip, user_agent)
+        if presented is None:
             ctx.audit.auth_failure(
                 reason="missing_api_key", client_ip=ip, user_agent=user_agent, path=path
             )
             raise self._unauthorized(
                 "Missing API key: send the header 'Authorization: Bearer <key>'"
             )
+        key, via = presented
         match = ctx.keyring.match(key)
         if match is None:
             outcome = ctx.limiter.record_failure(ip)
@@ -285,18 +298,19 @@ class BaseHandler(web.RequestHandler):
             "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
         )
 
-    def _presented_key(self, ip: str, user_agent: str | None) -> tuple[str | None, str | None]:
-        """The key the caller presented and how: the header decides when both are present."""
+    def _presented_key(self, ip: str, user_agent: str | None) -> tuple[str, str] | None:
+        """The key the caller presented and how (header or query), or None: the header
+        decides when both are present."""
         self._refuse_misplaced_query_key()
         has_query_key = "api_key" in self.request.query_arguments
         header = self.request.headers.get("Authorization")
         if header is not None:
             match = _BEARER.match(header)
-            return (match.group("key"), "header") if match else (None, None)
+            return (match.group("key"), "header") if match else None
         if has_query_key:
             values = self.request.query_arguments["api_key"]
-            return (values[-1].decode("utf-8", "replace"), "query") if values else (None, None)
-        return None, None
+            return (values[-1].decode("utf-8", "replace"), "query") if values else None
+        return None
 
     def _unauthorized(self, message: str, error: str | None = None) -> ApiError:
         challenge = 'Bearer realm="aegis-gitea-mcp"'
@@ -335,7 +349,7 @@ class BaseHandler(web.RequestHandler):
             await self.finish(json.dumps({"status": status, "message": message}))
         except iostream.StreamClosedError:
             pass
-        stream = self.request.connection.stream
+        stream = self.tcp_stream()
         if stream is not None and not stream.closed():
             stream.close()
 

@@ -119,7 +119,7 @@ class McpHandler(BaseHandler):
         try:
             return await self._work
         except asyncio.CancelledError:
-            if self.request.connection.stream is None or self.request.connection.stream.closed():
+            if self.client_gone():
                 return None
             raise
         finally:

@@ -74,7 +74,11 @@ def aegis_settings(tmp_path, settings_overrides):
     config.write_text(YAML)
     settings = load_settings(
         str(config),
-        environ={"GITEA_URL": "http://127.0.0.1:9", "AUDIT_LOG_PATH": str(tmp_path / "audit.log")},
+        environ={
+            "GITEA_URL": "http://127.0.0.1:9",
+            "GITEA_TOKEN": "t0k",
+            "AUDIT_LOG_PATH": str(tmp_path / "audit.log"),
+        },
     )
     return dataclasses.replace(settings, log_level="debug", **settings_overrides)
 
@@ -336,7 +340,9 @@ def test_bad_scope_fields_stop_start_up_with_one_line_naming_them(tmp_path, entr
             """)
     )
     with pytest.raises(ConfigError) as info:
-        load_settings(str(config), environ={"GITEA_URL": "http://127.0.0.1:9"})
+        load_settings(
+            str(config), environ={"GITEA_URL": "http://127.0.0.1:9", "GITEA_TOKEN": "t0k"}
+        )
     assert message in str(info.value)
     assert "key #1" in str(info.value) and "\n" not in str(info.value)
     assert KEY not in str(info.value)

@@ -39,12 +39,13 @@ class ServerProcess:
     def __init__(self, tmp_path, module: str = "tests.hardening.serve_test_tools", **env: str):
         env.setdefault("MCP_API_KEYS", f"{KEY},{OTHER_KEY}")
         env.setdefault("GITEA_URL", "http://127.0.0.1:9")
+        env.setdefault("GITEA_TOKEN", "hardening-bot-token")
         env.setdefault("AUDIT_LOG_PATH", str(tmp_path / "audit.log"))
         self.audit_path = env["AUDIT_LOG_PATH"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--port", "0"],
             env=clean_env(**env),
-            cwd=REPO,
+            cwd=tmp_path,  # not the checkout: a developer's .env there must not count
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

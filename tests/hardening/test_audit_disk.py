@@ -48,11 +48,16 @@ def test_an_unusable_audit_path_refuses_to_start_and_says_why(tmp_path, make_pat
     path = make_path(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "aegis_tornado", "--port", "0"],
-        cwd=REPO,
+        cwd=tmp_path,  # not the checkout: a developer's .env there must not count
         capture_output=True,
         text=True,
         timeout=20,
-        env=clean_env(MCP_API_KEYS=KEY, GITEA_URL="http://127.0.0.1:9", AUDIT_LOG_PATH=path),
+        env=clean_env(
+            MCP_API_KEYS=KEY,
+            GITEA_URL="http://127.0.0.1:9",
+            GITEA_TOKEN="bot-token",
+            AUDIT_LOG_PATH=path,
+        ),
     )
     assert result.returncode == 2
     assert result.stderr.startswith(f"aegis-mcp: AUDIT_LOG_PATH: cannot write {path}")

@@ -101,13 +101,17 @@ def session_id(live_server) -> str:
     return reply.headers["mcp-session-id"]
 
 
-def still_serving(live_server) -> None:
-    reply = live_server.request(
+def ping(live_server):
+    return live_server.request(
         "POST",
         "/mcp",
         b'{"jsonrpc":"2.0","id":"alive","method":"ping"}',
         headers={"Content-Type": "application/json"},
     )
+
+
+def still_serving(live_server) -> None:
+    reply = ping(live_server)
     assert reply.status == 200 and reply.json()["id"] == "alive"
 
 
@@ -144,10 +148,38 @@ def test_post_mcp_answers_any_message_well(live_server, session_id, message, ver
     )
     reply = live_server.request("POST", "/mcp", json.dumps(message).encode(), headers=headers)
     check_mcp_reply(reply)
+    request_id = message.get("id") if isinstance(message, dict) else None
+    has_id = isinstance(request_id, str) or (
+        isinstance(request_id, int) and not isinstance(request_id, bool)
+    )
+    if has_id and reply.status == 200 and reply.content_type.startswith("application/json"):
+        # A single message with a usable id is answered under that id, whatever else is wrong.
+        assert reply.json()["id"] == request_id, (message, reply.body[:300])
 
 
 def test_mcp_still_serves_after_fuzzing(live_server):
-    still_serving(live_server)
+    reply = ping(live_server)
+    assert reply.status == 200
+    assert reply.json() == {"jsonrpc": "2.0", "id": "alive", "result": {}}
+    # Not just pings: a tool call still runs and answers with its result.
+    call = live_server.request(
+        "POST",
+        "/mcp",
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": "after",
+                "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "still here"}},
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    assert call.status == 200, call.body[:300]
+    result = call.json()["result"]
+    # No session: the 2025-03-26 default, whose results are text only.
+    assert json.loads(result["content"][0]["text"]) == {"text": "still here"}
+    assert "isError" not in result
 
 
 # --- POST /mcp/tool/call ------------------------------------------------------------------
@@ -256,5 +288,19 @@ def test_legacy_sse_answers_any_body_well(live_server, legacy, body, content_typ
 
 
 def test_legacy_stream_survives_fuzzing(live_server, legacy):
-    legacy.drain_until_probe()
-    still_serving(live_server)
+    # The stream that took every fuzzed body still carries a tool call's reply.
+    body = {
+        "jsonrpc": "2.0",
+        "id": "after-fuzz",
+        "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "still here"}},
+    }
+    assert legacy.post(json.dumps(body).encode()).status == 202
+    while True:
+        event, data = legacy.next()
+        assert event == "message", (event, data)
+        message = strict_json(data)
+        if isinstance(message, dict) and message.get("id") == "after-fuzz":
+            break
+    assert json.loads(message["result"]["content"][0]["text"]) == {"text": "still here"}
+    assert ping(live_server).json()["result"] == {}

@@ -18,7 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts"
 
 # Variables a developer's shell might carry that would change what the scripts do.
-_SCRUBBED = ("KEY_METADATA_FILE", "MCP_PORT", "MCP_API_KEYS", "HEALTHCHECK_TIMEOUT", "PYTHONPATH")
+_SCRUBBED = (
+    "KEY_METADATA_FILE",
+    "MCP_PORT",
+    "MCP_API_KEYS",
+    "HEALTHCHECK_TIMEOUT",
+    "PYTHONPATH",
+    "AUDIT_LOG_PATH",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -110,9 +111,14 @@ def build_log() -> list[str]:
     return lines
 
 
-def summarize(*args: str, env=None) -> subprocess.CompletedProcess:
+def summarize(*args: str, env=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=30
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or tempfile.mkdtemp(prefix="auth-summary-"),
+        timeout=30,
     )
 
 
@@ -218,7 +224,8 @@ def fake_docker(tmp_path, log_file):
     calls = tmp_path / "docker-calls"
     stub = tmp_path / "docker"
     stub.write_text(
-        f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = exec ] && exec cat {log_file}\nexit 1\n'
+        f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = inspect ] && echo true && exit 0\n'
+        f'[ "$1" = exec ] && exec cat {log_file}\nexit 1\n'
     )
     stub.chmod(0o755)
     return stub, calls
@@ -228,7 +235,7 @@ def test_without_argument_reads_the_container_log(fake_docker, make_env):
     stub, calls = fake_docker
     result = summarize(env=make_env(AEGIS_DOCKER=str(stub)))
     assert result.returncode == 0, result.stderr
-    assert calls.read_text().split() == [
+    assert calls.read_text().splitlines()[-1].split() == [
         "exec",
         "aegis-gitea-mcp",
         "cat",
@@ -238,13 +245,46 @@ def test_without_argument_reads_the_container_log(fake_docker, make_env):
     assert "aegis-gitea-mcp:/var/log/aegis-mcp/audit.log" in result.stdout
 
 
-def test_container_not_running_exits_2(tmp_path, make_env):
+def test_container_not_running_and_no_local_log_exits_2(tmp_path, make_env):
     stub = tmp_path / "docker"
-    stub.write_text("#!/bin/sh\necho 'Error: No such container' >&2\nexit 1\n")
+    stub.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
     stub.chmod(0o755)
     result = summarize(env=make_env(AEGIS_DOCKER=str(stub)))
     assert result.returncode == 2
-    assert "is it running" in result.stderr
+    assert "no running container aegis-gitea-mcp" in result.stderr
+    assert "LOG=" in result.stderr
+    assert "Docker daemon" not in result.stderr
+
+
+def test_without_a_container_reads_the_local_server_log(log_file, tmp_path, make_env):
+    # After a local `make run`: no Docker daemon, the log at logs/audit.log in the checkout.
+    stub = tmp_path / "docker"
+    stub.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    checkout = tmp_path / "checkout"
+    (checkout / "logs").mkdir(parents=True)
+    (checkout / "logs" / "audit.log").write_text(log_file.read_text())
+    result = summarize(env=make_env(AEGIS_DOCKER=str(stub)), cwd=checkout)
+    assert result.returncode == 0, result.stderr
+    assert "Source: logs/audit.log" in result.stdout
+    assert counts(result.stdout)["Total auth attempts"] == 12
+    # AUDIT_LOG_PATH (as the server reads it) points elsewhere.
+    moved = summarize(
+        env=make_env(AEGIS_DOCKER=str(stub), AUDIT_LOG_PATH=str(log_file)), cwd=checkout
+    )
+    assert f"Source: {log_file}" in moved.stdout
+
+
+def test_make_auth_summary_log_overrides(log_file, make_env):
+    result = subprocess.run(
+        ["make", "-s", "-C", str(SCRIPT.parents[1]), "auth-summary", f"LOG={log_file}"],
+        capture_output=True,
+        text=True,
+        env=make_env(AEGIS_DOCKER="/nonexistent/docker"),
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"Source: {log_file}" in result.stdout
 
 
 def test_without_docker_reads_the_local_path(log_file, tmp_path, make_env):

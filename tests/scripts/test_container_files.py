@@ -210,7 +210,9 @@ def test_compose_service_basics(service):
     assert svc["container_name"] == "aegis-gitea-mcp"
     assert svc["build"] == "."
     assert svc["env_file"] == ".env"
-    assert svc["restart"] == "unless-stopped"
+    # Bounded: a configuration error (exit 2) must end in a visible 'Exited (2)', not a loop.
+    assert svc["restart"].startswith("on-failure:")
+    assert 1 <= int(svc["restart"].split(":")[1]) <= 10
 
 
 def test_compose_port_is_loopback_only(service):
@@ -243,3 +245,18 @@ def test_compose_environment_holds_no_secrets_and_matches_image(service):
     assert not any(re.search(r"KEY|TOKEN|SECRET|PASSWORD", name) for name in env)
     assert env.get("AUDIT_LOG_PATH", f"{LOG_DIR}/audit.log").startswith(LOG_DIR + "/")
     assert str(env.get("MCP_PORT", "8080")) == "8080"  # the published container port
+
+
+def test_readme_container_section_works_from_a_fresh_clone():
+    """compose's env_file: .env must exist: the README says to create it, what to fill, and how
+    a configuration error shows (the container stops, it does not loop)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## In a container", 1)[1].split("\n## ", 1)[0]
+    assert "cp .env.example .env" in section
+    for key in ("GITEA_URL", "GITEA_TOKEN", "MCP_API_KEYS"):
+        assert key in section
+    assert "docker compose up -d" in section
+    assert "Exited (2)" in section and "on-failure" in section
+    example = (ROOT / ".env.example").read_text()
+    for key in ("GITEA_URL", "GITEA_TOKEN", "MCP_API_KEYS"):
+        assert re.search(rf"^{key}=", example, re.M), f"{key} is not left to fill in .env.example"

@@ -125,3 +125,18 @@ def test_unwritable_metadata_path_fails_before_showing_a_key(run_py, tmp_path):
     assert result.returncode == 2
     assert not HEX64.search(result.stdout + result.stderr)
     assert "metadata" in result.stderr
+
+
+def chatgpt_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "ChatGPT" in line]
+
+
+def test_chatgpt_gets_the_key_in_the_sse_url_never_a_header(run_py):
+    result = run_py("generate_api_key.py")
+    assert result.returncode == 0
+    lines = chatgpt_lines(result.stdout)
+    assert lines, result.stdout
+    assert all("Bearer" not in line and "Authorization" not in line for line in lines)
+    assert any("/mcp/sse?api_key=<key>" in line for line in lines)
+    # Header clients are still told about the header, on their own line.
+    assert "Other MCP clients" in result.stdout and "'Authorization: Bearer <key>'" in result.stdout

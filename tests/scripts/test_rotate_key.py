@@ -158,3 +158,13 @@ def test_bad_current_entry_is_reported_without_its_value(run_py, tmp_path):
     assert result.returncode == 0
     assert "entry 1" in result.stderr and "not hexadecimal" in result.stderr
     assert "not-a-valid-key-xyz" not in result.stderr
+
+
+def test_chatgpt_moves_by_changing_the_connector_url(run_py, tmp_path):
+    (tmp_path / ".env").write_text(ENV_TEXT)
+    result = run_py("rotate_key.py")
+    assert result.returncode == 0, result.stderr
+    chatgpt = [line for line in result.stdout.splitlines() if "ChatGPT" in line]
+    assert chatgpt and all("Bearer" not in line for line in chatgpt)
+    assert any("/mcp/sse?api_key=<new key>" in line for line in chatgpt)
+    assert "it is the connector URL that changes" in result.stdout

@@ -261,7 +261,14 @@ def test_metrics_settings_are_checked_at_start_up(env, message):
     from aegis_tornado.settings import ConfigError, load_settings
 
     with pytest.raises(ConfigError) as info:
-        load_settings(environ={"GITEA_URL": "http://127.0.0.1:9", "MCP_API_KEYS": KEY, **env})
+        load_settings(
+            environ={
+                "GITEA_URL": "http://127.0.0.1:9",
+                "GITEA_TOKEN": "t0k",
+                "MCP_API_KEYS": KEY,
+                **env,
+            }
+        )
     assert str(info.value).startswith(message)
     assert "not-hex" not in str(info.value)
 
@@ -272,6 +279,7 @@ def test_metrics_settings_parse():
     settings = load_settings(
         environ={
             "GITEA_URL": "http://127.0.0.1:9",
+            "GITEA_TOKEN": "t0k",
             "MCP_API_KEYS": KEY,
             "METRICS_PORT": "9464",
             "METRICS_KEY": METRICS_KEY,
@@ -283,5 +291,8 @@ def test_metrics_settings_parse():
     assert settings.metrics_key.digest == hashlib.sha256(METRICS_KEY.encode()).hexdigest()
     assert METRICS_KEY not in repr(settings)
     assert (
-        load_settings(environ={"GITEA_URL": "http://x", "MCP_API_KEYS": KEY}).metrics_port is None
+        load_settings(
+            environ={"GITEA_URL": "http://x", "GITEA_TOKEN": "t0k", "MCP_API_KEYS": KEY}
+        ).metrics_port
+        is None
     )
