@@ -75,9 +75,10 @@ class McpHandler(BaseHandler):
                 return
         raise self.forbidden("Origin not allowed; add it to ALLOWED_ORIGINS if it is yours")
 
-    def rpc_error(self, status: int, message: str) -> ApiError:
-        """An HTTP error whose body is a JSON-RPC error without id, as MCP transports answer."""
-        return ApiError(status, message, body=error_response(None, INVALID_REQUEST, message))
+    def rpc_error(self, status: int, message: str, request_id: Any = None) -> ApiError:
+        """An HTTP error whose body is a JSON-RPC error, as MCP transports answer: with the
+        request's id when it could be read (MCP requires the echo), else null."""
+        return ApiError(status, message, body=error_response(request_id, INVALID_REQUEST, message))
 
     def bad_request(self, message: str) -> ApiError:
         return self.rpc_error(400, message)
