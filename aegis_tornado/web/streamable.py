@@ -50,10 +50,11 @@ class StreamableHttpHandler(McpHandler):
         """GET and DELETE do not exist in the stateless era (no stream, no session)."""
         version = self._version_header()
         if version is not None and not versions.is_legacy(version):
-            self.set_header("Allow", "POST")
-            raise self.rpc_error(
+            refusal = self.rpc_error(
                 405, f"{self.request.method} /mcp is not part of MCP {version[:40]}; POST only"
             )
+            refusal.headers["Allow"] = "POST"
+            raise refusal
 
     def _session(self, version_header: str | None, request_id: Any = None) -> Session | None:
         session_id = self.request.headers.get(SESSION_HEADER)
