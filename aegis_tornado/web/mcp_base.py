@@ -36,6 +36,11 @@ class McpHandler(BaseHandler):
         self._work: asyncio.Future | None = None
         self._event_stream: EventStream | None = None
 
+    def client_gone(self) -> bool:
+        """The client closed the connection (so nothing more can be sent to it)."""
+        stream = getattr(self.request.connection, "stream", None)
+        return stream is None or stream.closed()
+
     @property
     def mcp(self) -> McpServer:
         return self.ctx.mcp
@@ -116,7 +121,7 @@ class McpHandler(BaseHandler):
         try:
             return await self._work
         except asyncio.CancelledError:
-            if self.request.connection.stream is None or self.request.connection.stream.closed():
+            if self.client_gone():
                 return None
             raise
         finally:

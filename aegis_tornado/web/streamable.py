@@ -102,7 +102,7 @@ class StreamableHttpHandler(McpHandler):
             and first.is_request
             and first.method == "initialize"
         ):
-            await self._initialize(first)
+            await self._open_session(first)
             return
         protocol_session = session or self._stateless_session(version_header)
         if parsed.is_batch and not versions.allows_batches(protocol_session.version):
@@ -113,7 +113,8 @@ class StreamableHttpHandler(McpHandler):
         requests = [m for m in items if isinstance(m, Message) and m.is_request]
         if not requests and not any(isinstance(m, JsonRpcError) for m in items):
             for message in items:
-                await self.mcp.handle(message, protocol_session, Discard(), observer)
+                if isinstance(message, Message):
+                    await self.mcp.handle(message, protocol_session, Discard(), observer)
             self.set_status(202)
             self.finish()
             return
@@ -179,7 +180,7 @@ class StreamableHttpHandler(McpHandler):
         )
 
     def _reply(self, reply: Any) -> None:
-        if self.request.connection.stream is None or self.request.connection.stream.closed():
+        if self.client_gone():
             return
         if reply is None or reply == []:
             self.set_status(202)  # a cancelled call: nothing to say
@@ -226,7 +227,7 @@ class StreamableHttpHandler(McpHandler):
 
     # --- helpers ---------------------------------------------------------------------------
 
-    async def _initialize(self, message: Message) -> None:
+    async def _open_session(self, message: Message) -> None:
         session = self.ctx.sessions.create(self.caller.key_id, versions.HTTP_DEFAULT)
         reply = await self.mcp.handle(message, session, Discard(), self.tool_observer())
         self.set_header(SESSION_HEADER, session.id)
