@@ -19,6 +19,7 @@ from .server import serve_until, start_server, stop_on_signals
 from .settings import Settings
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
+from .tools.resources import RepositoryFiles
 from .web.app import make_app
 
 log = structlog.get_logger("aegis.server")
@@ -64,6 +65,7 @@ def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
     ctx.mcp = McpServer(registry, SERVER_INFO)
+    RepositoryFiles.install(ctx.mcp)  # resources and completions, over the file tools
     ctx.sessions = SessionStore(
         session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
     )

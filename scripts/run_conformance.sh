@@ -76,7 +76,9 @@ EOF
   # The suite's own summary of the baseline comparison (expected / stale / unexpected).
   sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/^Expected failures (in baseline)/,$p' \
     | grep -v -e '^  ~ ' -e '^Expected failures' -e '^$' || true
-  echo "conformance 0.2.0-alpha.12 --requirements $revision: $passed scenarios passed, $failed with failures (log: $log)"
+  local verdict="every failure is listed in expected-failures.txt"
+  (( status == 0 )) || verdict="DOES NOT MATCH expected-failures.txt"
+  echo "conformance 0.2.0-alpha.12 --requirements $revision: $passed scenarios clean, $failed with failing checks; $verdict (log: $log)"
   return "$status"
 }
 
