@@ -31,10 +31,9 @@ def _array(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
-#: Keys any result may add (a result cut to stay under MAX_RESULT_BYTES, cleaned text). Only
-#: ``get_file_contents`` declares them: elsewhere they are extra keys, which every schema allows,
-#: and leaving them out keeps ``tools/list`` small.
-_CUT: dict[str, dict[str, Any]] = {}
+#: Keys any result may add (a result cut to stay under MAX_RESULT_BYTES, cleaned text) are
+#: declared only by ``get_file_contents``: elsewhere they are extra keys, which every schema
+#: allows, and leaving them out keeps ``tools/list`` small.
 _SANITIZED = _object([], invisible_characters_removed=INTEGER, secrets_redacted=_array(STRING))
 
 
@@ -48,12 +47,11 @@ def _page(item: dict[str, Any], **more: dict[str, Any]) -> dict[str, Any]:
         has_more=BOOLEAN,
         total=COUNT,
         **{key: value for key, value in more.items()},
-        **_CUT,
     )
 
 
 def _with(base: dict[str, Any], required: list[str], **properties: dict[str, Any]) -> dict:
-    return _object([*base["required"], *required], **base["properties"], **properties, **_CUT)
+    return _object([*base["required"], *required], **base["properties"], **properties)
 
 
 _REPO = _object(
@@ -128,7 +126,6 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "search": _object(
         ["results"],
         results=_array(_object(["id", "title", "url"], id=STRING, title=STRING, url=STRING)),
-        **_CUT,
     ),
     "fetch": _object(
         ["id", "title", "text", "url"],
@@ -137,7 +134,6 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         text=TEXT,
         url=STRING,
         metadata={"type": "object"},
-        **_CUT,
     ),
     "list_repositories": _page(_REPO),
     "get_repository": _with(
