@@ -96,6 +96,10 @@ class _CallContext:
         self._progress = -1  # the first notification says 0: the call has started
         self.tool_name = tool_name
 
+    @property
+    def wants_progress(self) -> bool:
+        return self._token is not None
+
     async def progress(self, message: str | None = None, total: float | None = None) -> None:
         if self._token is None:
             return
@@ -115,6 +119,31 @@ class _CallContext:
                     {"level": level, "logger": self.tool_name, "data": data},
                 )
             )
+
+
+#: Seconds between "still running" progress notifications of a call that asked for progress.
+PROGRESS_INTERVAL = 2.0
+
+
+async def _with_heartbeat(
+    work: Awaitable[dict[str, Any]], context: _CallContext, name: str
+) -> dict[str, Any]:
+    """Run a tool; while it runs, tell a client that asked for progress that it still does
+    (clients may extend their timeout on progress, and a user sees the call is alive)."""
+    if not context.wants_progress:
+        return await work
+    task = asyncio.ensure_future(work)
+    started = time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL)
+            if done:
+                return task.result()
+            elapsed = time.monotonic() - started
+            await context.progress(f"{name} still running ({elapsed:.0f} s)")
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def tool_result(value: dict[str, Any], version: str) -> dict[str, Any]:
@@ -319,7 +348,7 @@ class McpServer:
                 return error_result(f"Invalid arguments for {name}: {error}")
             context = _CallContext(session, outbound, progress_token, name)
             await context.progress(f"{name} started")
-            value = await tool.handler(checked, context)
+            value = await _with_heartbeat(tool.handler(checked, context), context, name)
             return tool_result(value, session.version)
         except ToolError as error:
             status, reason = error.audit_status, error.reason

@@ -88,3 +88,33 @@ async def test_results_carry_result_type_server_info_and_hints(server):
     scoped = McpServer(demo_tools(), server.info, caller_scoped_tools=True)
     reply = await scoped.handle_stateless(scoped.admit(message(), ROUTING), Discard(), observer)
     assert reply["result"]["cacheScope"] == "private"
+
+
+@pytest.mark.gen_test
+async def test_a_long_call_reports_progress_while_it_runs(server, monkeypatch):
+    from aegis_tornado.mcp import protocol
+
+    monkeypatch.setattr(protocol, "PROGRESS_INTERVAL", 0.05)
+    sent: list[dict] = []
+
+    class Recording:
+        async def send(self, message):
+            sent.append(message)
+
+    def observer(**_):
+        return None
+
+    call = message("tools/call", name="slow", arguments={"seconds": 0.3, "steps": 1})
+    call.params["_meta"]["progressToken"] = "t"
+    routing = stateless.Routing("2026-07-28", "tools/call", "slow")
+    reply = await server.handle_stateless(server.admit(call, routing), Recording(), observer)
+    assert reply["result"]["structuredContent"] == {"done": "slow"}
+    progress = [m["params"] for m in sent if m["method"] == "notifications/progress"]
+    heartbeats = [p for p in progress if "still running" in p.get("message", "")]
+    assert len(heartbeats) >= 3
+    assert [p["progress"] for p in progress] == sorted({p["progress"] for p in progress})
+    # Without a progress token, nothing is sent at all.
+    sent.clear()
+    del call.params["_meta"]["progressToken"]
+    await server.handle_stateless(server.admit(call, routing), Recording(), observer)
+    assert [m for m in sent if m["method"] == "notifications/progress"] == []
