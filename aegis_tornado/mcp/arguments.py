@@ -87,7 +87,7 @@ def _validate(value: Any, schema: dict[str, Any], path: str) -> Any:
     if expected is not None:
         types = expected if isinstance(expected, list) else [expected]
         if not any(_is_type(value, t) for t in types):
-            wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+            wanted = " or ".join(_TYPE_NAMES.get(t) or str(t) for t in types)
             raise ArgumentError(f"{_describe(path)} must be {wanted}")
         if "integer" in types and isinstance(value, float):
             value = int(value)
