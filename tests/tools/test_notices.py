@@ -63,3 +63,25 @@ async def test_truncation_is_logged_to_a_2026_client_only_with_a_log_level(base_
                 assert result.structured_content["truncated"] is True
                 await asyncio.sleep(0.1)
         assert len(received) == expected, level
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_gitea_retry_is_logged_before_the_result(base_url, api, gitea):
+    received = []
+
+    async def on_log(params):
+        received.append(params)
+
+    async with http(base_url) as transport, transport as (read, write):
+        async with ClientSession(read, write, logging_callback=on_log) as session:
+            await session.initialize()
+            await session.set_logging_level("warning")
+            gitea.faults.add("status", status=503, times=1)
+            result = await session.call_tool(
+                "get_repository", {"owner": "northwind", "repo": "lighthouse"}
+            )
+            assert not result.is_error  # the retry succeeded
+            await asyncio.sleep(0.1)
+    [line] = received
+    assert line.level == "warning" and line.logger == "get_repository"
+    assert "Gitea did not answer" in line.data["message"] and "retrying" in line.data["message"]
