@@ -20,6 +20,7 @@ from .server import serve_until, start_server, stop_on_signals
 from .settings import ConfigError, Settings
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
+from .tools.resources import RepositoryFiles
 from .web.app import make_app
 
 log = structlog.get_logger("aegis.server")
@@ -69,8 +70,10 @@ def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
 
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
-    # Each request sees the tools its key's scope allows (auth/scopes.py).
-    ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO)
+    # Each request sees the tools its key's scope allows (auth/scopes.py); so tools/list is
+    # cached per caller ("private") whatever the keys in force now, since a reload may scope them.
+    ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO, caller_scoped_tools=True)
+    RepositoryFiles.install(ctx.mcp)  # resources and completions, over the file tools
     ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
     for label, names in unknown_tools(keyring, (tool.name for tool in registry)).items():
         log.warning("key_scope_names_unknown_tools", key=label, tools=names)

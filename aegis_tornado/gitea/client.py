@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -68,6 +69,13 @@ from .errors import (
 __all__ = ["GiteaClient", "Page", "TreePage", "MAX_PAGE_LIMIT", "MAX_TREE_PER_PAGE"]
 
 log = structlog.get_logger("aegis.gitea")
+
+#: Told (endpoint, failed attempt, delay in seconds) before each retry of a call made in this
+#: context, so whoever made the call can tell its own user (an MCP tool call's log line) while
+#: this client knows nothing of them.
+retry_listener: ContextVar[Callable[[str, int, float], None] | None] = ContextVar(
+    "gitea_retry_listener", default=None
+)
 
 #: Gitea's ``[api] MAX_RESPONSE_ITEMS`` default; larger ``limit`` values are silently clamped.
 MAX_PAGE_LIMIT = 50
@@ -509,6 +517,9 @@ class GiteaClient:
             log.debug(
                 "gitea.retry", endpoint=endpoint, attempt=attempt, delay_ms=round(delay * 1000)
             )
+            listener = retry_listener.get()
+            if listener is not None:
+                listener(endpoint, attempt, delay)
             await asyncio.sleep(delay)
 
     async def _attempt(

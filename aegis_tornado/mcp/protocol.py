@@ -1,8 +1,11 @@
-"""The MCP server core: lifecycle, tools, progress, cancellation and logging.
+"""The MCP server core: lifecycle, tools, progress, cancellation and logging, in both eras.
 
-Transports hand it parsed messages together with the session they belong to and an ``Outbound``
-through which messages related to that request (progress, log) reach the client before the
-reply. It returns the reply, or None where JSON-RPC wants none (notifications, cancelled calls).
+Handshake era (2024-11-05 … 2025-11-25): transports hand ``handle`` parsed messages together
+with the session they belong to. Stateless era (2026-07-28): transports ``admit`` a request
+(the envelope checks of ``stateless``), then ``handle_stateless`` runs it with a session that
+lives as long as the request. Either way an ``Outbound`` carries messages related to the request
+(progress, log) to the client before the reply, and the reply is returned, or None where
+JSON-RPC wants none (notifications, cancelled calls).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from . import versions
+from . import stateless, versions
 from .arguments import ArgumentError, validate_arguments
 from .jsonrpc import (
     INTERNAL_ERROR,
@@ -93,6 +96,10 @@ class _CallContext:
         self._progress = -1  # the first notification says 0: the call has started
         self.tool_name = tool_name
 
+    @property
+    def wants_progress(self) -> bool:
+        return self._token is not None
+
     async def progress(self, message: str | None = None, total: float | None = None) -> None:
         if self._token is None:
             return
@@ -112,6 +119,31 @@ class _CallContext:
                     {"level": level, "logger": self.tool_name, "data": data},
                 )
             )
+
+
+#: Seconds between "still running" progress notifications of a call that asked for progress.
+PROGRESS_INTERVAL = 2.0
+
+
+async def _with_heartbeat(
+    work: Awaitable[dict[str, Any]], context: _CallContext, name: str
+) -> dict[str, Any]:
+    """Run a tool; while it runs, tell a client that asked for progress that it still does
+    (clients may extend their timeout on progress, and a user sees the call is alive)."""
+    if not context.wants_progress:
+        return await work
+    task = asyncio.ensure_future(work)
+    started = time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL)
+            if done:
+                return task.result()
+            elapsed = time.monotonic() - started
+            await context.progress(f"{name} still running ({elapsed:.0f} s)")
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def tool_result(value: dict[str, Any], version: str) -> dict[str, Any]:
@@ -136,17 +168,53 @@ class ServerInfo:
     instructions: str
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A stateless-era request that passed the envelope checks, ready to run."""
+
+    message: Message
+    envelope: stateless.Envelope
+
+    @property
+    def wants_log(self) -> bool:
+        return self.envelope.log_level in LOG_LEVELS
+
+
+#: Caching hints (2026-07-28): how long a client may reuse a result, in milliseconds.
+DISCOVER_TTL_MS = 3_600_000
+TOOLS_LIST_TTL_MS = 300_000
+
+Method = Callable[..., Awaitable[dict[str, Any]]]
+
+
 class McpServer:
-    def __init__(self, registry: ToolRegistry, info: ServerInfo):
+    def __init__(self, registry: ToolRegistry, info: ServerInfo, *, caller_scoped_tools=False):
         self.registry = registry
         self.info = info
-        self._methods: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
-            "initialize": self._initialize,
-            "ping": self._ping,
+        #: The tool list depends on who asks (per-key scopes): caches must not share it.
+        self.tools_cache_scope = "private" if caller_scoped_tools else "public"
+        #: Capabilities added with their methods (resources, completions).
+        self.extra_capabilities: dict[str, Any] = {}
+        shared: dict[str, Method] = {
             "tools/list": self._tools_list,
             "tools/call": self._tools_call,
-            "logging/setLevel": self._set_level,
         }
+        self._methods: dict[str, Method] = {
+            "initialize": self._initialize,
+            "ping": self._ping,
+            "logging/setLevel": self._set_level,
+            **shared,
+        }
+        self._stateless_methods: dict[str, Method] = {
+            "server/discover": self._discover,
+            **shared,
+        }
+
+    def add_methods(self, capability: str, methods: dict[str, Method]) -> None:
+        """Serve more methods in both eras, advertised under ``capability``."""
+        self._methods.update(methods)
+        self._stateless_methods.update(methods)
+        self.extra_capabilities[capability] = {}
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -164,6 +232,63 @@ class McpServer:
             return error_response(
                 message.id, METHOD_NOT_FOUND, f"Method not found: {str(message.method)[:100]}"
             )
+        return await self._run(handler, message, session, outbound, observer)
+
+    def admit(self, message: Message, routing: stateless.Routing | None) -> Admitted:
+        """The stateless-era checks, in order; raises ``stateless.Rejection``. ``routing`` is
+        None for a transport that carries nothing beside the body."""
+        envelope = stateless.read_envelope(message)
+        if routing is not None:
+            stateless.check_routing(message, envelope, routing)
+        stateless.check_version(message, envelope)
+        stateless.check_method(message, self._stateless_methods)
+        return Admitted(message, envelope)
+
+    async def handle_stateless(
+        self, admitted: Admitted, outbound: Outbound, observer: CallObserver
+    ) -> dict[str, Any] | None:
+        """Run an admitted request: everything it needs is in the request itself."""
+        message, envelope = admitted.message, admitted.envelope
+        level = envelope.log_level
+        if level is not None and level not in LOG_LEVELS:
+            return error_response(
+                message.id,
+                INVALID_PARAMS,
+                f"Invalid params: _meta {stateless.LOG_LEVEL} must be one of "
+                f"{', '.join(LOG_LEVELS)}",
+            )
+        session = ProtocolSession(
+            version=envelope.version,
+            log_level=level,
+            initialized=True,
+            client_name=envelope.client_name,
+        )
+        handler = self._stateless_methods[message.method or ""]
+        reply = await self._run(handler, message, session, outbound, observer)
+        if reply is not None and "result" in reply:
+            reply["result"] = self._complete(reply["result"])
+        return reply
+
+    def _complete(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Every stateless-era result says it is complete and who answered it."""
+        meta = dict(result.get("_meta") or {})
+        meta[stateless.SERVER_INFO] = self._server_info(versions.LATEST_MODERN)
+        return {"resultType": "complete", **result, "_meta": meta}
+
+    def _server_info(self, version: str) -> dict[str, Any]:
+        server_info: dict[str, Any] = {"name": self.info.name, "version": self.info.version}
+        if versions.has_structured_output(version):
+            server_info["title"] = self.info.title
+        return server_info
+
+    async def _run(
+        self,
+        handler: Method,
+        message: Message,
+        session: ProtocolSession,
+        outbound: Outbound,
+        observer: CallObserver,
+    ) -> dict[str, Any] | None:
         try:
             return result_response(message.id, await handler(message, session, outbound, observer))
         except JsonRpcError as error:
@@ -223,7 +348,7 @@ class McpServer:
                 return error_result(f"Invalid arguments for {name}: {error}")
             context = _CallContext(session, outbound, progress_token, name)
             await context.progress(f"{name} started")
-            value = await tool.handler(checked, context)
+            value = await _with_heartbeat(tool.handler(checked, context), context, name)
             return tool_result(value, session.version)
         except ToolError as error:
             status, reason = error.audit_status, error.reason
@@ -251,14 +376,25 @@ class McpServer:
         client_info = params.get("clientInfo")
         if isinstance(client_info, dict) and isinstance(client_info.get("name"), str):
             session.client_name = client_info["name"][:100]
-        server_info: dict[str, Any] = {"name": self.info.name, "version": self.info.version}
-        if versions.has_structured_output(session.version):
-            server_info["title"] = self.info.title
         return {
             "protocolVersion": session.version,
-            "capabilities": {"tools": {"listChanged": False}, "logging": {}},
-            "serverInfo": server_info,
+            "capabilities": self.capabilities(),
+            "serverInfo": self._server_info(session.version),
             "instructions": self.info.instructions,
+        }
+
+    def capabilities(self) -> dict[str, Any]:
+        capabilities: dict[str, Any] = {"tools": {"listChanged": False}, "logging": {}}
+        capabilities.update(self.extra_capabilities)
+        return capabilities
+
+    async def _discover(self, *_: Any) -> dict:
+        return {
+            "supportedVersions": list(versions.ADVERTISED),
+            "capabilities": self.capabilities(),
+            "instructions": self.info.instructions,
+            "ttlMs": DISCOVER_TTL_MS,
+            "cacheScope": "public",
         }
 
     async def _ping(self, *_: Any) -> dict:
@@ -268,7 +404,10 @@ class McpServer:
         if message.params.get("cursor") is not None:
             # Everything fits on one page, so no cursor we could have issued exists.
             raise JsonRpcError(INVALID_PARAMS, "Invalid cursor")
-        return {"tools": self.registry.descriptors(session.version)}
+        result: dict[str, Any] = {"tools": self.registry.descriptors(session.version)}
+        if versions.has_result_type(session.version):
+            result.update(ttlMs=TOOLS_LIST_TTL_MS, cacheScope=self.tools_cache_scope)
+        return result
 
     async def _set_level(self, message: Message, session: ProtocolSession, *_: Any) -> dict:
         level = message.params.get("level")

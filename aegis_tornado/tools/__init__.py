@@ -6,6 +6,8 @@ from __future__ import annotations
 from ..mcp.registry import ToolRegistry
 from . import commits, files, issues, releases, repos, search
 from .base import ToolEnv
+from .notices import with_notices
+from .output_schemas import with_output_schemas
 
 TOOL_MODULES = (search, repos, files, commits, issues, releases)
 
@@ -15,7 +17,7 @@ def build_registry(env: ToolEnv) -> ToolRegistry:
     for module in TOOL_MODULES:
         for tool in module.tools(env):
             registry.add(tool)
-    return registry
+    return with_output_schemas(with_notices(registry))
 
 
 __all__ = ["ToolEnv", "build_registry"]

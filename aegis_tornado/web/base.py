@@ -295,7 +295,9 @@ class BaseHandler(web.RequestHandler):
         )
         raise self._unauthorized(
             "The api_key query parameter is only accepted on /mcp/tools, /mcp/tool/call and "
-            "/mcp/sse; send the header 'Authorization: Bearer <key>' instead"
+            "/mcp/sse; send the header 'Authorization: Bearer <key>' instead (a client that "
+            "can only be given a URL connects to /mcp/sse?api_key=<key>, the legacy HTTP+SSE "
+            "transport)"
         )
 
     def _presented_key(self, ip: str, user_agent: str | None) -> tuple[str, str] | None:

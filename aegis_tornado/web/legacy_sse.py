@@ -51,8 +51,12 @@ class LegacySseHandler(McpHandler):
             raise self.bad_request("Malformed session_id")
         session = self.ctx.legacy_sessions.get(session_id, self.caller.key_id)
         if session is None:
-            # Also for a session opened with another key: its existence is not revealed.
-            raise ApiError(404, "Session not found; open a new stream with GET /mcp/sse")
+            # Also for a session opened with another key: its existence is not revealed. A
+            # JSON-RPC body, so a client shows the reason instead of failing to parse.
+            message = "Session not found; open a new stream with GET /mcp/sse"
+            raise ApiError(
+                404, message, body=error_response(_request_id(self.body), -32001, message)
+            )
         if session.busy:
             raise ApiError(
                 429,
@@ -69,6 +73,7 @@ class LegacySseHandler(McpHandler):
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
         self.set_status(202)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")  # not Tornado's text/html
         self.finish("Accepted")
 
     # --- helpers ---------------------------------------------------------------------------
@@ -141,6 +146,16 @@ class LegacySseHandler(McpHandler):
                 await session.send(reply)
         except asyncio.CancelledError:
             pass  # the stream closed: nobody is listening
+
+
+def _request_id(body: bytes):
+    """The id of a single request in ``body``, when it can be read (for error replies)."""
+    try:
+        parsed = parse_body(body)
+    except JsonRpcError as error:
+        return error.request_id
+    first = parsed.items[0]
+    return None if parsed.is_batch or isinstance(first, JsonRpcError) else first.id
 
 
 default_handlers = [(r"/mcp/sse/?", LegacySseHandler)]

@@ -36,6 +36,11 @@ class McpHandler(BaseHandler):
         self._work: asyncio.Future | None = None
         self._event_stream: EventStream | None = None
 
+    def client_gone(self) -> bool:
+        """The client closed the connection (so nothing more can be sent to it)."""
+        stream = getattr(self.request.connection, "stream", None)
+        return stream is None or stream.closed()
+
     @property
     def mcp(self) -> McpServer:
         return self.ctx.mcp
@@ -75,9 +80,10 @@ class McpHandler(BaseHandler):
                 return
         raise self.forbidden("Origin not allowed; add it to ALLOWED_ORIGINS if it is yours")
 
-    def rpc_error(self, status: int, message: str) -> ApiError:
-        """An HTTP error whose body is a JSON-RPC error without id, as MCP transports answer."""
-        return ApiError(status, message, body=error_response(None, INVALID_REQUEST, message))
+    def rpc_error(self, status: int, message: str, request_id: Any = None) -> ApiError:
+        """An HTTP error whose body is a JSON-RPC error, as MCP transports answer: with the
+        request's id when it could be read (MCP requires the echo), else null."""
+        return ApiError(status, message, body=error_response(request_id, INVALID_REQUEST, message))
 
     def bad_request(self, message: str) -> ApiError:
         return self.rpc_error(400, message)

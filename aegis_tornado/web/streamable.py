@@ -1,22 +1,40 @@
-"""Streamable HTTP transport at /mcp (MCP 2025-03-26 and later).
+"""Streamable HTTP transport at /mcp: both eras on one endpoint.
 
-Sessions are offered but not required: a POST without ``Mcp-Session-Id`` is served statelessly,
-because hosted clients (ChatGPT, Claude.ai) drop the header between requests. The reply to a
-request is plain JSON, unless it is a tool call that may emit progress or log messages first and
-the client accepts an event stream: then the reply goes out as SSE.
+A POST whose body carries a 2026-07-28 ``_meta`` version, or whose ``MCP-Protocol-Version`` is
+not a handshake-era one, is served statelessly (``_post_stateless``): the routing headers are
+checked against the body, rejections carry a JSON-RPC error body with the request's id and
+status 400 or 404, and no session is read or issued. Everything else keeps the 2025 behaviour:
+sessions are offered but not required (a POST without ``Mcp-Session-Id`` is served statelessly,
+because hosted clients such as ChatGPT and Claude.ai drop the header between requests).
+
+The reply to a request is plain JSON, unless it is a tool call that may emit progress or log
+messages first and the client accepts an event stream: then the reply goes out as SSE.
 """
 
 from __future__ import annotations
 
-from ..mcp import versions
-from ..mcp.jsonrpc import JsonRpcError, Message, error_response, parse_body
-from ..mcp.protocol import Discard, ProtocolSession
+from typing import Any
+
+from ..mcp import stateless, versions
+from ..mcp.jsonrpc import JsonRpcError, Message, ParsedBody, error_response, parse_body
+from ..mcp.protocol import Admitted, Discard, ProtocolSession
 from ..mcp.sessions import Session
 from .base import ApiError
 from .mcp_base import McpHandler
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
+METHOD_HEADER = "Mcp-Method"
+NAME_HEADER = "Mcp-Name"
+
+#: HTTP status of each stateless-era rejection (2026-07-28 transport rules).
+_REJECTION_STATUS = {
+    "malformed": 400,
+    "mismatch": 400,
+    "unsupported": 400,
+    "capability": 400,
+    "not_found": 404,
+}
 
 
 class StreamableHttpHandler(McpHandler):
@@ -26,23 +44,26 @@ class StreamableHttpHandler(McpHandler):
 
     def _version_header(self) -> str | None:
         version = self.request.headers.get(VERSION_HEADER)
-        if version is None:
-            return None
-        version = version.strip()
-        if not versions.is_supported(version):
-            raise self.bad_request(
-                f"Unsupported MCP-Protocol-Version; supported: {', '.join(versions.SUPPORTED)}"
-            )
-        return version
+        return None if version is None else version.strip()
 
-    def _session(self, version_header: str | None) -> Session | None:
+    def _refuse_stateless_stream(self) -> None:
+        """GET and DELETE do not exist in the stateless era (no stream, no session)."""
+        version = self._version_header()
+        if version is not None and not versions.is_legacy(version):
+            refusal = self.rpc_error(
+                405, f"{self.request.method} /mcp is not part of MCP {version[:40]}; POST only"
+            )
+            refusal.headers["Allow"] = "POST"
+            raise refusal
+
+    def _session(self, version_header: str | None, request_id: Any = None) -> Session | None:
         session_id = self.request.headers.get(SESSION_HEADER)
         if session_id is None:
             return None
         session = self.ctx.sessions.resolve(session_id.strip(), self.caller.key_id, version_header)
         if session is None:
             message = "Session not found: it ended or expired; initialize a new one"
-            raise ApiError(404, message, body=error_response(None, -32001, message))
+            raise ApiError(404, message, body=error_response(request_id, -32001, message))
         return session
 
     def _stateless_session(self, version_header: str | None) -> ProtocolSession:
@@ -55,14 +76,23 @@ class StreamableHttpHandler(McpHandler):
 
     async def post(self) -> None:
         """POST /mcp: one JSON-RPC message (or a batch, under 2025-03-26)."""
-        if not self.has_json_content_type():
-            raise self.rpc_error(415, "Content-Type must be application/json")
         version_header = self._version_header()
-        session = self._session(version_header)
         try:
             parsed = parse_body(self.body)
         except JsonRpcError as error:
+            if not self.has_json_content_type():
+                raise self.rpc_error(415, "Content-Type must be application/json") from None
             raise ApiError(400, error.message, body=error.response()) from None
+        single = parsed.items[0] if not parsed.is_batch else None
+        request_id = single.id if isinstance(single, Message) else None
+        if not self.has_json_content_type():
+            raise self.rpc_error(415, "Content-Type must be application/json", request_id)
+        if stateless.selects_stateless(
+            single if isinstance(single, Message) else None, version_header
+        ):
+            await self._post_stateless(parsed)
+            return
+        session = self._session(version_header, request_id)
 
         items = parsed.items
         first = items[0]
@@ -72,7 +102,7 @@ class StreamableHttpHandler(McpHandler):
             and first.is_request
             and first.method == "initialize"
         ):
-            await self._start_session(first)
+            await self._open_session(first)
             return
         protocol_session = session or self._stateless_session(version_header)
         if parsed.is_batch and not versions.allows_batches(protocol_session.version):
@@ -83,7 +113,7 @@ class StreamableHttpHandler(McpHandler):
         requests = [m for m in items if isinstance(m, Message) and m.is_request]
         if not requests and not any(isinstance(m, JsonRpcError) for m in items):
             for message in items:
-                if isinstance(message, Message):  # all of them: no requests, no errors
+                if isinstance(message, Message):
                     await self.mcp.handle(message, protocol_session, Discard(), observer)
             self.set_status(202)
             self.finish()
@@ -97,6 +127,59 @@ class StreamableHttpHandler(McpHandler):
         reply = await self.until_disconnect(
             self._dispatch(parsed, protocol_session, Discard(), observer)
         )
+        self._reply(reply)
+
+    async def _post_stateless(self, parsed: ParsedBody) -> None:
+        """The 2026-07-28 path: one self-describing request, checked in the spec's order."""
+        message = parsed.items[0]
+        if parsed.is_batch or not isinstance(message, Message):
+            raise self.bad_request("The body must be a single JSON-RPC request or notification")
+        if message.kind == "response":
+            raise self.rpc_error(400, "Clients do not send responses in MCP 2026-07-28", message.id)
+        if message.kind == "notification":
+            # This era defines no client notifications over HTTP: accepted and ignored.
+            self.set_status(202)
+            self.finish()
+            return
+        headers = self.request.headers
+        routing = stateless.Routing(
+            protocol_version=headers.get(VERSION_HEADER),
+            method=_stripped(headers.get(METHOD_HEADER)),
+            name=headers.get(NAME_HEADER),
+        )
+        try:
+            admitted = self.mcp.admit(message, routing)
+        except stateless.Rejection as rejection:
+            raise ApiError(
+                _REJECTION_STATUS[rejection.kind], rejection.message, body=rejection.response()
+            ) from None
+        observer = self.tool_observer()
+        if self.accepts_event_stream() and self._stateless_may_emit(admitted):
+            stream = self.open_event_stream()
+            reply = await self.until_disconnect(
+                self.mcp.handle_stateless(admitted, stream, observer)
+            )
+            if reply is not None and not stream.closed:
+                await stream.send(reply)
+            if not stream.closed:
+                self.finish()
+            return
+        reply = await self.until_disconnect(
+            self.mcp.handle_stateless(admitted, Discard(), observer)
+        )
+        self._reply(reply)
+
+    @staticmethod
+    def _stateless_may_emit(admitted: Admitted) -> bool:
+        message = admitted.message
+        if message.method != "tools/call":
+            return False
+        meta = message.params.get("_meta")
+        return admitted.wants_log or (
+            isinstance(meta, dict) and meta.get("progressToken") is not None
+        )
+
+    def _reply(self, reply: Any) -> None:
         if self.client_gone():
             return
         if reply is None or reply == []:
@@ -107,6 +190,7 @@ class StreamableHttpHandler(McpHandler):
 
     async def get(self) -> None:
         """GET /mcp: a held-open stream for server messages not tied to a request."""
+        self._refuse_stateless_stream()
         if not self.accepts_event_stream():
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = self._session(self._version_header())
@@ -131,6 +215,7 @@ class StreamableHttpHandler(McpHandler):
 
     async def delete(self) -> None:
         """DELETE /mcp: end the session named by Mcp-Session-Id."""
+        self._refuse_stateless_stream()
         session_id = self.request.headers.get(SESSION_HEADER)
         if not session_id:
             raise self.bad_request("DELETE /mcp needs the Mcp-Session-Id header")
@@ -142,7 +227,7 @@ class StreamableHttpHandler(McpHandler):
 
     # --- helpers ---------------------------------------------------------------------------
 
-    async def _start_session(self, message: Message) -> None:
+    async def _open_session(self, message: Message) -> None:
         session = self.ctx.sessions.create(self.caller.key_id, versions.HTTP_DEFAULT)
         reply = await self.mcp.handle(message, session, Discard(), self.tool_observer())
         self.set_header(SESSION_HEADER, session.id)
@@ -170,6 +255,10 @@ class StreamableHttpHandler(McpHandler):
         # A cancelled call ends its stream without a reply, as the spec asks.
         if not stream.closed:
             self.finish()
+
+
+def _stripped(value: str | None) -> str | None:
+    return None if value is None else value.strip(" \t")
 
 
 default_handlers = [(r"/mcp/?", StreamableHttpHandler)]

@@ -130,6 +130,7 @@ async def test_query_key_is_refused_elsewhere_even_when_valid(api, logs, path):
     response = await api.request(f"{path}?api_key={KEY}", key=None)
     assert_unauthorized(response, reason_text="only accepted on /mcp/tools")
     assert "Authorization: Bearer" in body_json(response)["message"]
+    assert "/mcp/sse?api_key=" in body_json(response)["message"]  # the way for URL-only clients
     # Refused even alongside a valid header: the key must not travel in this URL at all.
     response = await api.request(f"{path}?api_key={KEY}", key=KEY)
     assert response.code == 401

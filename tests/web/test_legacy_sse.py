@@ -60,6 +60,7 @@ async def test_endpoint_hands_back_the_callers_query_key(api, base_url):
         endpoint, "POST", key=None, json_body=rpc("initialize", protocolVersion="2024-11-05")
     )
     assert response.code == 202 and response.body == b"Accepted"
+    assert response.headers["Content-Type"].startswith("text/plain")
     reply = await reader.next_json()
     assert reply["result"]["protocolVersion"] == "2024-11-05"
     reader.close()
@@ -106,6 +107,8 @@ async def test_post_statuses(api, base_url):
     assert (await api.request("/mcp/sse?session_id=xyz", "POST", json_body=ping)).code == 400
     missing = await api.request("/mcp/sse?session_id=" + "0" * 32, "POST", json_body=ping)
     assert missing.code == 404
+    assert body_json(missing)["id"] == ping["id"]  # a JSON-RPC error naming the request
+    assert body_json(missing)["error"]["code"] == -32001
     # Another key cannot post into this session, and cannot learn that it exists.
     other = await api.request(endpoint, "POST", json_body=ping, key=OTHER_KEY)
     assert other.code == 404

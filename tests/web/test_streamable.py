@@ -142,9 +142,33 @@ async def test_sessionless_requests_are_served(api):
 
 @pytest.mark.gen_test
 async def test_protocol_version_header(api):
-    response = await api.mcp(rpc("ping"), headers={"MCP-Protocol-Version": "1999-01-01"})
+    # A version header that is not a handshake-era one selects the stateless era, whose
+    # rejections name the request's id and, for a version, the versions served.
+    response = await api.mcp(rpc("ping", 7), headers={"MCP-Protocol-Version": "1999-01-01"})
     assert response.code == 400
-    assert "Unsupported MCP-Protocol-Version" in body_json(response)["error"]["message"]
+    assert body_json(response)["id"] == 7
+    assert body_json(response)["error"]["code"] == -32602  # no _meta: malformed first
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "1999-01-01",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    response = await api.mcp(
+        rpc("tools/list", "v", _meta=meta),
+        headers={"MCP-Protocol-Version": "1999-01-01", "Mcp-Method": "tools/list"},
+    )
+    assert response.code == 400
+    assert body_json(response) == {
+        "jsonrpc": "2.0",
+        "id": "v",
+        "error": {
+            "code": -32022,
+            "message": "Unsupported protocol version",
+            "data": {
+                "supported": ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"],
+                "requested": "1999-01-01",
+            },
+        },
+    }
 
 
 @pytest.mark.gen_test
@@ -179,14 +203,16 @@ async def test_session_ids_are_bound_verified_and_ended(api):
     assert other.code == 404
     forged = session_id[:-2] + ("AA" if not session_id.endswith("AA") else "BB")
     for bad in (forged, "nonsense", "a.b.c", "x" * 500):
-        response = await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": bad})
+        response = await api.mcp(rpc("ping", "r-9"), headers={"Mcp-Session-Id": bad})
         assert response.code == 404, bad
         assert body_json(response)["error"]["code"] == -32001
+        assert body_json(response)["id"] == "r-9"  # the reply names the request it answers
     assert (
         await api.request("/mcp", "DELETE", headers={"Mcp-Session-Id": session_id}, key=OTHER_KEY)
     ).code == 404
     assert (await api.request("/mcp", "DELETE", headers={"Mcp-Session-Id": session_id})).code == 204
-    assert (await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": session_id})).code == 404
+    deleted = await api.mcp(rpc("ping", 41), headers={"Mcp-Session-Id": session_id})
+    assert deleted.code == 404 and body_json(deleted)["id"] == 41
     assert (await api.request("/mcp", "DELETE")).code == 400
 
 
