@@ -14,12 +14,12 @@ from .context import AppContext
 from .gitea import GiteaClient
 from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
-from .mcp.sessions import LegacySessionRegistry, SessionStore
 from .server import serve_until, start_server, stop_on_signals
 from .settings import Settings
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
 from .web.app import make_app
+from .web.sessions import LegacySessionRegistry, SessionStore
 
 log = structlog.get_logger("aegis.server")
 

@@ -13,10 +13,11 @@ import asyncio
 import re
 from urllib.parse import quote
 
+from ..mcp import versions
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError, error_response, parse_body
-from ..mcp.sessions import LegacySession
 from .base import ApiError
 from .mcp_base import McpHandler
+from .sessions import LegacySession
 from .sse import EventStream
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -123,14 +124,9 @@ class LegacySseHandler(McpHandler):
         mcp = self.mcp
         try:
             if parsed.is_batch:
-                if session.version != "2025-03-26":
-                    await session.send(
-                        error_response(
-                            None,
-                            INVALID_REQUEST,
-                            f"Batches are not allowed in protocol version {session.version}",
-                        )
-                    )
+                refusal = versions.batch_refusal(session.version)
+                if refusal:
+                    await session.send(error_response(None, INVALID_REQUEST, refusal))
                     return
                 replies = await mcp.handle_batch(parsed.items, session, session, observer)
                 if replies:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from ..mcp import versions
 from ..mcp.jsonrpc import JsonRpcError, Message, error_response, parse_body
 from ..mcp.protocol import Discard, ProtocolSession
-from ..mcp.sessions import Session
 from .base import ApiError
 from .mcp_base import McpHandler
+from .sessions import Session
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
@@ -75,10 +75,8 @@ class StreamableHttpHandler(McpHandler):
             await self._initialize(first)
             return
         protocol_session = session or self._stateless_session(version_header)
-        if parsed.is_batch and not versions.allows_batches(protocol_session.version):
-            raise self.bad_request(
-                f"Batches are not allowed in protocol version {protocol_session.version}"
-            )
+        if parsed.is_batch and (refusal := versions.batch_refusal(protocol_session.version)):
+            raise self.bad_request(refusal)
         observer = self.tool_observer()
         requests = [m for m in items if isinstance(m, Message) and m.is_request]
         if not requests and not any(isinstance(m, JsonRpcError) for m in items):

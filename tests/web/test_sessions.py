@@ -1,4 +1,4 @@
-from aegis_tornado.mcp.sessions import LegacySessionRegistry, SessionStore
+from aegis_tornado.web.sessions import LegacySessionRegistry, SessionStore
 
 
 class Clock:

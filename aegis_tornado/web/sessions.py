@@ -22,8 +22,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from . import versions
-from .protocol import ProtocolSession
+from ..mcp import versions
+from ..mcp.protocol import ProtocolSession
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
