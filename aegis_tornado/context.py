@@ -32,9 +32,12 @@ class AppContext:
             settings=settings,
             keyring=keyring if keyring is not None else KeyRing(settings.api_keys),
             limiter=FailedAuthLimiter(
-                settings.max_auth_failures, settings.auth_failure_window, settings.auth_tracked_ips
+                settings.max_auth_failures,
+                settings.auth_failure_window,
+                settings.auth_tracked_ips,
+                ipv6_prefix=settings.auth_ipv6_prefix,
             ),
-            client_ips=ClientIpResolver(settings.trusted_proxies),
+            client_ips=ClientIpResolver(settings.trusted_proxies, settings.client_ip_header),
             audit=AuditLog(),
             requests=RequestTracker(max_streams=settings.max_sessions),
         )

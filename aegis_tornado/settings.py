@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -123,6 +124,13 @@ def _as_networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Networ
         except ValueError:
             raise ValueError(f"'{item[:60]}' is not an IP address or CIDR network") from None
     return tuple(networks)
+
+
+def _as_header_name(raw: Any) -> str:
+    value = _as_str(raw)
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", value):
+        raise ValueError("must be one HTTP header name, like X-Forwarded-For")
+    return value
 
 
 def _as_origins(raw: Any) -> tuple[str, ...]:
@@ -295,14 +303,30 @@ SCHEMA: tuple[Setting, ...] = (
         "AUTH_TRACKED_IPS",
         _int_between(100, 10_000_000),
         20_000,
-        "Most client IPs the failed-auth limiter remembers (least recent evicted).",
+        "Most clients the failed-auth limiter remembers (least recent unblocked evicted; "
+        "blocked ones are never evicted).",
+    ),
+    Setting(
+        "auth_ipv6_prefix",
+        "AUTH_IPV6_PREFIX",
+        _int_between(32, 128),
+        64,
+        "IPv6 clients are counted by network of this many bits (one host often has a /64).",
+    ),
+    Setting(
+        "client_ip_header",
+        "CLIENT_IP_HEADER",
+        _as_header_name,
+        "X-Forwarded-For",
+        "The one header a TRUSTED_PROXIES proxy sets with the client's address (read right to "
+        "left past trusted hops); no other forwarding header is read.",
     ),
     Setting(
         "trusted_proxies",
         "TRUSTED_PROXIES",
         _as_networks,
         (),
-        "Reverse proxies (IPs or CIDRs) whose X-Forwarded-For / X-Real-IP are believed.",
+        "Reverse proxies (IPs or CIDRs) whose CLIENT_IP_HEADER is believed.",
     ),
     # Logging
     Setting(
@@ -435,6 +459,8 @@ class Settings:
     max_auth_failures: int = 5
     auth_failure_window: float = 300.0
     auth_tracked_ips: int = 20_000
+    auth_ipv6_prefix: int = 64
+    client_ip_header: str = "X-Forwarded-For"
     trusted_proxies: tuple = ()
     audit_log_path: str | None = "logs/audit.log"
     log_level: str = "info"

@@ -214,6 +214,51 @@ async def test_many_addresses_each_get_their_own_allowance(api, logs):
     assert len(logs.audit("auth_rate_limit_exceeded")) == 20
 
 
+@with_settings(
+    max_auth_failures=5,
+    auth_failure_window=300,
+    auth_tracked_ips=100,
+    trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+)
+@pytest.mark.gen_test
+async def test_a_spray_of_other_addresses_does_not_evict_a_blocked_one(api):
+    # The red-team's figures: AUTH_TRACKED_IPS=100, 100 other addresses failing once each
+    # used to free the blocked address, whose valid key then got 200.
+    blocked = {"X-Forwarded-For": "203.0.113.66"}
+    for _ in range(5):
+        await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=blocked)
+    for n in range(100):
+        spray = {"X-Forwarded-For": f"198.51.{n // 250}.{n % 250}"}
+        assert (await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=spray)).code == 401
+    assert (await api.request("/mcp/tools", key=KEY, headers=blocked)).code == 429
+
+
+@with_settings(
+    max_auth_failures=5,
+    client_ip_header="X-Real-IP",
+    trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+)
+@pytest.mark.gen_test
+async def test_a_rotating_x_forwarded_for_cannot_escape_when_the_proxy_sets_x_real_ip(api):
+    # The red-team's figures: a fixed X-Real-IP (set by the proxy) and a different
+    # X-Forwarded-For each time: 12 bad keys got 12 x 401, never 429.
+    codes = []
+    for n in range(12):
+        headers = {"X-Real-IP": "203.0.113.50", "X-Forwarded-For": f"198.51.100.{n}"}
+        codes.append((await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=headers)).code)
+    assert codes == [401] * 5 + [429] * 7
+
+
+@with_settings(max_auth_failures=3, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+@pytest.mark.gen_test
+async def test_ipv6_guesses_from_one_network_are_counted_together(api):
+    for n in range(3):
+        headers = {"X-Forwarded-For": f"2001:db8:7:7::{n + 1:x}"}
+        assert (await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=headers)).code == 401
+    fresh = {"X-Forwarded-For": "2001:db8:7:7:abcd::1"}
+    assert (await api.request("/mcp/tools", key=KEY, headers=fresh)).code == 429
+
+
 # --- sessions used by the wrong key, or after they ended --------------------------------
 
 
