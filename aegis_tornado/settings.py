@@ -404,6 +404,29 @@ SCHEMA: tuple[Setting, ...] = (
         "requests, before it is closed (slow clients).",
     ),
     Setting(
+        "http_header_timeout",
+        "HTTP_HEADER_TIMEOUT",
+        _seconds(0.1),
+        10.0,
+        "Seconds a new connection gets to send its first request's headers before it is closed "
+        "(half-open connections).",
+    ),
+    Setting(
+        "max_connections",
+        "MAX_CONNECTIONS",
+        _int_between(0, 10_000_000),
+        0,
+        "Open client connections at once; more are closed on accept. 0: the open-files limit "
+        "(raised to its hard limit at start) less a reserve for the server's own files.",
+    ),
+    Setting(
+        "max_connections_per_ip",
+        "MAX_CONNECTIONS_PER_IP",
+        _int_between(1, 10_000_000),
+        64,
+        "Open connections from one client address (TRUSTED_PROXIES are exempt).",
+    ),
+    Setting(
         "http_body_timeout",
         "HTTP_BODY_TIMEOUT",
         _seconds(0.1),
@@ -472,6 +495,9 @@ class Settings:
     sse_keepalive: float = 15.0
     shutdown_timeout: float = 10.0
     http_idle_timeout: float = 60.0
+    http_header_timeout: float = 10.0
+    max_connections: int = 0
+    max_connections_per_ip: int = 64
     http_body_timeout: float = 30.0
     repo_allowlist: tuple[str, ...] = ()
     repo_denylist: tuple[str, ...] = ()

@@ -92,10 +92,10 @@ class FailedAuthLimiter:
             return None
         if client not in self._blocked:
             client = OVERFLOW  # unknown here: refused only while the overflow entry is blocked
-        times = self._blocked.get(client)
-        if times is None:
+        blocked = self._blocked.get(client)
+        if blocked is None:
             return None
-        wait = times[0] + self.window - now
+        wait = blocked[0] + self.window - now
         if wait <= 0:
             self._unblock(client, now)
             return None
