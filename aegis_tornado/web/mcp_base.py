@@ -40,10 +40,7 @@ class McpHandler(BaseHandler):
     def mcp(self) -> McpServer:
         return self.ctx.mcp
 
-    async def prepare(self) -> None:
-        await super().prepare()
-        if self._finished:
-            return
+    def check_request(self) -> None:
         self._check_host()
         self._check_origin()
 

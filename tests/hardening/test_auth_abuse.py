@@ -12,11 +12,14 @@ import ipaddress
 import json
 
 import pytest
+import requests
 
 from aegis_tornado.web.app import make_app
 
 from ..conftest import KEY, OTHER_KEY, UNKNOWN_KEY, body_json, with_settings
 from ..sse_reader import SseReader
+from ..support import demo_tools
+from .conftest import LiveServer, live_settings
 
 QUERY_KEY_ROUTES = {"/mcp/tools", "/mcp/tool/call", "/mcp/sse"}
 
@@ -334,3 +337,54 @@ async def test_ids_signed_for_another_key_are_forgeries(api, ctx):
     assert (
         json.loads((await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": mine})).body)["id"] == 1
     )
+
+
+# --- refusals keep keep-alive connections usable ----------------------------------------
+
+
+def test_refusals_do_not_reset_a_keep_alive_client(tmp_path):
+    # The red-team saw ECONNRESET about one time in five on a keep-alive connection reused
+    # after a refusal: the gate answered with the request body unread, and closed.
+    server = LiveServer(
+        live_settings(
+            tmp_path,
+            max_auth_failures=3,
+            trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+        ),
+        demo_tools(),
+    )
+    good = {"Authorization": f"Bearer {KEY}", "X-Forwarded-For": "198.51.100.1"}
+    attacker = {"Authorization": f"Bearer {UNKNOWN_KEY}", "X-Forwarded-For": "203.0.113.9"}
+    call = {"tool": "echo", "arguments": {"text": "x" * 2000}}
+    refusals = [
+        ("POST", "/mcp/tool/call", attacker, call),  # 401, then 429 once blocked
+        ("GET", "/mcp/tools", {"X-Forwarded-For": "198.51.100.2"}, None),  # 401, no key
+        ("POST", "/mcp", {**good, "Origin": "https://evil.example"}, {"jsonrpc": "2.0"}),  # 403
+        ("POST", f"/health?api_key={KEY}", {"X-Forwarded-For": "198.51.100.3"}, call),  # 401
+    ]
+    errors: list[str] = []
+    statuses: dict[int, int] = {}
+    try:
+        with requests.Session() as client:
+            for n in range(1000):
+                if n % 2:
+                    method, path, headers, body = "POST", "/mcp/tool/call", good, call
+                else:
+                    method, path, headers, body = refusals[(n // 2) % len(refusals)]
+                try:
+                    response = client.request(
+                        method,
+                        f"http://127.0.0.1:{server.port}{path}",
+                        json=body,
+                        headers=headers,
+                        timeout=10,
+                    )
+                except requests.ConnectionError as error:
+                    errors.append(f"{n}: {type(error).__name__}")
+                    continue
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert errors == []
+        assert statuses[200] == 500 and statuses[429] > 100 and statuses[403] == 125
+        assert server.drained()
+    finally:
+        server.stop()

@@ -178,7 +178,7 @@ async def test_a_call_abandoned_mid_event_stream_is_cancelled_at_once(api, ctx, 
     assert await wait_until(lambda: drained(ctx) and "mid-stream" in support.CANCELLED, 2)
 
 
-@with_settings(sse_keepalive=30, max_sessions=200)
+@with_settings(sse_keepalive=30, max_sessions=200, max_connections_per_ip=400)
 @pytest.mark.gen_test(timeout=60)
 async def test_hundreds_of_abandoned_streams_leave_nothing_behind(api, ctx, base_url):
     readers = []
