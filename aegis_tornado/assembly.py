@@ -65,9 +65,14 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     ctx = AppContext.from_settings(settings, keyring)
     ctx.mcp = McpServer(registry, SERVER_INFO)
     ctx.sessions = SessionStore(
-        session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
+        session_secret(settings, keyring),
+        settings.session_ttl,
+        settings.max_sessions,
+        max_per_key=settings.max_sessions_per_key,
     )
-    ctx.legacy_sessions = LegacySessionRegistry(settings.max_sessions)
+    ctx.legacy_sessions = LegacySessionRegistry(
+        settings.max_sessions, settings.max_sessions_per_key
+    )
     return ctx
 
 

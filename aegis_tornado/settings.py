@@ -363,8 +363,48 @@ SCHEMA: tuple[Setting, ...] = (
         "MAX_SESSIONS",
         _int_between(1, 1_000_000),
         1000,
-        "MCP sessions kept at once, and event streams open at once; beyond it the least "
-        "recently used session is evicted and the oldest stream ended.",
+        "MCP sessions kept at once, and event streams open at once (see "
+        "MAX_SESSIONS_PER_KEY for what happens beyond it).",
+    ),
+    Setting(
+        "max_sessions_per_key",
+        "MAX_SESSIONS_PER_KEY",
+        _int_between(1, 1_000_000),
+        250,
+        "MCP sessions, and event streams, one key may hold at once; beyond it that key's own "
+        "least recently used one goes. Another key's session is never evicted for it.",
+    ),
+    Setting(
+        "max_calls_per_key",
+        "MAX_CALLS_PER_KEY",
+        _int_between(1, 10_000),
+        8,
+        "Tool calls of one key in progress at once; more get 429 with Retry-After, so one key's "
+        "burst cannot hold the Gitea pool (GITEA_POOL_SIZE) every key shares.",
+    ),
+    Setting(
+        "max_batch_result_bytes",
+        "MAX_BATCH_RESULT_BYTES",
+        _int_between(10_000, 1_000_000_000),
+        1_048_576,
+        "Largest JSON-RPC batch reply; results beyond it are replaced by errors asking to "
+        "send those calls again.",
+    ),
+    Setting(
+        "max_queued_bytes",
+        "MAX_QUEUED_BYTES",
+        _int_between(100_000, 100_000_000_000),
+        64 * 1024 * 1024,
+        "Bytes of replies waiting for clients to read them, in all; beyond it new tool calls "
+        "get 503 with Retry-After.",
+    ),
+    Setting(
+        "http_send_timeout",
+        "HTTP_SEND_TIMEOUT",
+        _seconds(0.1),
+        30.0,
+        "Seconds a client may take to read a reply (or an event) before its connection is "
+        "dropped, so a client that does not read holds no memory.",
     ),
     Setting(
         "session_ttl",
@@ -490,6 +530,11 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     max_sessions: int = 1000
+    max_sessions_per_key: int = 250
+    max_calls_per_key: int = 8
+    max_batch_result_bytes: int = 1_048_576
+    max_queued_bytes: int = 64 * 1024 * 1024
+    http_send_timeout: float = 30.0
     session_ttl: float = 86400.0
     session_secret: str | None = field(default=None, repr=False)
     sse_keepalive: float = 15.0

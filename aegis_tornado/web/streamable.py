@@ -77,6 +77,9 @@ class StreamableHttpHandler(McpHandler):
         protocol_session = session or self._stateless_session(version_header)
         if parsed.is_batch and (refusal := versions.batch_refusal(protocol_session.version)):
             raise self.bad_request(refusal)
+        items, busy = self.admit_tool_calls(items)
+        if busy:
+            parsed = parsed.__class__(items=items, is_batch=True)
         observer = self.tool_observer()
         requests = [m for m in items if isinstance(m, Message) and m.is_request]
         if not requests and not any(isinstance(m, JsonRpcError) for m in items):
@@ -89,10 +92,10 @@ class StreamableHttpHandler(McpHandler):
         if self.accepts_event_stream() and any(
             self._may_emit_before_reply(m, protocol_session) for m in requests
         ):
-            await self._reply_as_event_stream(parsed, protocol_session, observer)
+            await self._reply_as_event_stream(parsed, protocol_session, observer, busy)
             return
         reply = await self.until_disconnect(
-            self._dispatch(parsed, protocol_session, Discard(), observer)
+            self._dispatch(parsed, protocol_session, Discard(), observer, busy)
         )
         if self.request.connection.stream is None or self.request.connection.stream.closed():
             return
@@ -108,11 +111,12 @@ class StreamableHttpHandler(McpHandler):
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = self._session(self._version_header())
         stream = self.open_event_stream()
+        if not self.ctx.requests.streams.add(stream, self.caller.key_id):
+            raise self.no_room_for_stream()
         if session is not None:
             if session.stream is not None:
                 session.stream.end()  # one GET stream per session: the newest wins
             session.stream = stream
-        self.ctx.requests.streams.add(stream)
         try:
             await stream.keepalive()  # sends the headers now, so the client sees 200 at once
             while not stream.closed:
@@ -153,14 +157,17 @@ class StreamableHttpHandler(McpHandler):
         asked_progress = isinstance(meta, dict) and meta.get("progressToken") is not None
         return asked_progress or session.log_level is not None
 
-    async def _dispatch(self, parsed, session: ProtocolSession, outbound, observer):
+    async def _dispatch(self, parsed, session: ProtocolSession, outbound, observer, busy=()):
         if parsed.is_batch:
-            return await self.mcp.handle_batch(parsed.items, session, outbound, observer)
+            replies = await self.mcp.handle_batch(parsed.items, session, outbound, observer)
+            return self.bound_batch([*replies, *busy])
         return await self.mcp.handle(parsed.items[0], session, outbound, observer)
 
-    async def _reply_as_event_stream(self, parsed, session: ProtocolSession, observer) -> None:
+    async def _reply_as_event_stream(
+        self, parsed, session: ProtocolSession, observer, busy=()
+    ) -> None:
         stream = self.open_event_stream()
-        reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer))
+        reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer, busy))
         if reply is not None and not stream.closed:
             for message in reply if isinstance(reply, list) else [reply]:
                 await stream.send(message)
