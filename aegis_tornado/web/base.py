@@ -282,7 +282,7 @@ class BaseHandler(web.RequestHandler):
             key_hint=hint,
             key_name=match.name,
             path=path,
-            via=via,
+            via=via or "header",  # a matched key was presented one way or the other
         )
 
     def _refuse_misplaced_query_key(self) -> None:
@@ -351,7 +351,7 @@ class BaseHandler(web.RequestHandler):
             await self.finish(json.dumps({"status": status, "message": message}))
         except iostream.StreamClosedError:
             pass
-        stream = self.request.connection.stream
+        stream = getattr(self.request.connection, "stream", None)
         if stream is not None and not stream.closed():
             stream.close()
 

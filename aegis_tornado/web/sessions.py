@@ -194,7 +194,7 @@ class LegacySession(ProtocolSession):
         """As many messages in progress as the session takes: refuse more for now."""
         return len(self.tasks) >= self.max_pending
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: dict | list) -> None:
         """``Outbound``: everything for this client goes out on its one stream, in order."""
         await self.outbox.put(message)
 
