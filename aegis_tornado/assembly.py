@@ -15,13 +15,13 @@ from .context import AppContext
 from .gitea import GiteaClient
 from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
-from .mcp.sessions import LegacySessionRegistry, SessionStore
 from .server import serve_until, start_server, stop_on_signals
 from .settings import ConfigError, Settings
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
 from .tools.resources import RepositoryFiles
 from .web.app import make_app
+from .web.sessions import LegacySessionRegistry, SessionStore
 
 log = structlog.get_logger("aegis.server")
 
@@ -78,9 +78,14 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     for label, names in unknown_tools(keyring, (tool.name for tool in registry)).items():
         log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     ctx.sessions = SessionStore(
-        session_secret(settings, keyring), settings.session_ttl, settings.max_sessions
+        session_secret(settings, keyring),
+        settings.session_ttl,
+        settings.max_sessions,
+        max_per_key=settings.max_sessions_per_key,
     )
-    ctx.legacy_sessions = LegacySessionRegistry(settings.max_sessions)
+    ctx.legacy_sessions = LegacySessionRegistry(
+        settings.max_sessions, settings.max_sessions_per_key
+    )
     return ctx
 
 

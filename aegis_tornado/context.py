@@ -12,6 +12,7 @@ from .auth.keys import KeyRing
 from .auth.limiter import FailedAuthLimiter
 from .metrics import Metrics
 from .settings import Settings
+from .web.fairness import CallSlots
 
 
 @dataclass
@@ -27,6 +28,8 @@ class AppContext:
     legacy_sessions: Any = None
     requests: RequestTracker = field(default_factory=lambda: RequestTracker())
     metrics: Metrics = field(default_factory=Metrics)
+    #: Tool calls in progress per key (``MAX_CALLS_PER_KEY``).
+    calls: CallSlots = field(default_factory=lambda: CallSlots(8))
 
     @classmethod
     def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
@@ -35,11 +38,17 @@ class AppContext:
             settings=settings,
             keyring=keyring if keyring is not None else KeyRing(settings.api_keys),
             limiter=FailedAuthLimiter(
-                settings.max_auth_failures, settings.auth_failure_window, settings.auth_tracked_ips
+                settings.max_auth_failures,
+                settings.auth_failure_window,
+                settings.auth_tracked_ips,
+                ipv6_prefix=settings.auth_ipv6_prefix,
             ),
-            client_ips=ClientIpResolver(settings.trusted_proxies),
+            client_ips=ClientIpResolver(settings.trusted_proxies, settings.client_ip_header),
             audit=AuditLog(on_auth=metrics.observe_auth),
-            requests=RequestTracker(max_streams=settings.max_sessions),
+            requests=RequestTracker(
+                max_streams=settings.max_sessions, per_key=settings.max_sessions_per_key
+            ),
+            calls=CallSlots(settings.max_calls_per_key),
             metrics=metrics,
         )
         metrics.watch(ctx)
@@ -47,25 +56,42 @@ class AppContext:
 
 
 class OpenStreams:
-    """Open event streams (objects with an ``end()`` method), oldest first.
+    """Open event streams (objects with an ``end()`` method), oldest first, and whose they are.
 
-    Beyond ``limit`` the oldest is asked to end: an authenticated client opening streams and
-    never closing them costs a bounded number of connections, as sessions do.
+    An authenticated client opening streams and never closing them costs a bounded number of
+    connections: at most ``limit`` in all and ``per_key`` per key. Room for a new stream is made
+    by ending the same key's oldest; another key's stream is never ended for it, so when the
+    streams open are all other keys', ``add`` refuses.
     """
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, per_key: int | None = None) -> None:
         self.limit = limit
-        self._streams: dict[Any, None] = {}
+        self.per_key = per_key
+        self._streams: dict[Any, str] = {}
+        self._by_key: dict[str, dict[Any, None]] = {}
 
-    def add(self, stream: Any) -> None:
-        self._streams[stream] = None
-        while self.limit is not None and len(self._streams) > self.limit:
-            oldest = next(iter(self._streams))
-            del self._streams[oldest]
+    def add(self, stream: Any, key_id: str = "") -> bool:
+        """Track ``stream``; False (not added) when there is no room for this key."""
+        own = self._by_key.get(key_id)
+        full = self.limit is not None and len(self._streams) >= self.limit
+        if own and (full or (self.per_key is not None and len(own) >= self.per_key)):
+            oldest = next(iter(own))
+            self.discard(oldest)
             oldest.end()
+        elif full:
+            return False
+        self._streams[stream] = key_id
+        self._by_key.setdefault(key_id, {})[stream] = None
+        return True
 
     def discard(self, stream: Any) -> None:
-        self._streams.pop(stream, None)
+        key_id = self._streams.pop(stream, None)
+        if key_id is None:
+            return
+        own = self._by_key[key_id]
+        own.pop(stream, None)
+        if not own:
+            del self._by_key[key_id]
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -80,9 +106,11 @@ class OpenStreams:
 class RequestTracker:
     """Counts requests in progress and open event streams, for graceful shutdown."""
 
-    def __init__(self, max_streams: int | None = None) -> None:
+    def __init__(self, max_streams: int | None = None, per_key: int | None = None) -> None:
         self.in_flight = 0
-        self.streams = OpenStreams(max_streams)
+        self.streams = OpenStreams(max_streams, per_key)
+        #: Bytes of replies and events written but not yet taken by their clients.
+        self.queued_bytes = 0
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import resource
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tornado.netutil import bind_sockets
 from . import reload
 from .context import AppContext
 from .settings import Settings
+from .web.connections import GuardedHTTPServer, connection_limit, raise_open_files_limit
 
 log = structlog.get_logger("aegis.server")
 
@@ -61,25 +63,33 @@ class RunningServer:
         return finished
 
 
-def make_http_server(app: Any, settings: Settings) -> HTTPServer:
+def make_http_server(app: Any, settings: Settings, open_files: int | None = None) -> HTTPServer:
     """The HTTP server as production runs it (tests build theirs here too)."""
-    return HTTPServer(
+    if open_files is None:
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return GuardedHTTPServer(
         app,
         xheaders=False,  # forwarded headers are believed only from TRUSTED_PROXIES
         # Slow or stalled clients must not hold connections forever (slowloris). Tornado applies
         # the idle timeout to reading a request's headers as well as to idle keep-alive
-        # connections, and the body timeout to the whole body.
+        # connections, and the body timeout to the whole body; a new connection gets the much
+        # shorter header timeout for its first request.
         idle_connection_timeout=settings.http_idle_timeout,
         body_timeout=settings.http_body_timeout,
         # Tornado's own ceiling; the handlers refuse anything over MAX_BODY_BYTES with a 413.
         max_body_size=max(settings.max_body_bytes * 4, 16 * 1024 * 1024),
+        max_connections=connection_limit(settings.max_connections, open_files),
+        max_connections_per_ip=settings.max_connections_per_ip,
+        header_timeout=settings.http_header_timeout,
+        exempt=settings.trusted_proxies,
     )
 
 
 async def start_server(
     settings: Settings, build_app: Callable[[AppContext], Any], ctx: AppContext
 ) -> RunningServer:
-    http_server = make_http_server(build_app(ctx), settings)
+    open_files = raise_open_files_limit()
+    http_server = make_http_server(build_app(ctx), settings, open_files)
     sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]

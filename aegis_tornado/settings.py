@@ -21,6 +21,7 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -135,6 +136,13 @@ def _as_networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Networ
         except ValueError:
             raise ValueError(f"'{item[:60]}' is not an IP address or CIDR network") from None
     return tuple(networks)
+
+
+def _as_header_name(raw: Any) -> str:
+    value = _as_str(raw)
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", value):
+        raise ValueError("must be one HTTP header name, like X-Forwarded-For")
+    return value
 
 
 def _as_origins(raw: Any) -> tuple[str, ...]:
@@ -334,13 +342,27 @@ class Settings:
         "AUTH_TRACKED_IPS",
         _int_between(100, 10_000_000),
         20_000,
-        "Most client IPs the failed-auth limiter remembers (least recent evicted).",
+        "Most clients the failed-auth limiter remembers (least recent unblocked evicted; "
+        "blocked ones are never evicted).",
+    )
+    auth_ipv6_prefix: int = setting(
+        "AUTH_IPV6_PREFIX",
+        _int_between(32, 128),
+        64,
+        "IPv6 clients are counted by network of this many bits (one host often has a /64).",
+    )
+    client_ip_header: str = setting(
+        "CLIENT_IP_HEADER",
+        _as_header_name,
+        "X-Forwarded-For",
+        "The one header a TRUSTED_PROXIES proxy sets with the client's address (read right to "
+        "left past trusted hops); no other forwarding header is read.",
     )
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
         "TRUSTED_PROXIES",
         _as_networks,
         (),
-        "Reverse proxies (IPs or CIDRs) whose X-Forwarded-For / X-Real-IP are believed.",
+        "Reverse proxies (IPs or CIDRs) whose CLIENT_IP_HEADER is believed.",
     )
     # Logging
     audit_log_path: str | None = setting(
@@ -372,8 +394,43 @@ class Settings:
         "MAX_SESSIONS",
         _int_between(1, 1_000_000),
         1000,
-        "MCP sessions kept at once, and event streams open at once; beyond it the least "
-        "recently used session is evicted and the oldest stream ended.",
+        "MCP sessions kept at once, and event streams open at once (see "
+        "MAX_SESSIONS_PER_KEY for what happens beyond it).",
+    )
+    max_sessions_per_key: int = setting(
+        "MAX_SESSIONS_PER_KEY",
+        _int_between(1, 1_000_000),
+        250,
+        "MCP sessions, and event streams, one key may hold at once; beyond it that key's own "
+        "least recently used one goes. Another key's session is never evicted for it.",
+    )
+    max_calls_per_key: int = setting(
+        "MAX_CALLS_PER_KEY",
+        _int_between(1, 10_000),
+        8,
+        "Tool calls of one key in progress at once; more get 429 with Retry-After, so one key's "
+        "burst cannot hold the Gitea pool (GITEA_POOL_SIZE) every key shares.",
+    )
+    max_batch_result_bytes: int = setting(
+        "MAX_BATCH_RESULT_BYTES",
+        _int_between(10_000, 1_000_000_000),
+        1_048_576,
+        "Largest JSON-RPC batch reply; results beyond it are replaced by errors asking to "
+        "send those calls again.",
+    )
+    max_queued_bytes: int = setting(
+        "MAX_QUEUED_BYTES",
+        _int_between(100_000, 100_000_000_000),
+        64 * 1024 * 1024,
+        "Bytes of replies waiting for clients to read them, in all; beyond it new tool calls "
+        "get 503 with Retry-After.",
+    )
+    http_send_timeout: float = setting(
+        "HTTP_SEND_TIMEOUT",
+        _seconds(0.1),
+        30.0,
+        "Seconds a client may take to read a reply (or an event) before its connection is "
+        "dropped, so a client that does not read holds no memory.",
     )
     session_ttl: float = setting(
         "SESSION_TTL",
@@ -406,6 +463,26 @@ class Settings:
         60.0,
         "Seconds a connection may take to send a request's headers, or sit idle between "
         "requests, before it is closed (slow clients).",
+    )
+    http_header_timeout: float = setting(
+        "HTTP_HEADER_TIMEOUT",
+        _seconds(0.1),
+        10.0,
+        "Seconds a new connection gets to send its first request's headers before it is closed "
+        "(half-open connections).",
+    )
+    max_connections: int = setting(
+        "MAX_CONNECTIONS",
+        _int_between(0, 10_000_000),
+        0,
+        "Open client connections at once; more are closed on accept. 0: the open-files limit "
+        "(raised to its hard limit at start) less a reserve for the server's own files.",
+    )
+    max_connections_per_ip: int = setting(
+        "MAX_CONNECTIONS_PER_IP",
+        _int_between(1, 10_000_000),
+        64,
+        "Open connections from one client address (TRUSTED_PROXIES are exempt).",
     )
     http_body_timeout: float = setting(
         "HTTP_BODY_TIMEOUT",

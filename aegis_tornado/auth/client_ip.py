@@ -1,8 +1,15 @@
 """Which IP a request comes from.
 
-The socket peer, unless the peer is one of TRUSTED_PROXIES: only then are X-Forwarded-For and
-X-Real-IP believed. Otherwise any caller could pick its own address and walk past the
-failed-authentication limiter.
+The socket peer, unless the peer is one of TRUSTED_PROXIES: only then is the one header the
+operator names in CLIENT_IP_HEADER believed (``X-Forwarded-For`` by default). No other header is
+ever read, so a client cannot pick its own address through a header the proxy passes through
+untouched (X-Real-IP when the proxy writes X-Forwarded-For, or the other way round).
+
+The header is read as a comma-separated list of hops, right to left, as proxies append to it:
+the first hop that is not one of our proxies is the client; anything further left was written
+by the client itself. A hop that is not an IP address stops the walk and the request counts as
+coming from the peer (the proxy itself): ``X-Forwarded-For: 1.2.3.4, garbage`` is the peer, and
+``garbage, 1.2.3.4`` is 1.2.3.4. When every hop is a trusted proxy, the leftmost is the client.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_HEADER = "X-Forwarded-For"
 
 
 def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -28,8 +37,9 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 
 class ClientIpResolver:
-    def __init__(self, trusted_proxies: Iterable[Network] = ()):
+    def __init__(self, trusted_proxies: Iterable[Network] = (), header: str = DEFAULT_HEADER):
         self.trusted = tuple(trusted_proxies)
+        self.header = header
 
     def is_trusted(self, address) -> bool:
         return any(address in network for network in self.trusted)
@@ -43,21 +53,15 @@ class ClientIpResolver:
             return peer  # unix socket or similar: nothing better to say
         if not self.trusted or not self.is_trusted(peer_ip):
             return str(peer_ip)
-        forwarded = headers.get("X-Forwarded-For")
-        if forwarded:
-            # Walk from the nearest hop outwards; the first address not belonging to one of our
-            # proxies is the client. Anything further left was written by the client itself.
-            hops = [h for h in forwarded.split(",") if h.strip()]
-            for hop in reversed(hops):
-                address = _parse_ip(hop)
-                if address is None:
-                    break  # garbage from an untrusted hop: stop believing the header
-                if not self.is_trusted(address):
-                    return str(address)
-            else:
-                if hops and (first := _parse_ip(hops[0])) is not None:
-                    return str(first)
-        real_ip = _parse_ip(headers.get("X-Real-IP", "") or "")
-        if real_ip is not None:
-            return str(real_ip)
-        return str(peer_ip)
+        forwarded = headers.get(self.header)
+        if not forwarded:
+            return str(peer_ip)
+        hops = forwarded.split(",")
+        address = None
+        for hop in reversed(hops):
+            address = _parse_ip(hop)
+            if address is None:
+                return str(peer_ip)  # garbage where our proxy writes: believe nothing more
+            if not self.is_trusted(address):
+                return str(address)
+        return str(address) if address is not None else str(peer_ip)

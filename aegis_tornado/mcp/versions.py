@@ -61,5 +61,15 @@ def has_result_type(version: str) -> bool:
     return version >= LATEST_MODERN
 
 
+def batch_refusal(version: str) -> str | None:
+    """Why a JSON-RPC batch is refused under ``version``, or None when batches are allowed.
+
+    The one place the batch rule is decided; every transport asks here.
+    """
+    if allows_batches(version):
+        return None
+    return f"Batches are not allowed in protocol version {version}"
+
+
 def has_progress_message(version: str) -> bool:
     return version >= "2025-03-26"

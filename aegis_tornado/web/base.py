@@ -30,6 +30,9 @@ log = structlog.get_logger("aegis.http")
 # character, Unicode spaces included, is part of what was presented and compared exactly.
 _BEARER = re.compile(r"\A[ \t]*Bearer[ \t]+(?P<key>[\x21-\x7e]+)[ \t]*\Z", re.IGNORECASE | re.ASCII)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: A refused request's body up to this size is read and discarded, so that its keep-alive
+#: connection survives the refusal; a larger one is not read and the connection closes.
+DRAIN_BYTES = 64 * 1024
 
 
 class ApiError(web.HTTPError):
@@ -136,21 +139,55 @@ class BaseHandler(web.RequestHandler):
                 503, "The server is shutting down; retry shortly", {"Retry-After": "1"}
             )
             raise web.Finish()
-        if self.public:
-            if self.ctx.settings.auth_enabled:
-                self._refuse_misplaced_query_key()
-            self._caller = ANONYMOUS
-        else:
-            try:
+        try:
+            if self.public:
+                if self.ctx.settings.auth_enabled:
+                    self._refuse_misplaced_query_key()
+                self._caller = ANONYMOUS
+            else:
                 self._authenticate()
-            except ApiError as refusal:
-                # Refusals are the commonest error, and a flood of them is an attack: answer
-                # directly rather than through Tornado's exception path (send_error, clear()).
-                self.refused_at_gate = True
-                self.set_status(refusal.status_code)
-                self.write_error(refusal.status_code, exc_info=(ApiError, refusal, None))
-                raise web.Finish() from None
+        except ApiError as refusal:
+            self.refused_at_gate = True  # audited already: the access line is debug
+            await self._refuse(refusal)
+            return
         await self._check_declared_body_size()
+        try:
+            self.check_request()
+        except ApiError as refusal:
+            await self._refuse(refusal)
+
+    def check_request(self) -> None:
+        """Checks a route adds to the gate's, once the caller is known; raise ``ApiError``."""
+
+    async def _refuse(self, refusal: ApiError) -> None:
+        """Refuse the request without losing the connection.
+
+        Answering before the body is read makes Tornado close the connection with the body
+        unread, and a keep-alive client then loses its next request (a reset, or "closed
+        without response"). So a body of at most ``DRAIN_BYTES`` is read and thrown away
+        first, and the refusal answered in place of the verb; a larger or chunked body is
+        refused at once with ``Connection: close``, rather than read.
+        """
+        self._body_size = -1  # whatever arrives is discarded
+        length = self.request.headers.get("Content-Length")
+        chunked = "Transfer-Encoding" in self.request.headers
+        try:
+            small = length is None or int(length) <= DRAIN_BYTES
+        except ValueError:
+            small = False
+        if small and not chunked:
+            # Tornado reads the body, then calls the verb: answer the refusal there.
+            setattr(self, self.request.method.lower(), lambda *_, **__: self._answer(refusal))
+            return
+        self.set_header("Connection", "close")
+        self._answer(refusal)
+        raise web.Finish()
+
+    def _answer(self, refusal: ApiError) -> None:
+        # Refusals are the commonest error, and a flood of them is an attack: answer directly
+        # rather than through Tornado's exception path (send_error, clear()).
+        self.set_status(refusal.status_code)
+        self.write_error(refusal.status_code, exc_info=(ApiError, refusal, None))
 
     def _untrack(self) -> None:
         if self._tracked:
@@ -261,7 +298,7 @@ class BaseHandler(web.RequestHandler):
             key_hint=hint,
             key_name=match.name,
             path=path,
-            via=via,
+            via=via or "header",  # a matched key was presented one way or the other
         )
 
     def _check_key_scope(self, scope, ip: str, user_agent: str | None, path: str) -> None:

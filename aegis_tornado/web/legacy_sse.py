@@ -13,10 +13,11 @@ import asyncio
 import re
 from urllib.parse import quote
 
+from ..mcp import versions
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError, error_response, parse_body
-from ..mcp.sessions import LegacySession
 from .base import ApiError
 from .mcp_base import McpHandler
+from .sessions import LegacySession
 from .sse import EventStream
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -30,9 +31,13 @@ class LegacySseHandler(McpHandler):
         """GET /mcp/sse: the session's event stream."""
         registry = self.ctx.legacy_sessions
         session = registry.open(self.caller.key_id)
+        if session is None:
+            raise self.no_room_for_stream()
         stream = self.open_event_stream()
         session.stream = stream
-        self.ctx.requests.streams.add(stream)
+        if not self.ctx.requests.streams.add(stream, self.caller.key_id):
+            registry.close(session.id)
+            raise self.no_room_for_stream()
         try:
             await stream.send_event(self._endpoint_url(session), event="endpoint")
             await self._pump(session, stream)
@@ -69,7 +74,13 @@ class LegacySseHandler(McpHandler):
             parsed = parse_body(self.body)
         except JsonRpcError as error:
             raise ApiError(400, error.message, body=error.response()) from None
-        task = asyncio.ensure_future(self._process(session, parsed, self.tool_observer()))
+        items, busy = self.admit_tool_calls(parsed.items)
+        if busy:
+            parsed = parsed.__class__(items=items, is_batch=True)
+        release = self.release_tool_calls()  # held until the calls are done, not the POST
+        task = asyncio.ensure_future(
+            self._process(session, parsed, self.tool_observer(), busy, release)
+        )
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
         self.set_status(202)
@@ -124,20 +135,16 @@ class LegacySseHandler(McpHandler):
         finally:
             gone.cancel()
 
-    async def _process(self, session: LegacySession, parsed, observer) -> None:
+    async def _process(self, session: LegacySession, parsed, observer, busy, release) -> None:
         mcp = self.mcp
         try:
             if parsed.is_batch:
-                if session.version != "2025-03-26":
-                    await session.send(
-                        error_response(
-                            None,
-                            INVALID_REQUEST,
-                            f"Batches are not allowed in protocol version {session.version}",
-                        )
-                    )
+                refusal = versions.batch_refusal(session.version)
+                if refusal:
+                    await session.send(error_response(None, INVALID_REQUEST, refusal))
                     return
                 replies = await mcp.handle_batch(parsed.items, session, session, observer)
+                replies = self.bound_batch([*replies, *busy])
                 if replies:
                     await session.send(replies)
                 return
@@ -146,6 +153,8 @@ class LegacySseHandler(McpHandler):
                 await session.send(reply)
         except asyncio.CancelledError:
             pass  # the stream closed: nobody is listening
+        finally:
+            release()
 
 
 def _request_id(body: bytes):

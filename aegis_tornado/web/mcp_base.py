@@ -4,16 +4,26 @@ calls, and calls that are cancelled when the client goes away."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+import structlog
+from tornado.ioloop import IOLoop
 
 from ..mcp.jsonrpc import INVALID_REQUEST, encode, error_response
 from ..mcp.protocol import McpServer
 from .base import ApiError, BaseHandler
+from .fairness import BUSY, bound_batch, busy_reply, tool_calls
 from .sse import EventStream
 
 T = TypeVar("T")
+log = structlog.get_logger("aegis.http")
+
+
+def _nothing() -> None:
+    return None
+
 
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -35,20 +45,13 @@ class McpHandler(BaseHandler):
         super().initialize()
         self._work: asyncio.Future | None = None
         self._event_stream: EventStream | None = None
-
-    def client_gone(self) -> bool:
-        """The client closed the connection (so nothing more can be sent to it)."""
-        stream = getattr(self.request.connection, "stream", None)
-        return stream is None or stream.closed()
+        self._release_calls: Callable[[], None] = _nothing
 
     @property
     def mcp(self) -> McpServer:
         return self.ctx.mcp
 
-    async def prepare(self) -> None:
-        await super().prepare()
-        if self._finished:
-            return
+    def check_request(self) -> None:
         self._check_host()
         self._check_origin()
 
@@ -79,6 +82,62 @@ class McpHandler(BaseHandler):
             if settings.listens_on_localhost and origin_host[0] in LOCAL_HOSTNAMES:
                 return
         raise self.forbidden("Origin not allowed; add it to ALLOWED_ORIGINS if it is yours")
+
+    def no_room_for_stream(self) -> ApiError:
+        message = "Too many sessions or event streams open; close one of this key's, or retry later"
+        return ApiError(
+            429,
+            message,
+            headers={"Retry-After": "5"},
+            body=error_response(None, BUSY, message) if self.transport != "rest" else None,
+        )
+
+    # --- fair shares -----------------------------------------------------------------------
+
+    def admit_tool_calls(self, items: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Take this key's tool-call slots for the calls among ``items``.
+
+        Returns the items to run and the replies for the calls that cannot run now (a batch
+        beyond the key's free slots). A request whose calls find no free slot at all is refused
+        with 429; with too many reply bytes waiting for clients to read them, with 503. The
+        slots are given back when the request finishes, or with ``release_tool_calls``.
+        """
+        calls = tool_calls(items)
+        if not calls:
+            return items, []
+        ctx = self.ctx
+        retry = {"Retry-After": "1"}
+        if ctx.requests.queued_bytes >= ctx.settings.max_queued_bytes:
+            message = "The server is busy sending replies to clients that read slowly; retry"
+            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+        free = ctx.calls.free(self.caller.key_id)
+        if free <= 0:
+            message = (
+                f"Too many tool calls of this key in progress (at most "
+                f"{ctx.calls.per_key} at once); retry shortly"
+            )
+            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+        over = {id(m) for m in calls[free:]}
+        self._release_calls = ctx.calls.take(self.caller.key_id, len(calls) - len(over))
+        if not over:
+            return items, []
+        kept = [m for m in items if id(m) not in over]
+        return kept, [busy_reply(m, ctx.calls.per_key) for m in calls[free:]]
+
+    def release_tool_calls(self) -> Callable[[], None]:
+        """Hand the slots' release to work that outlives the request (legacy SSE)."""
+        release, self._release_calls = self._release_calls, _nothing
+        return release
+
+    def bound_batch(self, replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return bound_batch(replies, self.ctx.settings.max_batch_result_bytes)
+
+    def _rpc_body(self, message: str) -> dict[str, Any] | None:
+        return error_response(None, BUSY, message) if self.transport != "rest" else None
+
+    def on_finish(self) -> None:
+        self._release_calls()
+        super().on_finish()
 
     def rpc_error(self, status: int, message: str, request_id: Any = None) -> ApiError:
         """An HTTP error whose body is a JSON-RPC error, as MCP transports answer: with the
@@ -144,6 +203,7 @@ class McpHandler(BaseHandler):
             self._event_stream.mark_closed()
         if self._work is not None and not self._work.done():
             self._work.cancel()
+        self._release_calls()
         super().on_connection_close()
 
     def accepts_event_stream(self) -> bool:
@@ -151,4 +211,26 @@ class McpHandler(BaseHandler):
 
     def write_json(self, value: Any) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(encode(value))
+        data = encode(value).encode("utf-8")
+        self.deliver(self.finish(data), len(data))
+
+    def deliver(self, written: Awaitable[None], size: int) -> None:
+        """Count ``size`` bytes as queued for the client until ``written`` completes, and drop
+        the connection if the client has not read them within ``HTTP_SEND_TIMEOUT``: a client
+        that does not read must not hold memory."""
+        tracker = self.ctx.requests
+        tracker.queued_bytes += size
+        loop = IOLoop.current()
+        timer = loop.call_later(self.ctx.settings.http_send_timeout, self._drop_slow_reader)
+
+        def delivered(_: Any) -> None:
+            tracker.queued_bytes -= size
+            loop.remove_timeout(timer)
+
+        asyncio.ensure_future(written).add_done_callback(delivered)
+
+    def _drop_slow_reader(self) -> None:
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None and not stream.closed():
+            log.info("client_not_reading", transport=self.transport)
+            stream.close()

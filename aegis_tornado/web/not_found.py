@@ -6,7 +6,5 @@ from .base import ApiError, BaseHandler
 
 
 class NotFoundHandler(BaseHandler):
-    async def prepare(self) -> None:
-        await super().prepare()
-        if not self._finished:
-            raise ApiError(404, f"No such endpoint: {self.request.path[:200]}")
+    def check_request(self) -> None:
+        raise ApiError(404, f"No such endpoint: {self.request.path[:200]}")

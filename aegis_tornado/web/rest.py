@@ -9,6 +9,7 @@ are malformed, or name no tool, get an HTTP error.
 from __future__ import annotations
 
 from ..mcp import versions
+from ..mcp.jsonrpc import Message
 from ..mcp.protocol import Discard, ProtocolSession, UnknownTool
 from .base import ApiError
 from .mcp_base import McpHandler
@@ -39,6 +40,7 @@ class ToolCallHandler(McpHandler):
         if arguments is not None and not isinstance(arguments, dict):
             raise ApiError(400, '"arguments" must be a JSON object')
         session = ProtocolSession(version=versions.LATEST)
+        self.admit_tool_calls([Message(kind="request", method="tools/call", id=0)])
         try:
             result = await self.until_disconnect(
                 self.mcp.call_tool(

@@ -35,13 +35,33 @@ class EventStream:
         if self.closed:
             return False
         async with self._lock:
+            data = chunk.encode("utf-8")
+            ctx = self._handler.settings["aegis"]
+            ctx.requests.queued_bytes += len(data)
             try:
-                self._handler.write(chunk)
-                await self._handler.flush()
+                self._handler.write(data)
+                flushed = asyncio.ensure_future(self._handler.flush())
+                flushed.add_done_callback(lambda f: f.cancelled() or f.exception())
+                # A client that stops reading gets HTTP_SEND_TIMEOUT, then is dropped: its
+                # producers wait on this flush meanwhile, so nothing piles up behind it.
+                done, _ = await asyncio.wait({flushed}, timeout=ctx.settings.http_send_timeout)
+                if not done:
+                    self._drop()
+                    return False
+                flushed.result()
                 return True
             except iostream.StreamClosedError:
                 self.mark_closed()
                 return False
+            finally:
+                ctx.requests.queued_bytes -= len(data)
+
+    def _drop(self) -> None:
+        connection = self._handler.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is not None and not stream.closed():
+            stream.close()
+        self.mark_closed()
 
     async def send_event(self, data: str, event: str = "message") -> bool:
         # One data line per event: the JSON encoder never emits raw newlines.

@@ -18,9 +18,9 @@ from typing import Any
 from ..mcp import stateless, versions
 from ..mcp.jsonrpc import JsonRpcError, Message, ParsedBody, error_response, parse_body
 from ..mcp.protocol import Admitted, Discard, ProtocolSession
-from ..mcp.sessions import Session
 from .base import ApiError
 from .mcp_base import McpHandler
+from .sessions import Session
 
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
@@ -105,10 +105,11 @@ class StreamableHttpHandler(McpHandler):
             await self._open_session(first)
             return
         protocol_session = session or self._stateless_session(version_header)
-        if parsed.is_batch and not versions.allows_batches(protocol_session.version):
-            raise self.bad_request(
-                f"Batches are not allowed in protocol version {protocol_session.version}"
-            )
+        if parsed.is_batch and (refusal := versions.batch_refusal(protocol_session.version)):
+            raise self.bad_request(refusal)
+        items, busy = self.admit_tool_calls(items)
+        if busy:
+            parsed = parsed.__class__(items=items, is_batch=True)
         observer = self.tool_observer()
         requests = [m for m in items if isinstance(m, Message) and m.is_request]
         if not requests and not any(isinstance(m, JsonRpcError) for m in items):
@@ -122,10 +123,10 @@ class StreamableHttpHandler(McpHandler):
         if self.accepts_event_stream() and any(
             self._may_emit_before_reply(m, protocol_session) for m in requests
         ):
-            await self._reply_as_event_stream(parsed, protocol_session, observer)
+            await self._reply_as_event_stream(parsed, protocol_session, observer, busy)
             return
         reply = await self.until_disconnect(
-            self._dispatch(parsed, protocol_session, Discard(), observer)
+            self._dispatch(parsed, protocol_session, Discard(), observer, busy)
         )
         self._reply(reply)
 
@@ -153,6 +154,7 @@ class StreamableHttpHandler(McpHandler):
             raise ApiError(
                 _REJECTION_STATUS[rejection.kind], rejection.message, body=rejection.response()
             ) from None
+        self.admit_tool_calls([message])  # this key's share of tool calls (429 beyond it)
         observer = self.tool_observer()
         if self.accepts_event_stream() and self._stateless_may_emit(admitted):
             stream = self.open_event_stream()
@@ -195,11 +197,12 @@ class StreamableHttpHandler(McpHandler):
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = self._session(self._version_header())
         stream = self.open_event_stream()
+        if not self.ctx.requests.streams.add(stream, self.caller.key_id):
+            raise self.no_room_for_stream()
         if session is not None:
             if session.stream is not None:
                 session.stream.end()  # one GET stream per session: the newest wins
             session.stream = stream
-        self.ctx.requests.streams.add(stream)
         try:
             await stream.keepalive()  # sends the headers now, so the client sees 200 at once
             while not stream.closed:
@@ -241,14 +244,17 @@ class StreamableHttpHandler(McpHandler):
         asked_progress = isinstance(meta, dict) and meta.get("progressToken") is not None
         return asked_progress or session.log_level is not None
 
-    async def _dispatch(self, parsed, session: ProtocolSession, outbound, observer):
+    async def _dispatch(self, parsed, session: ProtocolSession, outbound, observer, busy=()):
         if parsed.is_batch:
-            return await self.mcp.handle_batch(parsed.items, session, outbound, observer)
+            replies = await self.mcp.handle_batch(parsed.items, session, outbound, observer)
+            return self.bound_batch([*replies, *busy])
         return await self.mcp.handle(parsed.items[0], session, outbound, observer)
 
-    async def _reply_as_event_stream(self, parsed, session: ProtocolSession, observer) -> None:
+    async def _reply_as_event_stream(
+        self, parsed, session: ProtocolSession, observer, busy=()
+    ) -> None:
         stream = self.open_event_stream()
-        reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer))
+        reply = await self.until_disconnect(self._dispatch(parsed, session, stream, observer, busy))
         if reply is not None and not stream.closed:
             for message in reply if isinstance(reply, list) else [reply]:
                 await stream.send(message)

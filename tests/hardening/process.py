@@ -36,7 +36,13 @@ class ServerProcess:
     """``python -m <module> --port 0``; stdout lines collected as they come (a full pipe would
     stall the log writer), the port taken from the ``listening`` line."""
 
-    def __init__(self, tmp_path, module: str = "tests.hardening.serve_test_tools", **env: str):
+    def __init__(
+        self,
+        tmp_path,
+        module: str = "tests.hardening.serve_test_tools",
+        preexec_fn=None,
+        **env: str,
+    ):
         env.setdefault("MCP_API_KEYS", f"{KEY},{OTHER_KEY}")
         env.setdefault("GITEA_URL", "http://127.0.0.1:9")
         env.setdefault("GITEA_TOKEN", "hardening-bot-token")
@@ -49,15 +55,23 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec_fn,
         )
         self.lines: list[str] = []
         self._listening = threading.Event()
         self.port: int | None = None
+        self.err_lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        # stderr is drained as it comes too: a full pipe would stall the process.
+        self._err_reader = threading.Thread(
+            target=lambda: self.err_lines.extend(self.proc.stderr), daemon=True
+        )
+        self._err_reader.start()
         if not self._listening.wait(20):
             self.proc.kill()
-            raise AssertionError(f"no 'listening' line: {self.proc.stderr.read()[:2000]}")
+            self._err_reader.join(5)
+            raise AssertionError(f"no 'listening' line: {self.stderr_so_far()[:2000]}")
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -87,7 +101,12 @@ class ServerProcess:
         return code
 
     def stderr(self) -> str:
-        return self.proc.stderr.read()
+        """Everything written to stderr, once the process has ended."""
+        self._err_reader.join(5)
+        return self.stderr_so_far()
+
+    def stderr_so_far(self) -> str:
+        return "".join(self.err_lines)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -12,11 +12,14 @@ import ipaddress
 import json
 
 import pytest
+import requests
 
 from aegis_tornado.web.app import make_app
 
 from ..conftest import KEY, OTHER_KEY, UNKNOWN_KEY, body_json, with_settings
 from ..sse_reader import SseReader
+from ..support import demo_tools
+from .conftest import LiveServer, live_settings
 
 QUERY_KEY_ROUTES = {"/mcp/tools", "/mcp/tool/call", "/mcp/sse"}
 
@@ -214,6 +217,51 @@ async def test_many_addresses_each_get_their_own_allowance(api, logs):
     assert len(logs.audit("auth_rate_limit_exceeded")) == 20
 
 
+@with_settings(
+    max_auth_failures=5,
+    auth_failure_window=300,
+    auth_tracked_ips=100,
+    trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+)
+@pytest.mark.gen_test
+async def test_a_spray_of_other_addresses_does_not_evict_a_blocked_one(api):
+    # The red-team's figures: AUTH_TRACKED_IPS=100, 100 other addresses failing once each
+    # used to free the blocked address, whose valid key then got 200.
+    blocked = {"X-Forwarded-For": "203.0.113.66"}
+    for _ in range(5):
+        await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=blocked)
+    for n in range(100):
+        spray = {"X-Forwarded-For": f"198.51.{n // 250}.{n % 250}"}
+        assert (await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=spray)).code == 401
+    assert (await api.request("/mcp/tools", key=KEY, headers=blocked)).code == 429
+
+
+@with_settings(
+    max_auth_failures=5,
+    client_ip_header="X-Real-IP",
+    trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+)
+@pytest.mark.gen_test
+async def test_a_rotating_x_forwarded_for_cannot_escape_when_the_proxy_sets_x_real_ip(api):
+    # The red-team's figures: a fixed X-Real-IP (set by the proxy) and a different
+    # X-Forwarded-For each time: 12 bad keys got 12 x 401, never 429.
+    codes = []
+    for n in range(12):
+        headers = {"X-Real-IP": "203.0.113.50", "X-Forwarded-For": f"198.51.100.{n}"}
+        codes.append((await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=headers)).code)
+    assert codes == [401] * 5 + [429] * 7
+
+
+@with_settings(max_auth_failures=3, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+@pytest.mark.gen_test
+async def test_ipv6_guesses_from_one_network_are_counted_together(api):
+    for n in range(3):
+        headers = {"X-Forwarded-For": f"2001:db8:7:7::{n + 1:x}"}
+        assert (await api.request("/mcp/tools", key=UNKNOWN_KEY, headers=headers)).code == 401
+    fresh = {"X-Forwarded-For": "2001:db8:7:7:abcd::1"}
+    assert (await api.request("/mcp/tools", key=KEY, headers=fresh)).code == 429
+
+
 # --- sessions used by the wrong key, or after they ended --------------------------------
 
 
@@ -289,3 +337,54 @@ async def test_ids_signed_for_another_key_are_forgeries(api, ctx):
     assert (
         json.loads((await api.mcp(rpc("ping"), headers={"Mcp-Session-Id": mine})).body)["id"] == 1
     )
+
+
+# --- refusals keep keep-alive connections usable ----------------------------------------
+
+
+def test_refusals_do_not_reset_a_keep_alive_client(tmp_path):
+    # The red-team saw ECONNRESET about one time in five on a keep-alive connection reused
+    # after a refusal: the gate answered with the request body unread, and closed.
+    server = LiveServer(
+        live_settings(
+            tmp_path,
+            max_auth_failures=3,
+            trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+        ),
+        demo_tools(),
+    )
+    good = {"Authorization": f"Bearer {KEY}", "X-Forwarded-For": "198.51.100.1"}
+    attacker = {"Authorization": f"Bearer {UNKNOWN_KEY}", "X-Forwarded-For": "203.0.113.9"}
+    call = {"tool": "echo", "arguments": {"text": "x" * 2000}}
+    refusals = [
+        ("POST", "/mcp/tool/call", attacker, call),  # 401, then 429 once blocked
+        ("GET", "/mcp/tools", {"X-Forwarded-For": "198.51.100.2"}, None),  # 401, no key
+        ("POST", "/mcp", {**good, "Origin": "https://evil.example"}, {"jsonrpc": "2.0"}),  # 403
+        ("POST", f"/health?api_key={KEY}", {"X-Forwarded-For": "198.51.100.3"}, call),  # 401
+    ]
+    errors: list[str] = []
+    statuses: dict[int, int] = {}
+    try:
+        with requests.Session() as client:
+            for n in range(1000):
+                if n % 2:
+                    method, path, headers, body = "POST", "/mcp/tool/call", good, call
+                else:
+                    method, path, headers, body = refusals[(n // 2) % len(refusals)]
+                try:
+                    response = client.request(
+                        method,
+                        f"http://127.0.0.1:{server.port}{path}",
+                        json=body,
+                        headers=headers,
+                        timeout=10,
+                    )
+                except requests.ConnectionError as error:
+                    errors.append(f"{n}: {type(error).__name__}")
+                    continue
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert errors == []
+        assert statuses[200] == 500 and statuses[429] > 100 and statuses[403] == 125
+        assert server.drained()
+    finally:
+        server.stop()

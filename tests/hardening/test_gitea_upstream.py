@@ -27,7 +27,8 @@ from ..tools.conftest import GITEA_TOKEN, call, gitea, registry  # noqa: F401  (
 from .conftest import drained, wait_until
 
 LIGHTHOUSE = {"owner": "northwind", "repo": "lighthouse"}
-UPSTREAM = dict(gitea_timeout=0.5, gitea_retries=1, gitea_pool_size=4)
+# max_calls_per_key: these tests load the pool from one key on purpose.
+UPSTREAM = dict(gitea_timeout=0.5, gitea_retries=1, gitea_pool_size=4, max_calls_per_key=1000)
 #: Slack on top of the client's deadline for a loaded CI machine.
 SLACK = 2.5
 

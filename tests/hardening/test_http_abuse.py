@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
+import socket
 import time
 
 import pytest
 
 from ..conftest import KEY, body_json, with_settings
 from .conftest import RawConnection, drained, request_bytes, wait_until
+from .process import ServerProcess
 
 LIMIT = 1_048_576  # the default MAX_BODY_BYTES the test settings keep
 
@@ -322,3 +326,138 @@ async def test_open_event_streams_are_not_idle_connections(api, port):
     async with RawConnection(port) as conn:
         await conn.send(request_bytes("GET", "/mcp", {"Accept": "text/event-stream"}))
         assert await conn.still_open_after(1.5)
+
+
+@with_settings(http_header_timeout=0.5, http_idle_timeout=60)
+@pytest.mark.gen_test(timeout=20)
+async def test_a_new_connection_gets_the_short_header_timeout_a_kept_one_the_idle_one(api, port):
+    started = time.monotonic()
+    async with RawConnection(port) as stalled:
+        await stalled.send(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        assert await stalled.closed_by_server(timeout=3)
+    assert time.monotonic() - started < 3
+    async with RawConnection(port) as kept:
+        await kept.send(request_bytes("GET", "/mcp/tools"))
+        assert (await kept.response())[0] == 200
+        assert await kept.still_open_after(1.0)
+
+
+@with_settings(max_connections_per_ip=3)
+@pytest.mark.gen_test(timeout=20)
+async def test_connections_beyond_the_per_address_cap_are_closed_at_once(api, port):
+    held = [await RawConnection(port).__aenter__() for _ in range(3)]
+    try:
+        for conn in held:
+            assert await conn.still_open_after(0.05)
+        async with RawConnection(port) as extra:
+            assert await extra.closed_by_server(timeout=1)
+    finally:
+        for conn in held:
+            await conn.__aexit__(None, None, None)
+    await asyncio.sleep(0.2)
+    await ping_works(api)  # the slots are given back
+
+
+# --- connection exhaustion (the process, at systemd's default `ulimit -n 1024`) ----------
+
+
+def _nofile_1024() -> None:
+    # Soft and hard: the server cannot raise it, as under systemd's LimitNOFILE=1024.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+
+def _half_open(port: int, count: int, source: str = "127.0.0.1") -> list[socket.socket]:
+    """Up to ``count`` connections that each send part of a request's headers and stall.
+
+    One after the other, so that they reach the server at once rather than through SYN
+    retries; a connection the server closed or never accepted is still attempted (and kept)."""
+    held = []
+    stuck = 0
+    for _ in range(count):
+        sock = socket.socket()
+        held.append(sock)
+        sock.bind((source, 0))
+        sock.settimeout(0.3)
+        try:
+            sock.connect(("127.0.0.1", port))
+            sock.send(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Stall: ")
+            stuck = 0
+        except OSError:
+            stuck += 1  # the backlog is full: the server is not accepting
+            if stuck >= 3:
+                break
+    return held
+
+
+def _health_from(port: int, source: str, timeout: float) -> float:
+    """Seconds a fresh client at ``source`` waited for a 200 from /health."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout, (source, 0)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = sock.recv(64)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    return time.monotonic() - started
+
+
+def _log_bytes(server: ServerProcess) -> int:
+    written = sum(len(line) for line in server.lines) + len(server.stderr_so_far())
+    return written + os.path.getsize(server.audit_path)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_half_open_connections_from_one_address_do_not_lock_out_another(tmp_path):
+    # The red-team's figures: at ulimit -n 1024, 1,100 half-sent request headers from one
+    # address made /health time out for everyone and wrote 87 MB of EMFILE tracebacks.
+    server = ServerProcess(tmp_path, preexec_fn=_nofile_1024)
+    held: list[socket.socket] = []
+    try:
+        before = _log_bytes(server)
+        held = _half_open(server.port, 1100)
+        time.sleep(0.5)
+        assert _health_from(server.port, "127.0.0.2", timeout=5) < 1.0
+        time.sleep(1)
+        assert _health_from(server.port, "127.0.0.3", timeout=5) < 1.0
+        assert _log_bytes(server) - before < 1_000_000
+        assert server.proc.poll() is None
+    finally:
+        for sock in held:
+            sock.close()
+        server.kill()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_running_out_of_descriptors_neither_spins_nor_floods_the_log(tmp_path):
+    # Caps set past the descriptor limit, so accept() does hit EMFILE: the listener rests
+    # instead of spinning, one line says so, and the header timeout frees the server.
+    server = ServerProcess(
+        tmp_path,
+        preexec_fn=_nofile_1024,
+        MAX_CONNECTIONS="100000",
+        MAX_CONNECTIONS_PER_IP="100000",
+        HTTP_HEADER_TIMEOUT="3",
+    )
+    held: list[socket.socket] = []
+    try:
+        before = _log_bytes(server)
+        held = _half_open(server.port, 1100)
+        time.sleep(0.5)
+        cpu_before = _cpu_seconds(server.proc.pid)
+        time.sleep(2)
+        assert _cpu_seconds(server.proc.pid) - cpu_before < 1.0  # not a busy loop
+        failed = [r for r in server.records() if r.get("event") == "accept_failed"]
+        assert failed and failed[0]["error"] == "EMFILE"
+        assert len(failed) <= 2
+        time.sleep(1.5)  # the header timeout closes the stalled connections
+        assert _health_from(server.port, "127.0.0.2", timeout=5) < 1.0
+        assert _log_bytes(server) - before < 1_000_000
+        assert "Traceback" not in server.stderr_so_far()
+    finally:
+        for sock in held:
+            sock.close()
+        server.kill()

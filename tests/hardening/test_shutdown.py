@@ -201,7 +201,9 @@ async def scenario(server: ServerProcess) -> dict:
 
 
 def test_sigterm_mid_load_finishes_calls_closes_streams_and_loses_no_audit_line(tmp_path):
-    server = ServerProcess(tmp_path, SHUTDOWN_TIMEOUT="10", SSE_KEEPALIVE="0.5")
+    server = ServerProcess(
+        tmp_path, SHUTDOWN_TIMEOUT="10", SSE_KEEPALIVE="0.5", MAX_CALLS_PER_KEY="1000"
+    )
     try:
         outcome = asyncio.run(scenario(server))
         code = server.wait(15)

@@ -1,4 +1,4 @@
-from aegis_tornado.mcp.sessions import LegacySessionRegistry, SessionStore
+from aegis_tornado.web.sessions import LegacySessionRegistry, SessionStore
 
 
 class Clock:
@@ -48,8 +48,38 @@ def test_cap_evicts_oldest():
 def test_legacy_sessions_capped_and_bound():
     registry = LegacySessionRegistry(max_sessions=2)
     a = registry.open("k1")
-    registry.open("k1")
-    registry.open("k2")
-    assert len(registry) == 2 and registry.get(a.id, "k1") is None
     b = registry.open("k1")
-    assert registry.get(b.id, "k2") is None and registry.get(b.id, "k1") is b
+    # Full: k1 makes room with its own oldest session, never another key's.
+    c = registry.open("k1")
+    assert len(registry) == 2 and registry.get(a.id, "k1") is None
+    assert registry.get(c.id, "k2") is None and registry.get(c.id, "k1") is c
+    assert registry.open("k2") is None  # no room, and nothing of k2's own to give up
+    assert registry.get(b.id, "k1") is b
+
+
+def test_legacy_sessions_per_key_cap_leaves_room_for_other_keys():
+    registry = LegacySessionRegistry(max_sessions=5, max_per_key=2)
+    first = registry.open("k1")
+    for _ in range(5):
+        registry.open("k2")
+    assert len(registry) == 3 and registry.get(first.id, "k1") is first
+    assert registry.open("k3") is not None
+
+
+def test_a_key_never_evicts_another_keys_session():
+    store = SessionStore(b"s" * 32, ttl=60, max_sessions=3, max_per_key=3)
+    mine = store.create("k1", "2025-06-18")
+    for _ in range(5):
+        store.create("k2", "2025-06-18")
+    assert mine.id in store._sessions and len(store) == 3
+    # A key with nothing to give up is served without being kept; its id still works.
+    full = store.create("k3", "2025-06-18")
+    assert full.id not in store._sessions and len(store) == 3
+    assert store.resolve(full.id, "k3") is not None
+
+
+def test_per_key_cap_evicts_the_keys_own_least_recently_used():
+    store = SessionStore(b"s" * 32, ttl=60, max_sessions=10, max_per_key=2)
+    ids = [store.create("k1", "2025-06-18").id for _ in range(3)]
+    other = store.create("k2", "2025-06-18").id
+    assert ids[0] not in store._sessions and {ids[1], ids[2], other} <= set(store._sessions)

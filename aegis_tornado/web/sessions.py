@@ -23,8 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from . import versions
-from .protocol import ProtocolSession
+from ..mcp import versions
+from ..mcp.protocol import ProtocolSession
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
@@ -46,13 +46,21 @@ class Session(ProtocolSession):
 
 class SessionStore:
     def __init__(
-        self, secret: bytes, ttl: float, max_sessions: int, clock: Callable[[], float] = time.time
+        self,
+        secret: bytes,
+        ttl: float,
+        max_sessions: int,
+        clock: Callable[[], float] = time.time,
+        max_per_key: int | None = None,
     ):
         self._secret = secret
         self.ttl = ttl
         self.max_sessions = max_sessions
+        self.max_per_key = min(max_per_key or max_sessions, max_sessions)
         self._clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        # Each key's session ids, least recently used first: eviction takes the key's own.
+        self._by_key: dict[str, OrderedDict[str, None]] = {}
         # Ended ids, remembered until they would have expired anyway (bounded like sessions).
         self._ended: OrderedDict[str, float] = OrderedDict()
         self._stateless: dict[str, dict] = {}
@@ -83,6 +91,7 @@ class SessionStore:
                 self.end(session_id, key_id)
                 return None
             self._sessions.move_to_end(session_id)
+            self._by_key[key_id].move_to_end(session_id)
             session.last_seen = now
             return session
         issued = self._verify(session_id, key_id)
@@ -111,10 +120,7 @@ class SessionStore:
         ):
             return False
         if session is not None:
-            del self._sessions[session_id]
-            session.cancel_all()
-            if session.stream is not None:
-                session.stream.end()
+            self._drop(session_id)
         self._ended[session_id] = self._clock()
         while len(self._ended) > self.max_sessions * 4:
             self._ended.popitem(last=False)
@@ -137,15 +143,38 @@ class SessionStore:
             return None
 
     def _remember(self, session: Session) -> Session:
-        session.last_seen = self._clock()
+        """Keep ``session``, making room by evicting the same key's least recently used one.
+
+        Another key's session is never pushed out (only one that has expired anyway): when the
+        store is full of other keys' sessions, this one is served without being kept, and is
+        rebuilt from its id on its next request. Evicted, not ended: an evicted id stays valid.
+        """
+        now = self._clock()
+        session.last_seen = now
+        own = self._by_key.get(session.key_id, OrderedDict())
+        if len(own) >= self.max_per_key:
+            self._drop(next(iter(own)))
+        elif len(self._sessions) >= self.max_sessions:
+            oldest_id, oldest = next(iter(self._sessions.items()))
+            if now - oldest.last_seen > self.ttl:
+                self._drop(oldest_id)
+            elif own:
+                self._drop(next(iter(own)))
+            else:
+                return session
         self._sessions[session.id] = session
-        while len(self._sessions) > self.max_sessions:
-            _, evicted = self._sessions.popitem(last=False)
-            # Evicted, not ended: its id stays valid and is rebuilt if it comes back.
-            evicted.cancel_all()
-            if evicted.stream is not None:
-                evicted.stream.end()
+        self._by_key.setdefault(session.key_id, own)[session.id] = None
         return session
+
+    def _drop(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id)
+        own = self._by_key[session.key_id]
+        del own[session_id]
+        if not own:
+            del self._by_key[session.key_id]
+        session.cancel_all()
+        if session.stream is not None:
+            session.stream.end()
 
 
 class LegacySession(ProtocolSession):
@@ -180,19 +209,31 @@ class LegacySession(ProtocolSession):
 
 
 class LegacySessionRegistry:
-    def __init__(self, max_sessions: int):
+    """Open legacy sessions, at most ``max_sessions`` in all and ``max_per_key`` per key.
+
+    Room for a new session is made by closing the same key's oldest; another key's session is
+    never closed for it. When the registry is full of other keys' sessions, ``open`` refuses.
+    """
+
+    def __init__(self, max_sessions: int, max_per_key: int | None = None):
         self.max_sessions = max_sessions
+        self.max_per_key = min(max_per_key or max_sessions, max_sessions)
         self._sessions: OrderedDict[str, LegacySession] = OrderedDict()
+        self._by_key: dict[str, OrderedDict[str, None]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, key_id: str) -> LegacySession:
+    def open(self, key_id: str) -> LegacySession | None:
+        """A new session for ``key_id``, or None when there is no room for this key."""
+        own = self._by_key.get(key_id)
+        if own and (len(own) >= self.max_per_key or len(self._sessions) >= self.max_sessions):
+            self.close(next(iter(own)))
+        elif len(self._sessions) >= self.max_sessions:
+            return None
         session = LegacySession(secrets.token_hex(16), key_id)
         self._sessions[session.id] = session
-        while len(self._sessions) > self.max_sessions:
-            _, oldest = self._sessions.popitem(last=False)
-            oldest.close()
+        self._by_key.setdefault(key_id, OrderedDict())[session.id] = None
         return session
 
     def get(self, session_id: str, key_id: str) -> LegacySession | None:
@@ -205,4 +246,8 @@ class LegacySessionRegistry:
     def close(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            own = self._by_key[session.key_id]
+            del own[session_id]
+            if not own:
+                del self._by_key[session.key_id]
             session.close()
