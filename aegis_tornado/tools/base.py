@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -29,6 +28,7 @@ from ..gitea import (
     Page,
 )
 from ..mcp.registry import Tool, ToolContext, ToolDenied, ToolError
+from .gate import RepositoryGate, denial_scope
 from .policy import PathPolicy, RepoPolicy
 from .sanitize import clean_text, truncate_utf8
 from .validation import (
@@ -53,19 +53,29 @@ def not_found(what: str) -> str:
     return f"{what} not found, or not visible to the server's Gitea account"
 
 
-@dataclass
 class ToolEnv:
     """The services and settings the tools run with."""
 
-    client: GiteaClient
-    repos: RepoPolicy
-    paths: PathPolicy
-    public_url: str  # Gitea's web address, for links given to the model
-    max_result_bytes: int = 100_000
-    #: The server's own secrets (the Gitea token): redacted from every result, whatever the
-    #: content that carries them (a committed CI file, an echoing proxy).
-    withheld: tuple[str, ...] = ()
-    _repo_cache: dict[tuple[str, str], tuple[float, dict]] = field(default_factory=dict)
+    def __init__(
+        self,
+        client: GiteaClient,
+        repos: RepoPolicy,
+        paths: PathPolicy,
+        public_url: str,
+        max_result_bytes: int = 100_000,
+        withheld: tuple[str, ...] = (),
+    ) -> None:
+        #: Every Gitea call of every tool goes through the gate: a denied repository is asked
+        #: about under a name that cannot exist, so it answers (and costs) as a missing one.
+        self.client = RepositoryGate(client, repos)
+        self.repos = repos
+        self.paths = paths
+        self.public_url = public_url  # Gitea's web address, for links given to the model
+        self.max_result_bytes = max_result_bytes
+        #: The server's own secrets (the Gitea token): redacted from every result, whatever
+        #: the content that carries them (a committed CI file, an echoing proxy).
+        self.withheld = withheld
+        self._repo_cache: dict[tuple[str, str], tuple[float, dict]] = {}
 
     # --- links ---------------------------------------------------------------------------
 
@@ -97,18 +107,14 @@ class ToolEnv:
 
     # --- policy ---------------------------------------------------------------------------
 
-    def check_repo(self, owner: str, repo: str) -> None:
-        """A denied repository is indistinguishable from a missing one, and Gitea never hears
-        its name."""
-        if not self.repos.allows(owner, repo):
-            raise ToolDenied(not_found(f"Repository {owner}/{repo}"), reason="repo_policy")
-
     def target(self, arguments: dict[str, Any]) -> tuple[str, str]:
-        """The validated ``owner``/``repo`` of a call, refused here if the policy denies it:
-        every repository tool starts with this, so none can forget the policy."""
-        owner, repo = owner_repo(arguments)
-        self.check_repo(owner, repo)
-        return owner, repo
+        """The validated ``owner``/``repo`` of a call.
+
+        Whether the policy allows it is *not* decided here: a denied repository must take the
+        path a missing one takes (every argument checked, the same Gitea round trips, the same
+        words), so it is decided by the gate every Gitea call goes through (``tools/gate.py``).
+        """
+        return owner_repo(arguments)
 
     def check_path(self, path: str) -> None:
         pattern = self.paths.blocked_reason(path) if path else None
@@ -185,7 +191,6 @@ class ToolEnv:
     async def repository(self, owner: str, repo: str) -> dict:
         """Repository metadata (policy-checked), cached briefly: most tools need the default
         branch, and a conversation reads the same repository many times in a row."""
-        self.check_repo(owner, repo)
         key = (owner.lower(), repo.lower())
         cached = self._repo_cache.get(key)
         now = time.monotonic()
@@ -469,7 +474,14 @@ def make_tool(
     """A read-only Gitea tool whose result is always finished (sanitised, size-limited)."""
 
     async def run(arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
-        return await env.finish(await handler(env, arguments, context))
+        with denial_scope() as scope:
+            try:
+                return await env.finish(await handler(env, arguments, context))
+            except ToolError as error:
+                if not scope.denied or isinstance(error, ToolDenied):
+                    raise
+                # Same words as for a missing repository; the audit log alone says why.
+                raise ToolDenied(error.message, reason="repo_policy") from None
 
     return Tool(
         name=name,
