@@ -33,6 +33,7 @@ from .policy import PathPolicy, RepoPolicy
 from .sanitize import clean_text, truncate_utf8
 from .validation import (
     ValidationError,
+    escape_for_message,
     normalize_path,
     validate_owner,
     validate_ref,
@@ -120,7 +121,8 @@ class ToolEnv:
         pattern = self.paths.blocked_reason(path) if path else None
         if pattern is not None:
             raise ToolDenied(
-                f"Blocked by policy: '{path}' matches the sensitive-file pattern '{pattern}'. "
+                f"Blocked by policy: {escape_for_message(path)} matches the sensitive-file "
+                f"pattern '{pattern}'. "
                 "Its content is never returned; do not retry it.",
                 reason="sensitive_path",
             )

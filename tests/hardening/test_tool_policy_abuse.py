@@ -503,3 +503,68 @@ async def test_the_gitea_token_never_reaches_a_result(call, gitea, logs):
         result = await call.raw(tool, **LIGHTHOUSE, **extra)
         assert GITEA_TOKEN not in json.dumps(result)
     assert GITEA_TOKEN not in logs.stdout_text() + logs.audit_text()
+
+
+# --- names that hide what they are ------------------------------------------------------------
+
+HIDDEN_KEY = "deploy/key.pem\u200b"  # shown as deploy/key.pem once the invisible character goes
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_sensitive_name_with_an_invisible_character_is_refused_before_gitea(call, gitea):
+    for tool, extra in (
+        ("get_file_contents", {}),
+        ("get_file_tree", {}),
+    ):
+        message = await call.error(tool, **LIGHTHOUSE, path=HIDDEN_KEY, **extra)
+        # The refusal shows the character instead of hiding it.
+        assert message.startswith("Blocked by policy: 'deploy/key.pem\\u200b'"), message
+    assert (
+        await call.error("fetch", id=f"file:northwind/lighthouse@main:{HIDDEN_KEY}")
+    ).startswith("Blocked by policy")
+    assert gitea.requested_paths() == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_tree_marks_a_hidden_sensitive_name_blocked(call, gitea):
+    listing = [
+        {"name": "key.pem\u200b", "path": HIDDEN_KEY, "type": "file", "size": 8, "sha": "1" * 40},
+        {
+            "name": ".e\u200dnv",
+            "path": "deploy/.e\u200dnv",
+            "type": "file",
+            "size": 8,
+            "sha": "2" * 40,
+        },
+        {"name": "app.py", "path": "deploy/app.py", "type": "file", "size": 1, "sha": "3" * 40},
+    ]
+    gitea.faults.add("status", status=200, body=json.dumps(listing), path="/contents/deploy")
+    result = await call("get_file_tree", **LIGHTHOUSE, path="deploy", ref="main")
+    entries = {e["path"]: e for e in result["items"]}
+    # Shown without the invisible characters, and blocked as the names they show.
+    assert entries["deploy/key.pem"].get("blocked") is True
+    assert entries["deploy/.env"].get("blocked") is True
+    assert not entries["deploy/app.py"].get("blocked")
+
+
+HIDDEN_DIFF = """diff --git a/app.py b/app.py
+--- a/app.py
++++ b/app.py
+@@ -1 +1 @@
+-x = 1
++x = 2
+diff --git a/deploy/key.pem\u200b b/deploy/key.pem\u200b
+new file mode 100644
+--- /dev/null
++++ b/deploy/key.pem\u200b
+@@ -0,0 +1 @@
++SECRET_HIDDEN=leaked
+"""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_diff_omits_a_hidden_sensitive_name(call, gitea):
+    gitea.faults.add("status", status=200, body=HIDDEN_DIFF, path=".diff")
+    result = await call("get_commit", **LIGHTHOUSE, sha="6253de10")
+    assert "+x = 2" in result["diff"]
+    assert "SECRET_HIDDEN" not in json.dumps(result)

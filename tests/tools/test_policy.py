@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aegis_tornado.tools.policy import DEFAULT_SENSITIVE_PATHS, PathPolicy, RepoPolicy
+from aegis_tornado.tools.policy import (
+    DEFAULT_SENSITIVE_PATHS,
+    PathPolicy,
+    RepoPolicy,
+    displayed_name,
+)
 
 # --------------------------------------------------------------------------------------------
 # RepoPolicy: construction
@@ -459,3 +464,55 @@ def test_a_sensitive_name_is_caught_at_any_depth_and_as_any_directory(dirs, name
     policy = PathPolicy()
     assert policy.is_sensitive("/".join([*dirs, name]))
     assert policy.is_sensitive("/".join([*dirs, name, "child.txt"]))
+
+
+# --- names as displayed --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "glob"),
+    [
+        ("deploy/key.pem\u200b", "*.pem"),  # ZERO WIDTH SPACE: shown as deploy/key.pem
+        ("deploy/key.pem\u2060", "*.pem"),  # WORD JOINER
+        ("deploy/key.pem\ufeff", "*.pem"),  # BOM
+        ("key.pem\ufe0f", "*.pem"),  # a variation selector
+        ("key.pem\U000e0041", "*.pem"),  # a tag character
+        ("key.pem\u2028", "*.pem"),  # LINE SEPARATOR
+        ("key.pem\u2800", "*.pem"),  # BRAILLE PATTERN BLANK
+        ("key.pem\ue000", "*.pem"),  # private use
+        ("key.pem\u00ad", "*.pem"),  # SOFT HYPHEN
+        ("key.pem\u00a0", "*.pem"),  # NO-BREAK SPACE at the end of a name
+        (".e\u200dnv", ".env*"),
+        ("\u2060.env", ".env*"),
+        ("deploy/id_\u200crsa", "id_rsa*"),
+        ("secrets\u00ad.yml", "secrets.*"),
+        ("\uff0e\uff45\uff4e\uff56", ".env*"),  # full-width: shown as .env
+        ("ID_RSA\u200b", "id_rsa*"),
+    ],
+)
+def test_a_name_is_judged_as_it_is_displayed(path, glob):
+    assert PathPolicy().blocked_reason(path) == glob
+
+
+def test_names_are_compared_in_nfc_and_case_folded():
+    policy = PathPolicy(["café.txt", "strasse.txt"])
+    assert policy.is_sensitive("cafe\u0301.txt")  # NFD on disk, NFC in the glob
+    assert policy.is_sensitive("CAFE\u0301.TXT")
+    assert policy.is_sensitive("STRAßE.txt")  # case-folded: ß is ss
+
+
+def test_the_raw_name_is_refused_too():
+    # A glob written with the invisible character still matches the raw name.
+    assert PathPolicy(["a\u200bb.txt"]).is_sensitive("a\u200bb.txt")
+    assert PathPolicy(["*.pem"]).is_sensitive("key.pem")
+
+
+@pytest.mark.parametrize("path", ["README.md", "src/app\u200b.py", "docs/caf\u00e9.md", "a\u2800b"])
+def test_invisible_characters_do_not_make_ordinary_names_sensitive(path):
+    assert not PathPolicy().is_sensitive(path)
+
+
+def test_displayed_name():
+    assert displayed_name("Deploy/Key.PEM\u200b") == "deploy/key.pem"
+    assert displayed_name(" a / b ") == "a/b"
+    assert displayed_name("cafe\u0301") == "caf\u00e9"
