@@ -54,6 +54,7 @@ async def list_commits(env: ToolEnv, arguments: dict, context) -> dict:
     if ref:
         params["sha"] = ref
     path = repo_path(arguments)
+    env.check_path(path)  # the history of a key file is refused like the key file
     if path:
         params["path"] = path
     page = await env.page(

@@ -26,18 +26,42 @@ __all__ = ["DEFAULT_SENSITIVE_PATHS", "PathPolicy", "RepoPolicy", "displayed_nam
 
 T = TypeVar("T")
 
+#: Files whose content is never returned, unless SENSITIVE_PATHS replaces the list.
+#: docs/SECURITY.md documents each one in a table (a test keeps the two in step).
 DEFAULT_SENSITIVE_PATHS: tuple[str, ...] = (
+    # Environment and secrets files
     ".env*",
+    "secrets.*",
+    # Private keys and keystores
     "*.pem",
     "*.key",
-    "id_rsa*",
-    "id_ed25519*",
     "*.p12",
     "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    # Password databases
+    "*.kdbx",
+    # Credential stores of common tools
+    ".netrc",
+    "_netrc",
     ".git-credentials",
     ".npmrc",
     ".pypirc",
-    "secrets.*",
+    ".pgpass",
+    ".htpasswd",
+    ".vault-token",
+    ".dockercfg",
+    "**/.docker/config.json",
+    "**/.aws/credentials",
+    "**/.kube/config",
+    # Infrastructure state: holds every secret it provisioned
+    "*.tfstate",
+    "*.tfstate.backup",
 )
 
 # What a name handed to ``allows`` may look like. Deliberately looser than validate_owner /

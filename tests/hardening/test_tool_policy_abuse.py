@@ -515,6 +515,7 @@ async def test_a_sensitive_name_with_an_invisible_character_is_refused_before_gi
     for tool, extra in (
         ("get_file_contents", {}),
         ("get_file_tree", {}),
+        ("list_commits", {}),
     ):
         message = await call.error(tool, **LIGHTHOUSE, path=HIDDEN_KEY, **extra)
         # The refusal shows the character instead of hiding it.
@@ -568,3 +569,58 @@ async def test_a_diff_omits_a_hidden_sensitive_name(call, gitea):
     result = await call("get_commit", **LIGHTHOUSE, sha="6253de10")
     assert "+x = 2" in result["diff"]
     assert "SECRET_HIDDEN" not in json.dumps(result)
+
+
+# --- the default sensitive paths ------------------------------------------------------------
+
+#: A file for each credential store the default list covers (beyond .env and keys).
+CREDENTIAL_FILES = [
+    ".netrc",
+    "home/_netrc",
+    ".aws/credentials",
+    "ops/.aws/credentials",
+    ".docker/config.json",
+    "infra/terraform.tfstate",
+    "infra/terraform.tfstate.backup",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    "vault/passwords.kdbx",
+    "keys/id_ecdsa",
+    "keys/id_dsa",
+    "keys/id_ed25519_sk",
+    ".kube/config",
+    ".pgpass",
+    "release.jks",
+]
+
+
+@pytest.mark.parametrize("path", [".env", *CREDENTIAL_FILES])
+@pytest.mark.gen_test(timeout=30)
+async def test_credential_files_are_refused_before_gitea_by_every_tool(call, gitea, path):
+    for tool, extra in (
+        ("get_file_contents", {}),
+        ("get_file_tree", {}),
+        ("list_commits", {}),  # its history names the file to Gitea: refused as well
+        ("list_commits", {"ref": "main", "page": 2}),
+    ):
+        message = await call.error(tool, **LIGHTHOUSE, path=path, **extra)
+        assert message.startswith("Blocked by policy"), (tool, message)
+    message = await call.error("fetch", id=f"file:northwind/lighthouse@main:{path}")
+    assert message.startswith("Blocked by policy"), message
+    assert gitea.requested_paths() == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_credential_files_are_cut_out_of_diffs(call, gitea):
+    sections = "".join(
+        f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n"
+        f"@@ -0,0 +1 @@\n+LEAKED_{number}=x\n"
+        for number, path in enumerate(CREDENTIAL_FILES)
+    )
+    diff = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n+x = 2\n"
+    gitea.faults.add("status", status=200, body=diff + sections, path=".diff")
+    result = await call("get_commit", **LIGHTHOUSE, sha="6253de10")
+    assert "+x = 2" in result["diff"]
+    assert "LEAKED_" not in json.dumps(result)
+    assert result["diff_omitted_by_policy"] == CREDENTIAL_FILES

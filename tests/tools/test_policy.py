@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +16,8 @@ from aegis_tornado.tools.policy import (
     RepoPolicy,
     displayed_name,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------------------------
 # RepoPolicy: construction
@@ -245,20 +251,17 @@ def test_deny_wins_and_case_never_matters(allow, deny, owner, repo):
 
 
 def test_default_globs_are_the_documented_ones():
+    """One table in docs/SECURITY.md, the .env.example comment and the example YAML all name
+    exactly the defaults, in order."""
     assert PathPolicy().globs == DEFAULT_SENSITIVE_PATHS
-    assert DEFAULT_SENSITIVE_PATHS == (
-        ".env*",
-        "*.pem",
-        "*.key",
-        "id_rsa*",
-        "id_ed25519*",
-        "*.p12",
-        "*.pfx",
-        ".git-credentials",
-        ".npmrc",
-        ".pypirc",
-        "secrets.*",
-    )
+    security = (ROOT / "docs" / "SECURITY.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\s*\| `([^`]+)` \| [^|]+ \|$", security, flags=re.M)
+    assert tuple(table) == DEFAULT_SENSITIVE_PATHS
+    env_example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    [line] = re.findall(r"^#SENSITIVE_PATHS=(.*)$", env_example, flags=re.M)
+    assert tuple(line.split(",")) == DEFAULT_SENSITIVE_PATHS
+    example = yaml.safe_load((ROOT / "conf" / "aegis.example.yaml").read_text(encoding="utf-8"))
+    assert tuple(example["sensitive_paths"]) == DEFAULT_SENSITIVE_PATHS
 
 
 @pytest.mark.parametrize("prefix", ["", "app/", "deploy/prod/", "a/b/c/d/e/"])
@@ -281,6 +284,25 @@ def test_default_globs_are_the_documented_ones():
         (".pypirc", ".pypirc"),
         ("secrets.yaml", "secrets.*"),
         ("secrets.json", "secrets.*"),
+        ("release.jks", "*.jks"),
+        ("app.keystore", "*.keystore"),
+        ("server.ppk", "*.ppk"),
+        ("id_dsa", "id_dsa*"),
+        ("id_ecdsa", "id_ecdsa*"),
+        ("id_ecdsa_sk.pub", "id_ecdsa*"),
+        ("id_ed25519_sk", "id_ed25519*"),
+        ("passwords.kdbx", "*.kdbx"),
+        (".netrc", ".netrc"),
+        ("_netrc", "_netrc"),
+        (".pgpass", ".pgpass"),
+        (".htpasswd", ".htpasswd"),
+        (".vault-token", ".vault-token"),
+        (".dockercfg", ".dockercfg"),
+        (".docker/config.json", "**/.docker/config.json"),
+        (".aws/credentials", "**/.aws/credentials"),
+        (".kube/config", "**/.kube/config"),
+        ("terraform.tfstate", "*.tfstate"),
+        ("terraform.tfstate.backup", "*.tfstate.backup"),
     ],
 )
 def test_default_sensitive_files_at_any_depth(prefix, name, glob):
@@ -335,6 +357,15 @@ def test_matching_ignores_case(path):
         "secrets",  # no extension: "secrets.*" needs the dot
         "docs/secrets-management.md",
         "npmrc.md",
+        "src/identity.py",
+        "id_generator.py",
+        "docker/config.json",  # not in a .docker directory
+        "aws/credentials.md",
+        "docs/.aws/credentials.md",
+        "kube/config",
+        "main.tf",
+        "tfstate.md",
+        "netrc.py",
     ],
 )
 def test_ordinary_files_are_not_sensitive(path):
