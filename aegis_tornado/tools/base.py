@@ -297,30 +297,44 @@ def encoded_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
+#: Lists a result may lose whole entries from (from the end), and what to say when it does.
+_DROPPABLE_LISTS = {
+    "items": "ask for a smaller limit or the next page",
+    "results": "search with more specific words to see the rest",
+}
+#: Strings that are never shortened: a cut id, URL, name or path is a wrong one, not a
+#: shorter one.
+_NEVER_CUT = frozenset(
+    {"id", "url", "html_url", "full_name", "owner", "repo", "path", "ref", "sha", "truncated_note"}
+)
+
+
 def fit_result(value: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """Keep a result within ``max_bytes`` of JSON, saying what was cut.
 
-    Lists lose items from the end; otherwise the longest strings are shortened. Either way the
-    result says ``truncated: true`` and how to get the rest.
+    A list of entries (``items``, or ``results`` of ``search``) loses whole entries from the
+    end; otherwise the longest strings are shortened, never an id, URL, name or path. Either
+    way the result says ``truncated: true`` and how to get the rest.
     """
     if encoded_size(value) <= max_bytes:
         return value
     value = dict(value)
-    items = value.get("items")
-    if isinstance(items, list) and items:
-        kept = list(items)
-        while kept and encoded_size({**value, "items": kept}) > max_bytes - 300:
+    for key, advice in _DROPPABLE_LISTS.items():
+        entries = value.get(key)
+        if not isinstance(entries, list) or not entries:
+            continue
+        kept = list(entries)
+        while kept and encoded_size({**value, key: kept}) > max_bytes - 300:
             kept.pop()
-        omitted = len(items) - len(kept)
+        omitted = len(entries) - len(kept)
         value.update(
-            items=kept,
-            has_more=True,
+            {key: kept},
             truncated=True,
-            truncated_note=(
-                f"{omitted} item(s) omitted to stay under {max_bytes} bytes; ask for a smaller "
-                "limit or the next page"
-            ),
+            truncated_note=f"{omitted} {key[:-1]}(s) omitted to stay under {max_bytes} bytes; "
+            + advice,
         )
+        if key == "items":
+            value["has_more"] = True
         if encoded_size(value) <= max_bytes:
             return value
     # Shorten the longest strings until it fits.
@@ -350,7 +364,7 @@ def _longest_string(node: Any, path: tuple = ()) -> tuple[tuple, str | None]:
         else ()
     )
     for key, child in children:
-        if key == "truncated_note":
+        if key in _NEVER_CUT:
             continue
         found = _longest_string(child, path + (key,))
         if found[1] is not None and (best[1] is None or len(found[1]) > len(best[1])):
