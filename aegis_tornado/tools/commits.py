@@ -10,6 +10,7 @@ from .base import (
     PAGE,
     PATH,
     REF,
+    SHA,
     ToolEnv,
     checked,
     gitea_sha,
@@ -24,13 +25,6 @@ from .base import (
 )
 from .diffs import read_diff
 from .validation import validate_sha
-
-SHA = {
-    "type": "string",
-    "minLength": 4,
-    "maxLength": 64,
-    "description": "Commit SHA (at least 4 hex characters).",
-}
 
 
 def commit_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:

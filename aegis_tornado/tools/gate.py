@@ -1,5 +1,8 @@
-"""The Gitea client as the tools see it: a denied repository is indistinguishable from a
-missing one, in its answer *and* in its cost.
+"""The access policy at the tools' door: the repository gate every Gitea call goes through,
+and the refusal of sensitive paths.
+
+The gate: a denied repository is indistinguishable from a missing one, in its answer *and* in
+its cost.
 
 A tool never asks "is this repository allowed?" and branches on it: that branch would answer
 sooner (no Gitea round trip) and in other words (argument checks skipped) than the path a
@@ -23,12 +26,20 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..gitea import MAX_PAGE_LIMIT, GiteaClient, GiteaError, GiteaNotFound, Page, TreePage
-from .policy import RepoPolicy
-from .validation import OWNER_MAX_LENGTH
+from ..mcp.registry import ToolDenied
+from .policy import PathPolicy, RepoPolicy
+from .validation import OWNER_MAX_LENGTH, escape_for_message
 
 T = TypeVar("T")
 
-__all__ = ["DECOY_OWNER", "DECOY_REPO", "DenialScope", "RepositoryGate", "denial_scope"]
+__all__ = [
+    "DECOY_OWNER",
+    "DECOY_REPO",
+    "DenialScope",
+    "RepositoryGate",
+    "denial_scope",
+    "refuse_sensitive_path",
+]
 
 #: One character longer than Gitea has ever allowed a user or organisation name to be
 #: (``MaxSize(40)``), so no repository can live under it; ``validate_owner`` refuses it too.
@@ -165,3 +176,15 @@ def _as_if_named(error: GiteaError, owner: str, repo: str) -> GiteaError:
             error.path = error.path.replace(decoy, real)
     error.args = (error.message,)
     return error
+
+
+def refuse_sensitive_path(paths: PathPolicy, path: str) -> None:
+    """``ToolDenied`` when ``path`` is sensitive: every tool calls this before it asks Gitea
+    anything about the path. The path is quoted escaped, so a hidden character shows."""
+    pattern = paths.blocked_reason(path) if path else None
+    if pattern is not None:
+        raise ToolDenied(
+            f"Blocked by policy: {escape_for_message(path)} matches the sensitive-file "
+            f"pattern '{pattern}'. Its content is never returned; do not retry it.",
+            reason="sensitive_path",
+        )

@@ -17,6 +17,7 @@ import asyncio
 import re
 from typing import Any
 
+from ..gitea import MAX_TREE_PER_PAGE
 from ..mcp.registry import Tool, ToolError
 from .base import ToolEnv, checked, make_tool, obj, schema, text
 from .commits import get_commit
@@ -95,7 +96,7 @@ async def _search_paths(env: ToolEnv, query: str, repositories: list[dict]) -> l
         owner, name = str(repo["full_name"]).split("/", 1)
         branch = str(repo.get("default_branch") or "main")
         tree = await env.gitea(
-            env.client.get_tree(owner, name, branch, recursive=True, per_page=1000),
+            env.client.get_tree(owner, name, branch, recursive=True, per_page=MAX_TREE_PER_PAGE),
             f"Files of {owner}/{name}",
         )
         hits = []
@@ -119,6 +120,8 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     if not query:
         raise ToolError("query must contain words to search for.", reason="invalid_arguments")
     await context.progress("searching repositories and issues")
+    repos: list[dict] | BaseException
+    issues: list[dict] | BaseException
     repos, issues = await asyncio.gather(
         _search_repositories(env, query), _search_issues(env, query), return_exceptions=True
     )
@@ -128,9 +131,10 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     paths = await asyncio.gather(
         _search_paths(env, query, repos if isinstance(repos, list) else []), return_exceptions=True
     )
-    outcomes = [repos, issues, paths[0]]
-    if all(isinstance(o, BaseException) for o in outcomes):
-        raise outcomes[0]
+    if isinstance(repos, BaseException) and all(
+        isinstance(outcome, BaseException) for outcome in (issues, paths[0])
+    ):
+        raise repos
     results = []
     for repo in repos if isinstance(repos, list) else []:
         full_name = str(repo.get("full_name"))
