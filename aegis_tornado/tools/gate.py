@@ -41,10 +41,12 @@ __all__ = [
     "refuse_sensitive_path",
 ]
 
-#: One character longer than Gitea has ever allowed a user or organisation name to be
-#: (``MaxSize(40)``), so no repository can live under it; ``validate_owner`` refuses it too.
-DECOY_OWNER = ("aegis-no-such-owner-" * 3)[: OWNER_MAX_LENGTH + 1]
-DECOY_REPO = "aegis-no-such-repository"
+#: A user or organisation name Gitea refuses twice over: longer than its ``MaxSize(40)``
+#: and with two '-' in a row (``IsValidUsername``), so no repository can live under it even
+#: on an instance whose accounts came from LDAP or an older release. ``validate_owner``
+#: refuses it too. Were it ever answered, the gate drops the answer anyway.
+DECOY_OWNER = ("aegis--no--such--owner--" * 2)[: OWNER_MAX_LENGTH + 1]
+DECOY_REPO = "aegis--no--such--repository"
 
 
 class DenialScope:

@@ -13,9 +13,11 @@ from ..conftest import with_settings
 
 
 def test_the_decoy_is_a_name_no_gitea_repository_can_have():
-    with pytest.raises(ValidationError):
-        validate_owner(DECOY_OWNER)  # longer than Gitea has ever allowed
-    assert validate_repo(DECOY_REPO) == DECOY_REPO  # a plain name: nothing unusual to route
+    with pytest.raises(ValidationError, match="at most 40"):
+        validate_owner(DECOY_OWNER)  # longer than Gitea allows
+    with pytest.raises(ValidationError, match="in a row"):
+        validate_owner(DECOY_OWNER[:9])  # and not a name Gitea creates at any length
+    assert validate_repo(DECOY_REPO) == DECOY_REPO  # plain characters: nothing odd to route
 
 
 @with_settings(repo_denylist=("northwind/lighthouse",))
