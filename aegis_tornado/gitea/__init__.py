@@ -4,7 +4,7 @@ Nothing here knows about MCP. Use :class:`GiteaClient` with an endpoint name fro
 :data:`ENDPOINTS`; failures are :class:`GiteaError` subclasses with messages a model can act on.
 """
 
-from .client import MAX_PAGE_LIMIT, MAX_TREE_PER_PAGE, GiteaClient, Page, TreePage
+from .client import GiteaClient, Page, TreePage
 from .endpoints import ENDPOINTS, SHAPES, build_path
 from .errors import (
     GiteaAuthError,
@@ -15,10 +15,12 @@ from .errors import (
     GiteaNotFound,
     GiteaUnavailable,
 )
+from .limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MAX_TREE_PER_PAGE
 
 __all__ = [
     "ENDPOINTS",
     "SHAPES",
+    "DEFAULT_PAGE_LIMIT",
     "MAX_PAGE_LIMIT",
     "MAX_TREE_PER_PAGE",
     "build_path",

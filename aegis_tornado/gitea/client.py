@@ -65,6 +65,7 @@ from .errors import (
     GiteaNotFound,
     GiteaUnavailable,
 )
+from .limits import MAX_PAGE_LIMIT, MAX_TREE_PER_PAGE
 
 __all__ = ["GiteaClient", "Page", "TreePage", "MAX_PAGE_LIMIT", "MAX_TREE_PER_PAGE"]
 
@@ -77,10 +78,6 @@ retry_listener: ContextVar[Callable[[str, int, float], None] | None] = ContextVa
     "gitea_retry_listener", default=None
 )
 
-#: Gitea's ``[api] MAX_RESPONSE_ITEMS`` default; larger ``limit`` values are silently clamped.
-MAX_PAGE_LIMIT = 50
-#: Gitea's ``[api] DEFAULT_GIT_TREES_PER_PAGE`` default, the most a tree page can hold.
-MAX_TREE_PER_PAGE = 1000
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 _RETRY_STATUSES = frozenset({502, 503, 504})

@@ -10,6 +10,7 @@ from .base import (
     PAGE,
     PATH,
     REF,
+    SHA,
     ToolEnv,
     checked,
     gitea_sha,
@@ -24,13 +25,6 @@ from .base import (
 )
 from .diffs import read_diff
 from .validation import validate_sha
-
-SHA = {
-    "type": "string",
-    "minLength": 4,
-    "maxLength": 64,
-    "description": "Commit SHA (at least 4 hex characters).",
-}
 
 
 def commit_summary(env: ToolEnv, owner: str, repo: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +48,7 @@ async def list_commits(env: ToolEnv, arguments: dict, context) -> dict:
     if ref:
         params["sha"] = ref
     path = repo_path(arguments)
+    env.check_path(path)  # the history of a key file is refused like the key file
     if path:
         params["path"] = path
     page = await env.page(

@@ -9,6 +9,7 @@ from typing import Any
 from ..mcp.registry import Tool, ToolError
 from .base import (
     LIMIT,
+    LINE,
     PAGE,
     PATH,
     REF,
@@ -24,13 +25,11 @@ from .base import (
     text,
 )
 from .sanitize import looks_binary
-from .validation import validate_number
+from .validation import validate_line
 
 _ENTRY_TYPES = {"blob": "file", "tree": "dir", "commit": "submodule"}
 #: Room kept for the fields around a file's text.
 _METADATA_ALLOWANCE = 2_000
-
-LINE = {"type": "integer", "minimum": 1, "maximum": 10_000_000}
 
 
 def _entry(env: ToolEnv, path: str, kind: str, size: Any) -> dict[str, Any]:
@@ -136,10 +135,10 @@ async def get_file_contents(env: ToolEnv, arguments: dict, context) -> dict:
             reason="invalid_arguments",
         )
     env.check_path(path)  # before any request: a blocked file is never fetched
-    start_line = checked(validate_number, arguments.get("start_line") or 1, field="start_line")
+    start_line = checked(validate_line, arguments.get("start_line") or 1, field="start_line")
     end_line = arguments.get("end_line")
     if end_line is not None:
-        end_line = checked(validate_number, end_line, field="end_line")
+        end_line = checked(validate_line, end_line, field="end_line")
         if end_line < start_line:
             raise ToolError("end_line must not be before start_line.", reason="invalid_arguments")
     ref = optional_ref(arguments) or await env.default_branch(owner, repo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..gitea import MAX_PAGE_LIMIT
 from ..mcp.registry import Tool
 from .base import (
     LIMIT,
@@ -144,7 +145,9 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
     )
     await context.progress("reading changed files")
     files = await env.gitea(
-        env.client.get_page("pull_files", owner=owner, repo=repo, index=number, page=1, limit=50),
+        env.client.get_page(
+            "pull_files", owner=owner, repo=repo, index=number, page=1, limit=MAX_PAGE_LIMIT
+        ),
         what,
         (owner, repo),
     )
@@ -170,7 +173,7 @@ async def get_pull_request(env: ToolEnv, arguments: dict, context) -> dict:
         **diff,
     )
     if files.has_more:
-        result["files_note"] = "Only the first 50 changed files are listed."
+        result["files_note"] = f"Only the first {MAX_PAGE_LIMIT} changed files are listed."
     if diff["diff_truncated"]:
         result["note"] = f"The diff was cut; see the full change at {result['url']}/files"
     return result

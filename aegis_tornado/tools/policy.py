@@ -15,28 +15,53 @@ Stdlib only.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, TypeVar
 from urllib.parse import unquote
 
 from .validation import ValidationError, validate_owner, validate_repo
 
-__all__ = ["DEFAULT_SENSITIVE_PATHS", "PathPolicy", "RepoPolicy"]
+__all__ = ["DEFAULT_SENSITIVE_PATHS", "PathPolicy", "RepoPolicy", "displayed_name"]
 
 T = TypeVar("T")
 
+#: Files whose content is never returned, unless SENSITIVE_PATHS replaces the list.
+#: docs/SECURITY.md documents each one in a table (a test keeps the two in step).
 DEFAULT_SENSITIVE_PATHS: tuple[str, ...] = (
+    # Environment and secrets files
     ".env*",
+    "secrets.*",
+    # Private keys and keystores
     "*.pem",
     "*.key",
-    "id_rsa*",
-    "id_ed25519*",
     "*.p12",
     "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    # Password databases
+    "*.kdbx",
+    # Credential stores of common tools
+    ".netrc",
+    "_netrc",
     ".git-credentials",
     ".npmrc",
     ".pypirc",
-    "secrets.*",
+    ".pgpass",
+    ".htpasswd",
+    ".vault-token",
+    ".dockercfg",
+    "**/.docker/config.json",
+    "**/.aws/credentials",
+    "**/.kube/config",
+    # Infrastructure state: holds every secret it provisioned
+    "*.tfstate",
+    "*.tfstate.backup",
 )
 
 # What a name handed to ``allows`` may look like. Deliberately looser than validate_owner /
@@ -274,6 +299,55 @@ def _translate_glob(glob: str, whole_path: bool) -> str:
     return "".join(out)
 
 
+# What never shows when a name is displayed. Deliberately wider than what the sanitiser strips
+# from results (tools/sanitize.py, which may keep a character in context): for matching, seeing
+# more names as sensitive is the safe side. Invisible/format/bidi characters, joiners, variation
+# selectors, tags, fillers and blanks (U+2800 BRAILLE PATTERN BLANK, Hangul fillers), line and
+# paragraph separators, private-use characters, controls.
+_INVISIBLE_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\ufff0-\ufffb\ue000-\uf8ff\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff\U000f0000-\U0010ffff]"
+)
+# And any other character of these categories (new format characters, lone surrogates).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+
+
+def displayed_name(name: str) -> str:
+    """``name`` as a reader sees it, for matching: invisible characters removed, each
+    ``/``-separated part trimmed of surrounding white space, NFC, case-folded.
+
+    ``deploy/key.pem`` followed by U+200B is shown as ``deploy/key.pem``, so the policy must
+    judge it as ``deploy/key.pem``. (One function of the policy's own, so what the sanitiser
+    strips from results can change without changing what the policy sees.)
+    """
+    if name.isascii() and name.isprintable():
+        return "/".join(part.strip() for part in name.split("/")).casefold()
+    visible = "".join(
+        ch
+        for ch in _INVISIBLE_IN_NAMES.sub("", name)
+        if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+    )
+    trimmed = "/".join(part.strip() for part in visible.split("/"))
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", trimmed).casefold())
+
+
+def _matching_forms(path: str) -> list[str]:
+    """The forms of ``path`` a glob is matched against: the raw name (refused as it is), the
+    name as displayed, and that name's compatibility form (NFKC: full-width ``．ｅｎｖ`` is
+    read as ``.env``)."""
+    shown = displayed_name(path)
+    forms = [path]
+    if shown != path.lower():
+        forms.append(shown)
+    if not shown.isascii():
+        compatible = unicodedata.normalize("NFKC", shown).casefold()
+        if compatible not in forms:
+            forms.append(compatible)
+    return forms
+
+
 class _PathGlob(NamedTuple):
     text: str  # as configured
     regex: re.Pattern[str]
@@ -339,6 +413,9 @@ class PathPolicy:
     - ``*`` and ``?`` stay within one name; ``**`` (with ``/``) crosses directories.
     - Matching ignores case, so ``ID_RSA`` and ``.ENV`` are caught as they would be on a
       case-insensitive file system.
+    - A path is matched as it is *and* as it is displayed (:func:`displayed_name`: invisible
+      characters removed, NFC, case-folded; and its NFKC form), so ``deploy/key.pem`` + U+200B
+      or a full-width ``．ｅｎｖ`` is as sensitive as the name it shows.
     """
 
     def __init__(self, globs: Sequence[str] | None = None) -> None:
@@ -359,7 +436,7 @@ class PathPolicy:
         """The glob that makes ``path`` sensitive, or None. The root (``""``) never is."""
         if not isinstance(path, str):
             raise TypeError(f"path must be a string, not {type(path).__name__}")
-        for segments in _path_forms(path):
+        for segments in (seg for form in _matching_forms(path) for seg in _path_forms(form)):
             prefixes = ["/".join(segments[: i + 1]) for i in range(len(segments))]
             for glob in self._globs:
                 if glob.whole_path:

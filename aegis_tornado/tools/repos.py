@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..gitea import MAX_PAGE_LIMIT
 from ..mcp.registry import Tool
 from .base import (
     LIMIT,
@@ -38,7 +39,8 @@ def repo_summary(env: ToolEnv, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-#: Under a restrictive policy, how many Gitea pages (of 50) a listing may scan to fill a page.
+#: Under a restrictive policy, how many Gitea pages (of MAX_PAGE_LIMIT) a listing may scan to
+#: fill a page.
 MAX_SCANNED_PAGES = 20
 
 
@@ -65,7 +67,7 @@ async def list_repositories(env: ToolEnv, arguments: dict, context) -> dict:
     gitea_more = True
     number = 1
     while gitea_more and len(visible) < wanted and number <= MAX_SCANNED_PAGES:
-        page = await gitea_page(number, 50)
+        page = await gitea_page(number, MAX_PAGE_LIMIT)
         visible.extend(env.repos.filter(page.items, key=lambda r: r.get("full_name", "")))
         gitea_more = page.has_more
         number += 1

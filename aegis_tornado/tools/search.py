@@ -17,6 +17,7 @@ import asyncio
 import re
 from typing import Any
 
+from ..gitea import MAX_TREE_PER_PAGE
 from ..mcp.registry import Tool, ToolError
 from .base import ToolEnv, checked, make_tool, obj, schema, text
 from .commits import get_commit
@@ -95,7 +96,7 @@ async def _search_paths(env: ToolEnv, query: str, repositories: list[dict]) -> l
         owner, name = str(repo["full_name"]).split("/", 1)
         branch = str(repo.get("default_branch") or "main")
         tree = await env.gitea(
-            env.client.get_tree(owner, name, branch, recursive=True, per_page=1000),
+            env.client.get_tree(owner, name, branch, recursive=True, per_page=MAX_TREE_PER_PAGE),
             f"Files of {owner}/{name}",
         )
         hits = []
@@ -131,7 +132,7 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
         _search_paths(env, query, repos if isinstance(repos, list) else []), return_exceptions=True
     )
     if isinstance(repos, BaseException) and all(
-        isinstance(o, BaseException) for o in (issues, paths[0])
+        isinstance(outcome, BaseException) for outcome in (issues, paths[0])
     ):
         raise repos
     results = []

@@ -11,7 +11,9 @@ The name rules mirror Gitea's own (``modules/validation/helpers.go`` ``IsValidUs
 ``git check-ref-format``. A name that Gitea could never have created is refused here, so such a
 request never reaches the upstream API at all.
 
-Stdlib only.
+Every limit on a tool argument is declared here once; the tools' input schemas
+(``tools/schemas.py``) are built from these constants. Gitea's paging limits come from
+``gitea/limits.py``. No I/O.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
+from ..gitea.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+
 __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_PAGE",
     "MAX_LIMIT",
+    "MAX_LINE",
     "MAX_NUMBER",
+    "MAX_PAGE",
     "OWNER_MAX_LENGTH",
     "PATH_MAX_BYTES",
     "PATH_SEGMENT_MAX_BYTES",
@@ -40,6 +46,7 @@ __all__ = [
     "escape_for_message",
     "normalize_path",
     "validate_limit",
+    "validate_line",
     "validate_number",
     "validate_owner",
     "validate_page",
@@ -56,9 +63,11 @@ REF_MAX_BYTES = 255
 SHA_MIN_LENGTH = 4  # git's minimum abbreviation (core.abbrev cannot go lower)
 SHA_MAX_LENGTH = 64  # SHA-256 object names
 MAX_NUMBER = 2**31 - 1  # issue/PR indexes are int64 in Gitea, but nothing real exceeds int32
+MAX_LINE = 10_000_000  # a line number (get_file_contents): far past any file Gitea serves
 DEFAULT_PAGE = 1
-DEFAULT_LIMIT = 30  # Gitea [api] DEFAULT_PAGING_NUM
-MAX_LIMIT = 50  # Gitea [api] MAX_RESPONSE_ITEMS (Gitea clamps silently; we say so instead)
+MAX_PAGE = 100_000  # 5 million entries at the largest page size: beyond any real listing
+DEFAULT_LIMIT = DEFAULT_PAGE_LIMIT
+MAX_LIMIT = MAX_PAGE_LIMIT  # Gitea clamps silently; we say so instead
 
 # models/user/user.go reservedUsernames (Gitea 1.2x). Names only a legacy instance could hold;
 # Gitea refuses to create them, and most collide with web/API routes.
@@ -575,11 +584,16 @@ def validate_number(n: object, *, field: str = "number") -> int:
     return _bounded_int(n, field, 42, MAX_NUMBER)
 
 
+def validate_line(n: object, *, field: str = "start_line") -> int:
+    """A 1-based line number: an ``int`` (not ``bool``) from 1 to ``MAX_LINE``."""
+    return _bounded_int(n, field, 1, MAX_LINE)
+
+
 def validate_page(page: object) -> int:
-    """A 1-based page number; ``None`` means ``DEFAULT_PAGE``."""
+    """A 1-based page number up to ``MAX_PAGE``; ``None`` means ``DEFAULT_PAGE``."""
     if page is None:
         return DEFAULT_PAGE
-    return _bounded_int(page, "page", 2, MAX_NUMBER)
+    return _bounded_int(page, "page", 2, MAX_PAGE)
 
 
 def validate_limit(limit: object) -> int:

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aegis_tornado.tools.gate import DECOY_OWNER, DECOY_REPO
 from aegis_tornado.tools.policy import RepoPolicy
 
 from .checks import assert_no_leak, assert_tool_result
@@ -44,7 +45,10 @@ SENSITIVE_CONTENT = (
     base64.b64encode(b"FAKE PRIVATE KEY FOR THE AEGIS DEMO - server key")[:40].decode(),
 )
 #: Why a call may end without asking Gitea anything, and must.
-REFUSED_BEFORE_GITEA = {"invalid_arguments", "sensitive_path", "repo_policy"}
+REFUSED_BEFORE_GITEA = {"invalid_arguments", "sensitive_path"}
+#: What Gitea is asked instead of a denied repository: a name that cannot exist, so a denied
+#: repository costs (and answers) what a missing one does.
+DECOY = (DECOY_OWNER.lower(), DECOY_REPO.lower())
 
 #: One call per tool that succeeds against a well-behaved double.
 GOOD_CALLS = {
@@ -108,7 +112,10 @@ def check_call(gitea_live: GiteaLive, name: str, arguments, result: dict, mark: 
     asked = gitea_live.requests_since(mark)
     if audit.get("reason") in REFUSED_BEFORE_GITEA:
         assert asked == [], (name, arguments, audit, [r.path for r in asked])
-    denied = {pair for pair in gitea_live.repositories_named(asked) if not POLICY.allows(*pair)}
+    named = gitea_live.repositories_named(asked)
+    if audit.get("reason") == "repo_policy":
+        assert named <= {DECOY}, (name, arguments, audit, named)
+    denied = {pair for pair in named - {DECOY} if not POLICY.allows(*pair)}
     assert not denied, (name, arguments, denied)
     dumped = json.dumps(result, ensure_ascii=False)
     assert GITEA_TOKEN not in dumped

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import statistics
+import time
 
 import pytest
 
@@ -106,6 +108,99 @@ async def test_search_and_issue_search_hide_a_denied_owner(call, gitea):
         for result in found["results"]:
             assert "northwind" not in result["id"].lower() + result["url"].lower(), result
     assert not any(name.startswith("northwind/") for name in named_repositories(gitea))
+
+
+#: Every tool once more, each with every kind of argument it refuses: the refusal must not
+#: depend on whether the repository is denied or missing.
+INVALID_ARGUMENT_CASES = [
+    ("get_file_contents", {"path": ".env"}),
+    ("get_file_contents", {"path": ".env", "ref": "main"}),
+    ("get_file_contents", {"path": "README.md", "start_line": 5, "end_line": 2}),
+    ("get_file_contents", {"path": "README.md", "ref": "a..b"}),
+    ("get_file_contents", {"path": "../x"}),
+    ("get_file_contents", {"path": ""}),
+    ("get_file_tree", {"path": ".env"}),
+    ("get_file_tree", {"path": "deploy/id_rsa", "recursive": True}),
+    ("get_file_tree", {"ref": "a..b"}),
+    ("get_file_tree", {"path": "../x"}),
+    ("list_commits", {"path": ".env"}),
+    ("list_commits", {"ref": "a..b"}),
+    ("list_commits", {"path": "../x"}),
+    ("get_commit", {"sha": "zzzz"}),
+    ("get_issue", {"number": 0}),
+    ("list_branches", {"limit": 51}),
+]
+#: fetch ids: the valid ones and each way an id can be refused.
+FETCH_CASES = [
+    *FETCH_IDS,
+    "file:{}@main:.env",
+    "file:{}@a..b:README.md",
+    "file:{}@main:../x",
+    "commit:{}@zzzz",
+    "issue:{}#0",
+    "pull:{}",
+    "repo:{}@main",
+]
+
+
+def _timed_cases(owner: str, repo: str):
+    """(tool, arguments) for every case, about ``owner/repo``."""
+    for tool, extra in REPO_TOOLS + INVALID_ARGUMENT_CASES:
+        yield tool, {"owner": owner, "repo": repo, **extra}
+    for template in FETCH_CASES:
+        yield "fetch", {"id": template.format(f"{owner}/{repo}")}
+
+
+@with_settings(repo_denylist=("northwind/lighthouse",))
+@pytest.mark.gen_test(timeout=240)
+async def test_a_denied_repository_answers_and_costs_as_a_missing_one(call, gitea):
+    """Byte for byte the same answer for every tool and every refused argument (after the name
+    is swapped), in about the same time: the denied path is not a short cut."""
+    denied_cases = list(_timed_cases("northwind", "lighthouse"))
+    missing_cases = list(_timed_cases("northwind", "no-such-repo"))
+    slow: list[tuple[str, float, float]] = []
+    for (tool, denied_args), (_, missing_args) in zip(denied_cases, missing_cases, strict=True):
+        denied = json.dumps(await call.raw(tool, **denied_args), sort_keys=True)
+        missing = json.dumps(await call.raw(tool, **missing_args), sort_keys=True)
+        assert denied == missing.replace("no-such-repo", "lighthouse"), (tool, denied_args)
+        # Latency: medians of interleaved calls, so machine load weighs on both alike; a
+        # noisy round is measured again (the old short cut was 2-3x faster every time).
+        for _attempt in range(3):
+            times: dict[str, list[float]] = {"denied": [], "missing": []}
+            for _ in range(15):
+                for label, arguments in (("denied", denied_args), ("missing", missing_args)):
+                    started = time.perf_counter()
+                    await call.raw(tool, **arguments)
+                    times[label].append(time.perf_counter() - started)
+            d, m = statistics.median(times["denied"]), statistics.median(times["missing"])
+            if max(d, m) <= 1.5 * min(d, m):
+                break
+        else:
+            slow.append((f"{tool} {denied_args}", d, m))
+    assert not slow, slow
+    assert "northwind/lighthouse" not in named_repositories(gitea)
+
+
+@with_settings(repo_denylist=("northwind/lighthouse",), gitea_retries=0)
+@pytest.mark.parametrize("status", [400, 403, 422, 500, 503])
+@pytest.mark.gen_test(timeout=60)
+async def test_a_failing_gitea_quotes_a_denied_repository_as_a_missing_one(
+    call, gitea, logs, status
+):
+    """Gitea's failures quote the API path: the denied repository's call (sent under a name
+    that cannot exist) must quote the name the caller gave, exactly as a missing one's does."""
+    gitea.faults.add("status", status=status, body=json.dumps({"message": "no"}))
+    for tool, extra in REPO_TOOLS:
+        denied = await call.error(tool, owner="northwind", repo="lighthouse", **extra)
+        missing = await call.error(tool, owner="northwind", repo="no-such-repo", **extra)
+        assert denied == missing.replace("no-such-repo", "lighthouse"), (tool, denied)
+    assert "northwind/lighthouse" not in named_repositories(gitea)
+    # The caller cannot tell them apart; the operator's audit log can.
+    records = [r for r in logs.audit("tool_call") if r["tool"] == "get_repository"]
+    assert [(r["status"], r["reason"]) for r in records] == [
+        ("denied", "repo_policy"),
+        ("error", records[1]["reason"]),
+    ]
 
 
 # --- hostile paths, refs and ids ------------------------------------------------------------
@@ -408,3 +503,124 @@ async def test_the_gitea_token_never_reaches_a_result(call, gitea, logs):
         result = await call.raw(tool, **LIGHTHOUSE, **extra)
         assert GITEA_TOKEN not in json.dumps(result)
     assert GITEA_TOKEN not in logs.stdout_text() + logs.audit_text()
+
+
+# --- names that hide what they are ------------------------------------------------------------
+
+HIDDEN_KEY = "deploy/key.pem\u200b"  # shown as deploy/key.pem once the invisible character goes
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_sensitive_name_with_an_invisible_character_is_refused_before_gitea(call, gitea):
+    for tool, extra in (
+        ("get_file_contents", {}),
+        ("get_file_tree", {}),
+        ("list_commits", {}),
+    ):
+        message = await call.error(tool, **LIGHTHOUSE, path=HIDDEN_KEY, **extra)
+        # The refusal shows the character instead of hiding it.
+        assert message.startswith("Blocked by policy: 'deploy/key.pem\\u200b'"), message
+    assert (
+        await call.error("fetch", id=f"file:northwind/lighthouse@main:{HIDDEN_KEY}")
+    ).startswith("Blocked by policy")
+    assert gitea.requested_paths() == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_tree_marks_a_hidden_sensitive_name_blocked(call, gitea):
+    listing = [
+        {"name": "key.pem\u200b", "path": HIDDEN_KEY, "type": "file", "size": 8, "sha": "1" * 40},
+        {
+            "name": ".e\u200dnv",
+            "path": "deploy/.e\u200dnv",
+            "type": "file",
+            "size": 8,
+            "sha": "2" * 40,
+        },
+        {"name": "app.py", "path": "deploy/app.py", "type": "file", "size": 1, "sha": "3" * 40},
+    ]
+    gitea.faults.add("status", status=200, body=json.dumps(listing), path="/contents/deploy")
+    result = await call("get_file_tree", **LIGHTHOUSE, path="deploy", ref="main")
+    entries = {e["path"]: e for e in result["items"]}
+    # Shown without the invisible characters, and blocked as the names they show.
+    assert entries["deploy/key.pem"].get("blocked") is True
+    assert entries["deploy/.env"].get("blocked") is True
+    assert not entries["deploy/app.py"].get("blocked")
+
+
+HIDDEN_DIFF = """diff --git a/app.py b/app.py
+--- a/app.py
++++ b/app.py
+@@ -1 +1 @@
+-x = 1
++x = 2
+diff --git a/deploy/key.pem\u200b b/deploy/key.pem\u200b
+new file mode 100644
+--- /dev/null
++++ b/deploy/key.pem\u200b
+@@ -0,0 +1 @@
++SECRET_HIDDEN=leaked
+"""
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_diff_omits_a_hidden_sensitive_name(call, gitea):
+    gitea.faults.add("status", status=200, body=HIDDEN_DIFF, path=".diff")
+    result = await call("get_commit", **LIGHTHOUSE, sha="6253de10")
+    assert "+x = 2" in result["diff"]
+    assert "SECRET_HIDDEN" not in json.dumps(result)
+
+
+# --- the default sensitive paths ------------------------------------------------------------
+
+#: A file for each credential store the default list covers (beyond .env and keys).
+CREDENTIAL_FILES = [
+    ".netrc",
+    "home/_netrc",
+    ".aws/credentials",
+    "ops/.aws/credentials",
+    ".docker/config.json",
+    "infra/terraform.tfstate",
+    "infra/terraform.tfstate.backup",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    "vault/passwords.kdbx",
+    "keys/id_ecdsa",
+    "keys/id_dsa",
+    "keys/id_ed25519_sk",
+    ".kube/config",
+    ".pgpass",
+    "release.jks",
+]
+
+
+@pytest.mark.parametrize("path", [".env", *CREDENTIAL_FILES])
+@pytest.mark.gen_test(timeout=30)
+async def test_credential_files_are_refused_before_gitea_by_every_tool(call, gitea, path):
+    for tool, extra in (
+        ("get_file_contents", {}),
+        ("get_file_tree", {}),
+        ("list_commits", {}),  # its history names the file to Gitea: refused as well
+        ("list_commits", {"ref": "main", "page": 2}),
+    ):
+        message = await call.error(tool, **LIGHTHOUSE, path=path, **extra)
+        assert message.startswith("Blocked by policy"), (tool, message)
+    message = await call.error("fetch", id=f"file:northwind/lighthouse@main:{path}")
+    assert message.startswith("Blocked by policy"), message
+    assert gitea.requested_paths() == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_credential_files_are_cut_out_of_diffs(call, gitea):
+    sections = "".join(
+        f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n"
+        f"@@ -0,0 +1 @@\n+LEAKED_{number}=x\n"
+        for number, path in enumerate(CREDENTIAL_FILES)
+    )
+    diff = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n+x = 2\n"
+    gitea.faults.add("status", status=200, body=diff + sections, path=".diff")
+    result = await call("get_commit", **LIGHTHOUSE, sha="6253de10")
+    assert "+x = 2" in result["diff"]
+    assert "LEAKED_" not in json.dumps(result)
+    assert result["diff_omitted_by_policy"] == CREDENTIAL_FILES

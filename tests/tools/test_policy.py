@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aegis_tornado.tools.policy import DEFAULT_SENSITIVE_PATHS, PathPolicy, RepoPolicy
+from aegis_tornado.tools.policy import (
+    DEFAULT_SENSITIVE_PATHS,
+    PathPolicy,
+    RepoPolicy,
+    displayed_name,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------------------------
 # RepoPolicy: construction
@@ -240,20 +251,17 @@ def test_deny_wins_and_case_never_matters(allow, deny, owner, repo):
 
 
 def test_default_globs_are_the_documented_ones():
+    """One table in docs/SECURITY.md, the .env.example comment and the example YAML all name
+    exactly the defaults, in order."""
     assert PathPolicy().globs == DEFAULT_SENSITIVE_PATHS
-    assert DEFAULT_SENSITIVE_PATHS == (
-        ".env*",
-        "*.pem",
-        "*.key",
-        "id_rsa*",
-        "id_ed25519*",
-        "*.p12",
-        "*.pfx",
-        ".git-credentials",
-        ".npmrc",
-        ".pypirc",
-        "secrets.*",
-    )
+    security = (ROOT / "docs" / "SECURITY.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\s*\| `([^`]+)` \| [^|]+ \|$", security, flags=re.M)
+    assert tuple(table) == DEFAULT_SENSITIVE_PATHS
+    env_example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    [line] = re.findall(r"^#SENSITIVE_PATHS=(.*)$", env_example, flags=re.M)
+    assert tuple(line.split(",")) == DEFAULT_SENSITIVE_PATHS
+    example = yaml.safe_load((ROOT / "conf" / "aegis.example.yaml").read_text(encoding="utf-8"))
+    assert tuple(example["sensitive_paths"]) == DEFAULT_SENSITIVE_PATHS
 
 
 @pytest.mark.parametrize("prefix", ["", "app/", "deploy/prod/", "a/b/c/d/e/"])
@@ -276,6 +284,25 @@ def test_default_globs_are_the_documented_ones():
         (".pypirc", ".pypirc"),
         ("secrets.yaml", "secrets.*"),
         ("secrets.json", "secrets.*"),
+        ("release.jks", "*.jks"),
+        ("app.keystore", "*.keystore"),
+        ("server.ppk", "*.ppk"),
+        ("id_dsa", "id_dsa*"),
+        ("id_ecdsa", "id_ecdsa*"),
+        ("id_ecdsa_sk.pub", "id_ecdsa*"),
+        ("id_ed25519_sk", "id_ed25519*"),
+        ("passwords.kdbx", "*.kdbx"),
+        (".netrc", ".netrc"),
+        ("_netrc", "_netrc"),
+        (".pgpass", ".pgpass"),
+        (".htpasswd", ".htpasswd"),
+        (".vault-token", ".vault-token"),
+        (".dockercfg", ".dockercfg"),
+        (".docker/config.json", "**/.docker/config.json"),
+        (".aws/credentials", "**/.aws/credentials"),
+        (".kube/config", "**/.kube/config"),
+        ("terraform.tfstate", "*.tfstate"),
+        ("terraform.tfstate.backup", "*.tfstate.backup"),
     ],
 )
 def test_default_sensitive_files_at_any_depth(prefix, name, glob):
@@ -330,6 +357,15 @@ def test_matching_ignores_case(path):
         "secrets",  # no extension: "secrets.*" needs the dot
         "docs/secrets-management.md",
         "npmrc.md",
+        "src/identity.py",
+        "id_generator.py",
+        "docker/config.json",  # not in a .docker directory
+        "aws/credentials.md",
+        "docs/.aws/credentials.md",
+        "kube/config",
+        "main.tf",
+        "tfstate.md",
+        "netrc.py",
     ],
 )
 def test_ordinary_files_are_not_sensitive(path):
@@ -459,3 +495,55 @@ def test_a_sensitive_name_is_caught_at_any_depth_and_as_any_directory(dirs, name
     policy = PathPolicy()
     assert policy.is_sensitive("/".join([*dirs, name]))
     assert policy.is_sensitive("/".join([*dirs, name, "child.txt"]))
+
+
+# --- names as displayed --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "glob"),
+    [
+        ("deploy/key.pem\u200b", "*.pem"),  # ZERO WIDTH SPACE: shown as deploy/key.pem
+        ("deploy/key.pem\u2060", "*.pem"),  # WORD JOINER
+        ("deploy/key.pem\ufeff", "*.pem"),  # BOM
+        ("key.pem\ufe0f", "*.pem"),  # a variation selector
+        ("key.pem\U000e0041", "*.pem"),  # a tag character
+        ("key.pem\u2028", "*.pem"),  # LINE SEPARATOR
+        ("key.pem\u2800", "*.pem"),  # BRAILLE PATTERN BLANK
+        ("key.pem\ue000", "*.pem"),  # private use
+        ("key.pem\u00ad", "*.pem"),  # SOFT HYPHEN
+        ("key.pem\u00a0", "*.pem"),  # NO-BREAK SPACE at the end of a name
+        (".e\u200dnv", ".env*"),
+        ("\u2060.env", ".env*"),
+        ("deploy/id_\u200crsa", "id_rsa*"),
+        ("secrets\u00ad.yml", "secrets.*"),
+        ("\uff0e\uff45\uff4e\uff56", ".env*"),  # full-width: shown as .env
+        ("ID_RSA\u200b", "id_rsa*"),
+    ],
+)
+def test_a_name_is_judged_as_it_is_displayed(path, glob):
+    assert PathPolicy().blocked_reason(path) == glob
+
+
+def test_names_are_compared_in_nfc_and_case_folded():
+    policy = PathPolicy(["café.txt", "strasse.txt"])
+    assert policy.is_sensitive("cafe\u0301.txt")  # NFD on disk, NFC in the glob
+    assert policy.is_sensitive("CAFE\u0301.TXT")
+    assert policy.is_sensitive("STRAßE.txt")  # case-folded: ß is ss
+
+
+def test_the_raw_name_is_refused_too():
+    # A glob written with the invisible character still matches the raw name.
+    assert PathPolicy(["a\u200bb.txt"]).is_sensitive("a\u200bb.txt")
+    assert PathPolicy(["*.pem"]).is_sensitive("key.pem")
+
+
+@pytest.mark.parametrize("path", ["README.md", "src/app\u200b.py", "docs/caf\u00e9.md", "a\u2800b"])
+def test_invisible_characters_do_not_make_ordinary_names_sensitive(path):
+    assert not PathPolicy().is_sensitive(path)
+
+
+def test_displayed_name():
+    assert displayed_name("Deploy/Key.PEM\u200b") == "deploy/key.pem"
+    assert displayed_name(" a / b ") == "a/b"
+    assert displayed_name("cafe\u0301") == "caf\u00e9"

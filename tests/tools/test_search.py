@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx2
@@ -126,3 +127,32 @@ async def test_search_then_fetch_with_the_official_client(api, base_url):
                 document = fetched.structured_content
                 assert set(document) >= {"id", "title", "text", "url", "metadata"}
                 assert document["id"] == results[0]["id"] and document["url"]
+
+
+ID = re.compile(r"(repo|issue|pull|commit|file):northwind/[a-z-]+(#\d+|@\w+:[\w./-]+)?")
+
+
+@with_settings(max_result_bytes=1000)
+@pytest.mark.gen_test(timeout=30)
+async def test_a_small_result_limit_drops_whole_search_results(call):
+    """Never a cut id or URL: whole results go, from the end, and the result says so."""
+    found = await call("search", query="dns")
+    assert found["truncated"] is True and "omitted" in found["truncated_note"]
+    assert found["results"], found
+    assert len(json.dumps(found, ensure_ascii=False).encode()) <= 1000
+    for result in found["results"]:
+        assert "truncated" not in json.dumps(result), result
+        assert ID.fullmatch(result["id"]), result
+        assert result["url"].startswith("https://git.example.com/northwind/"), result
+    # What is left is the head of the full list, and each id still fetches.
+    for result in found["results"]:
+        assert (await call.raw("fetch", id=result["id"])).get("isError") is not True
+
+
+@with_settings(max_result_bytes=100_000)
+@pytest.mark.gen_test(timeout=30)
+async def test_search_results_are_more_than_a_small_limit_holds(call):
+    # The premise of the test above: the full answer is well over 1000 bytes.
+    found = await call("search", query="dns")
+    assert len(json.dumps(found, ensure_ascii=False).encode()) > 2000
+    assert "truncated" not in found
