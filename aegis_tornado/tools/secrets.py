@@ -32,11 +32,17 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterable
-from re import _constants as _re_constants  # type: ignore[attr-defined]
-from re import _parser as _re_parser  # type: ignore[attr-defined]
 from typing import Any, NamedTuple
+from urllib.parse import quote, quote_plus
 
 from .secret_formats import VENDOR_FORMATS
+
+try:  # the regular-expression parser, to read a pattern's literal prefixes
+    from re import _constants as _re_constants  # type: ignore[attr-defined, unused-ignore]
+    from re import _parser as _re_parser  # type: ignore[attr-defined, unused-ignore]
+except ImportError:  # Python 3.10
+    import sre_constants as _re_constants  # type: ignore[no-redef, unused-ignore]
+    import sre_parse as _re_parser  # type: ignore[no-redef, unused-ignore]
 
 __all__ = [
     "REDACTION_MARKER",
@@ -676,8 +682,8 @@ def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
     candidates: list[tuple[int, int, int, str]] = []
     for index in sorted(positions):
         rule = SECRET_RULES[index]
-        starts = sorted(set(positions[index])) if rule.keywords else None
-        for match in _matches(index, text, starts):
+        keyword_starts = sorted(set(positions[index])) if rule.keywords else None
+        for match in _matches(index, text, keyword_starts):
             start, end = rule.secret_span(match)
             if end <= start:
                 continue
@@ -759,6 +765,8 @@ def withheld_forms(secret: str) -> tuple[str, ...]:
                 forms.add(core)
     forms |= {raw.hex(), raw.hex().upper()}
     forms |= {"".join(f"%{b:02X}" for b in raw), "".join(f"%{b:02x}" for b in raw)}
+    # URL-encoded the usual ways: only the characters a URL cannot hold are escaped.
+    forms |= {quote(secret, safe=""), quote(secret), quote_plus(secret)}
     return tuple(sorted(forms, key=lambda f: (-len(f), f)))
 
 
