@@ -37,16 +37,12 @@ class ResultFinisher:
             len(text) < self._shortest_secret and text.isascii() and text.isprintable()
         ):
             return text, 0, ()  # nothing invisible, and too short for any secret it knows
+        # The withheld token is redacted in every encoding (plain, base64, hex, percent).
         if len(text) > _CLEAN_IN_THREAD_BYTES:
-            result = await asyncio.to_thread(clean_text, text)
+            result = await asyncio.to_thread(clean_text, text, self.withheld)
         else:
-            result = clean_text(text)
-        cleaned, redactions = result.text, tuple(result.redactions)
-        for secret in self.withheld:
-            if secret in cleaned:
-                cleaned = cleaned.replace(secret, "[REDACTED:gitea-token]")
-                redactions = (*redactions, "gitea-token")
-        return cleaned, result.invisible_removed, redactions
+            result = clean_text(text, self.withheld)
+        return result.text, result.invisible_removed, tuple(result.redactions)
 
     async def finish(self, value: dict[str, Any]) -> dict[str, Any]:
         """Sanitise every string in the result, then keep it within the size limit."""

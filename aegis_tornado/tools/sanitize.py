@@ -5,20 +5,19 @@ model and possibly by a third party. Two things are removed before it leaves:
 
 - **Invisible characters** (:func:`strip_invisible`): text a human reviewer cannot see but a
   model reads — zero-width characters, bidi overrides ("Trojan Source"), Unicode tag characters
-  ("ASCII smuggling") and runs of variation selectors ("emoji smuggling") — are the carrier of
-  hidden prompt injections. Visible text (CJK, accents, emoji sequences) is kept intact.
-- **Credentials** (:func:`redact_secrets`): high-confidence formats only (a fixed prefix or
-  structure: PEM private keys, AWS, GitHub, GitLab, Slack, Stripe live, Google, ...). There is
-  no entropy guessing, which would mangle ordinary code. A redacted secret becomes
-  ``[REDACTED:<kind>]`` (:data:`REDACTION_MARKER`).
+  ("ASCII smuggling"), variation selectors that choose no presentation ("emoji smuggling": one
+  selector after every character spells out a hidden message), line/paragraph separators,
+  the braille blank and private-use characters — are the carrier of hidden prompt injections.
+  Visible text (CJK, accents, emoji sequences) is kept intact.
+- **Credentials** (:func:`redact_secrets`, in :mod:`.secrets`): ~220 documented formats plus
+  secret-ish assignments, and the server's own secrets (the Gitea token) in every encoding
+  (:func:`redact_withheld`). A redacted secret becomes ``[REDACTED:<kind>]``
+  (:data:`REDACTION_MARKER`).
 
 :func:`clean_text` does both; :func:`truncate_utf8` and :func:`looks_binary` size and sniff
 content. Clean *before* truncating: a token cut in half no longer looks like a token.
 
-Everything here runs in time linear in its input (tested with adversarial inputs): every long
-repetition in the secret patterns is bounded and preceded by a guard that excludes the repeated
-class, so a match can start at most once per run of it, and a private key without its END line
-is consumed to the end of the text instead of being rescanned. Stdlib only.
+Everything here runs in time linear in its input (tested with adversarial inputs).
 """
 
 from __future__ import annotations
@@ -27,8 +26,14 @@ import codecs
 import functools
 import re
 import unicodedata
-from collections.abc import Callable
 from typing import NamedTuple
+
+from .secrets import (
+    REDACTION_MARKER,
+    SECRET_KINDS,
+    redact_secrets,
+    redact_withheld,
+)
 
 __all__ = [
     "BINARY_SNIFF_BYTES",
@@ -38,11 +43,11 @@ __all__ = [
     "clean_text",
     "looks_binary",
     "redact_secrets",
+    "redact_withheld",
     "strip_invisible",
     "truncate_utf8",
 ]
 
-REDACTION_MARKER = "[REDACTED:{kind}]"
 BINARY_SNIFF_BYTES = 8192  # what git itself inspects to decide "binary"
 
 # --------------------------------------------------------------------------------------------
@@ -67,6 +72,10 @@ _ALWAYS_REMOVED = (
     "\u202a-\u202e"  # bidi embeddings and overrides
     "\u2060-\u206f"  # word joiner, invisible operators, bidi isolates, deprecated format chars
     "\u3164"  # HANGUL FILLER
+    "\u2028\u2029"  # LINE/PARAGRAPH SEPARATOR: invisible breaks most viewers do not draw
+    "\u2800"  # BRAILLE PATTERN BLANK: looks like a space, is not whitespace to filters
+    "\ue000-\uf8ff"  # private use: no meaning a reader can see; fonts may draw anything
+    "\ufe00-\ufe0d"  # VARIATION SELECTOR-1..14: no emoji presentation; a run of them is data
     "\ufeff"  # BOM / ZERO WIDTH NO-BREAK SPACE, anywhere
     "\uffa0"  # HALFWIDTH HANGUL FILLER
     "\ufff0-\ufffb"  # reserved default-ignorables, interlinear annotation (hides text)
@@ -75,11 +84,15 @@ _ALWAYS_REMOVED = (
     "\U0001d173-\U0001d17a"  # musical symbol format controls
     "\U000e0000-\U000e001f"  # LANGUAGE TAG and reserved
     "\U000e0080-\U000e00ff"  # reserved
+    "\U000e0100-\U000e01ef"  # VARIATION SELECTOR-17..256 (ideographic variants; smuggling)
     "\U000e01f0-\U000e0fff"  # reserved
+    "\U000f0000-\U000ffffd\U00100000-\U0010fffd"  # supplementary private use
 )
 # Kept in context (see _resolve_run), otherwise removed:
 _JOINERS = "\u200c\u200d\u180e"  # ZWNJ, ZWJ, MONGOLIAN VOWEL SEPARATOR
-_VARIATION_SELECTORS = "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+#: VS15/VS16 (text/emoji presentation) and the Mongolian free variation selectors; the other
+#: variation selectors are always removed.
+_VARIATION_SELECTORS = "\u180b-\u180d\u180f\ufe0e\ufe0f"
 _TAGS = "\U000e0020-\U000e007f"
 # Cf characters deliberately *not* removed: the prepended concatenation marks are visible
 # (they draw a sign spanning the digits that follow) and carry meaning in Arabic, Syriac and
@@ -98,7 +111,17 @@ _FLAG_TAG_SEQUENCES = tuple(
 )
 
 # What the character just before a position is, as far as attaching to it goes.
-_NONE, _ASCII_BASE, _OTHER_BASE, _ATTACHED, _JOINED = range(5)
+_NONE, _ASCII_BASE, _OTHER_BASE, _ATTACHED, _JOINED, _EMOJI_BASE, _MONGOLIAN_BASE = range(7)
+_NON_ASCII_BASES = frozenset((_OTHER_BASE, _EMOJI_BASE, _MONGOLIAN_BASE))
+#: Characters that have an emoji presentation to choose (Unicode's Emoji property, by block:
+#: the symbols and pictographs emoji-variation-sequences.txt draws its bases from). VS15/VS16
+#: after anything else — an ideograph, a letter — choose nothing and are removed.
+_EMOJI_CAPABLE = re.compile(
+    "[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u2199\u21a9\u21aa\u231a\u231b\u2328"
+    "\u23cf\u23e9-\u23f3\u23f8-\u23fa\u24c2\u25aa\u25ab\u25b6\u25c0\u25fb-\u25fe"
+    "\u2600-\u27bf\u2934\u2935\u2b05-\u2b07\u2b1b\u2b1c\u2b50\u2b55\u3030\u303d\u3297"
+    "\u3299\U0001f000-\U0001faff]"
+)
 _ONLY_REMOVED = re.compile(f"[{_ALWAYS_REMOVED}]+")
 #: The ASCII characters among the candidates: C0 controls but tab, LF, VT, FF, CR; and DEL.
 _ASCII_CONTROLS = tuple(chr(c) for c in (*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F))
@@ -108,7 +131,11 @@ def _base_kind(ch: str | None) -> int:
     """What a visible neighbour ``ch`` (never itself a candidate) is as a base."""
     if ch is None or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs"):
         return _NONE
-    return _ASCII_BASE if ch < "\x80" else _OTHER_BASE
+    if ch < "\x80":
+        return _ASCII_BASE
+    if _EMOJI_CAPABLE.match(ch):
+        return _EMOJI_BASE
+    return _MONGOLIAN_BASE if "\u1800" <= ch <= "\u18af" else _OTHER_BASE
 
 
 def _context(before: str | None) -> str | int:
@@ -126,8 +153,10 @@ def _resolve_run(run: str, before: str | int, after: int) -> str:
 
     ``before`` is the preceding character's :func:`_context`, ``after`` the following
     character's :func:`_base_kind` (neither is ever a candidate itself).
-    - Variation selector: kept only as the first one after a visible non-ASCII character, or
-      U+FE0E/U+FE0F after ``# * 0-9`` (keycaps). One per base: a run of them carries data.
+    - Variation selector: U+FE0E/U+FE0F kept only as the first one after an emoji-capable
+      character or after ``# * 0-9`` (keycaps); a Mongolian free variation selector only after
+      a Mongolian letter. One per base: a run of them carries data. (The other selectors are
+      never candidates here: they are always removed.)
     - ZWJ/ZWNJ/MVS: kept only between two visible non-ASCII characters (or after an attached
       variation selector), as in emoji ZWJ sequences, Persian and Indic text, or right after a
       virama (Indic half forms and word-final chillu). Never next to ASCII (``ig<ZWJ>nore`` is
@@ -153,9 +182,11 @@ def _resolve_run(run: str, before: str | int, after: int) -> str:
     while i < n:
         ch = run[i]
         if _VS_RE.match(ch):
-            if prev == _OTHER_BASE or (
-                prev == _ASCII_BASE and before in _KEYCAP_BASES and ch in _EMOJI_VS
-            ):
+            if ch in _EMOJI_VS:
+                keep = prev == _EMOJI_BASE or (prev == _ASCII_BASE and before in _KEYCAP_BASES)
+            else:  # a Mongolian free variation selector
+                keep = prev == _MONGOLIAN_BASE
+            if keep:
                 kept.append(ch)
                 prev = _ATTACHED
         elif ch in _JOINER_SET:
@@ -163,7 +194,13 @@ def _resolve_run(run: str, before: str | int, after: int) -> str:
             if (
                 single_joiner
                 and i == n - 1
-                and (after_virama or (prev in (_OTHER_BASE, _ATTACHED) and after == _OTHER_BASE))
+                and (
+                    after_virama
+                    or (
+                        (prev in _NON_ASCII_BASES or prev == _ATTACHED)
+                        and after in _NON_ASCII_BASES
+                    )
+                )
             ):
                 kept.append(ch)
                 prev = _JOINED
@@ -181,13 +218,16 @@ def strip_invisible(text: str) -> tuple[str, int]:
     Removed: zero-width space/joiners (U+200B-U+200D), word joiner and invisible operators
     (U+2060-U+2064), BOM (U+FEFF) anywhere, bidi embeddings/overrides/isolates (U+202A-U+202E,
     U+2066-U+2069), LRM/RLM/ALM, tag characters (U+E0000-U+E007F), soft hyphen, Hangul fillers,
-    other format characters (Cf) and reserved default-ignorable code points, and the C0/C1
-    control characters except tab, newline, vertical tab, form feed and carriage return.
+    variation selectors 1-14 and 17-256 (U+FE00-U+FE0D, U+E0100-U+E01EF), line and paragraph
+    separators (U+2028, U+2029), the braille blank (U+2800), private-use characters, other
+    format characters (Cf) and reserved default-ignorable code points, and the C0/C1 control
+    characters except tab, newline, vertical tab, form feed and carriage return.
 
     Kept: all visible text, ordinary whitespace, the visible Cf "number signs" of Arabic,
-    Syriac and Kaithi, and — only where they are part of visible text — one variation selector
-    after a base character, ZWJ/ZWNJ between non-ASCII characters (emoji sequences, Persian,
-    Indic scripts) and the tag sequences of the England/Scotland/Wales flags.
+    Syriac and Kaithi, and — only where they are part of visible text — one VS15/VS16 after an
+    emoji-capable character or a keycap base, ZWJ/ZWNJ between non-ASCII characters (emoji
+    sequences, Persian, Indic scripts) and the tag sequences of the England/Scotland/Wales
+    flags.
     """
     if text.isascii():
         # Only ASCII controls can be invisible here; looking for each is far cheaper than the
@@ -218,259 +258,6 @@ def strip_invisible(text: str) -> tuple[str, int]:
         position = end
     out.append(text[position:])
     return "".join(out), removed
-
-
-# --------------------------------------------------------------------------------------------
-# Secrets
-# --------------------------------------------------------------------------------------------
-
-
-def _is_placeholder_token(value: str) -> bool:
-    """``ghp_xxxxxxxx…``, ``AKIAXXXXXXXXXXXXXXXX``: documentation, not a credential.
-
-    Every format here ends in at least 16 random characters, and 16 random characters never
-    use fewer than 4 distinct ones.
-    """
-    tail = re.sub(r"[-_.]", "", value)[-16:]
-    return len(set(tail)) < 4
-
-
-_TEMPLATE_PASSWORD = re.compile(
-    r"\$|\{\{|<|%\(|%\{|[*xX.]+\Z|(?i:(?:my|your)?[_-]?(?:password|passwd|pass|pwd|secret))\Z"
-)
-
-
-def _is_placeholder_password(value: str) -> bool:
-    """``${DB_PASSWORD}``, ``{{ pw }}``, ``<password>``, ``****``, ``password``: a template or
-    documentation, not a secret (and never an earlier redaction marker)."""
-    return bool(_TEMPLATE_PASSWORD.match(value)) or "[REDACTED:" in value
-
-
-class _Rule(NamedTuple):
-    """One secret format.
-
-    Each of ``patterns`` begins with a plain literal character, so the combined pattern starts
-    every branch with a literal and ``re`` skips, in C, every position whose character cannot
-    start a secret instead of trying all rules everywhere. ``not_after`` lists the characters
-    that must not precede a match (a token glued to a word is not a token); it also keeps the
-    matcher linear, since a match can then start at most once per run of those characters.
-    A pattern may contain ``(?P<VALUE>...)``: then only that part is replaced.
-    """
-
-    kind: str
-    patterns: tuple[str, ...]
-    not_after: str | None = None
-    skip: Callable[[str], bool] | None = None
-
-
-def _either_case(word: str) -> tuple[str, ...]:
-    """A case-insensitive word as patterns that each begin with a literal letter."""
-    first, rest = word[0], word[1:]
-    return tuple(f"{c}(?i:{rest})" for c in dict.fromkeys((first.lower(), first.upper())))
-
-
-_W = "A-Za-z0-9_"  # "word" characters; tokens must not be glued to them
-_WD = "A-Za-z0-9_-"  # the same, for tokens whose alphabet includes '-'
-_RB = f"(?![{_W}])"
-_RBD = f"(?![{_WD}])"
-_PEM_LABEL = r"[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-_AWS_SECRET_NAMES = _either_case(r"aws[_-]?secret[_-]?access[_-]?key") + _either_case(
-    r"secret[_-]?access[_-]?key"
-)
-_AWS_SECRET_VALUE = (
-    r"[\"']?\s{0,5}(?:=>|[:=])\s{0,5}[\"']?(?P<VALUE>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
-)
-_GITLAB_BODY = rf"[A-Za-z0-9_-]{{20,300}}(?:\.[A-Za-z0-9]{{2,40}})?{_RBD}"
-
-# Order matters only where two rules can start at the same position (anthropic before openai).
-_RULES: tuple[_Rule, ...] = (
-    # PEM/PGP private key blocks; an unterminated BEGIN is redacted to the end of the text.
-    _Rule(
-        "private-key",
-        (rf"-----BEGIN{_PEM_LABEL}(?:[\s\S]*?-----END{_PEM_LABEL}|[\s\S]*)",),
-    ),
-    _Rule(
-        "aws-access-key-id",
-        (f"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{{16}}{_RB}",),
-        not_after="A-Za-z0-9",
-        skip=_is_placeholder_token,
-    ),
-    # Keep the variable name (in any case and quoting), redact the 40-character value.
-    _Rule(
-        "aws-secret-access-key",
-        tuple(name + _AWS_SECRET_VALUE for name in _AWS_SECRET_NAMES),
-        not_after="A-Za-z0-9",
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "azure-storage-key",
-        tuple(
-            name + r"\s{0,3}=\s{0,3}(?P<VALUE>[A-Za-z0-9+/]{86}==)"
-            for name in _either_case("accountkey")
-        ),
-        not_after="A-Za-z0-9",
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "github-token",
-        (f"gh[pousr]_[A-Za-z0-9]{{36,251}}{_RB}", f"github_pat_[A-Za-z0-9_]{{60,251}}{_RB}"),
-        not_after=_W,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "gitlab-token",
-        (
-            f"gl(?:pat|dt|ptt|rt|soat|ffct|ft|imt|agent|oas|cbt)-{_GITLAB_BODY}",
-            f"GR1348941{_GITLAB_BODY}",  # runner registration token
-        ),
-        not_after=_WD,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "slack-token",
-        (
-            f"xox[abposr]-(?:[0-9]-)?[0-9]{{6,20}}-[A-Za-z0-9-]{{6,500}}{_RBD}",
-            f"xoxe\\.xox[bp]-[0-9]-[A-Za-z0-9]{{100,300}}{_RBD}",
-            f"xoxe-[0-9]-[A-Za-z0-9]{{100,300}}{_RBD}",
-            f"xapp-[0-9]-[A-Z0-9]{{6,40}}-[0-9]{{6,20}}-[A-Za-z0-9]{{20,200}}{_RBD}",
-        ),
-        not_after=_WD,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "slack-webhook",
-        tuple(
-            prefix + r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,300}"
-            for prefix in ("https?://", "")
-        ),
-        not_after="A-Za-z0-9_.-",
-    ),
-    _Rule(
-        "stripe-live-key",
-        (f"sk_live_[A-Za-z0-9]{{16,247}}{_RB}", f"rk_live_[A-Za-z0-9]{{16,247}}{_RB}"),
-        not_after=_W,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "google-api-key",
-        (f"AIza[A-Za-z0-9_-]{{35}}{_RBD}",),
-        not_after=_WD,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "anthropic-api-key",
-        (f"sk-ant-(?:api|admin|oat|sid)[0-9]{{2}}-[A-Za-z0-9_-]{{32,300}}{_RBD}",),
-        not_after=_WD,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "openai-api-key",  # every OpenAI key embeds base64("OpenAI") = T3BlbkFJ
-        (
-            "sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{16,300}T3BlbkFJ[A-Za-z0-9_-]{16,300}"
-            + _RBD,
-        ),
-        not_after=_WD,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "npm-token",
-        (f"npm_[A-Za-z0-9]{{36}}{_RB}",),
-        not_after=_W,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "pypi-token",  # the macaroon's fixed header for pypi.org / test.pypi.org
-        ("pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,2000}",),
-        not_after=_WD,
-    ),
-    _Rule(
-        "huggingface-token",
-        (f"hf_[A-Za-z]{{34}}{_RB}",),
-        not_after=_W,
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "sendgrid-api-key",
-        (f"SG\\.[A-Za-z0-9_-]{{22}}\\.[A-Za-z0-9_-]{{43}}{_RBD}",),
-        not_after="A-Za-z0-9_.-",
-        skip=_is_placeholder_token,
-    ),
-    _Rule(
-        "jwt",  # header and payload are both base64url JSON objects: "eyJ" = '{"'
-        ("eyJ[A-Za-z0-9_-]{10,4000}\\.eyJ[A-Za-z0-9_-]{10,8000}\\.[A-Za-z0-9_-]{16,2000}" + _RBD,),
-        not_after=_WD,
-    ),
-    # scheme://user:password@host — only the password is redacted. The match starts at "://"
-    # (so it begins with a literal) and requires a scheme character just before it.
-    _Rule(
-        "url-password",
-        (r"://(?<=[A-Za-z0-9+.-]://)[^\s:/?#@\[\]]{0,256}:(?P<VALUE>[^\s/?#@]{1,256})@",),
-        skip=_is_placeholder_password,
-    ),
-)
-
-SECRET_KINDS: tuple[str, ...] = tuple(rule.kind for rule in _RULES)
-
-_RuleIndex = dict[str, tuple[_Rule, "str | None"]]
-
-
-def _compile_rules(rules: tuple[_Rule, ...]) -> tuple[re.Pattern[str], _RuleIndex]:
-    """One alternation of every pattern, each as ``<literal><guard>(?P<rI_J>rest)``."""
-    branches: list[str] = []
-    groups: _RuleIndex = {}
-    for index, rule in enumerate(rules):
-        for number, pattern in enumerate(rule.patterns):
-            first, rest = pattern[0], pattern[1:]
-            if first in "\\[](){}.*+?^$|" or rest[:1] in ("*", "+", "?", "{"):
-                raise AssertionError(f"{rule.kind}: pattern must begin with a literal: {pattern}")
-            name = f"r{index}_{number}"
-            value_group = f"{name}v" if "(?P<VALUE>" in rest else None
-            rest = rest.replace("(?P<VALUE>", f"(?P<{value_group}>")
-            first = re.escape(first)
-            guard = f"(?<![{rule.not_after}]{first})" if rule.not_after else ""
-            branches.append(f"{first}{guard}(?P<{name}>{rest})")
-            groups[name] = (rule, value_group)
-    return re.compile("|".join(branches)), groups
-
-
-_SECRETS, _GROUP_RULES = _compile_rules(_RULES)
-_MAX_REDACTION_ROUNDS = 4
-
-
-def redact_secrets(text: str) -> tuple[str, list[str]]:
-    """Replace high-confidence secrets with ``[REDACTED:<kind>]``.
-
-    Returns the new text and the kind of each redaction, in order of appearance (one entry per
-    secret, so the same kind can repeat). Kinds are listed in :data:`SECRET_KINDS`. For
-    ``aws-secret-access-key``, ``azure-storage-key`` and ``url-password`` only the value is
-    replaced and the name (``aws_secret_access_key =``, ``scheme://user:``) is kept. Obvious
-    placeholders (``ghp_xxxx…``, ``${PASSWORD}``) are left alone.
-
-    A redaction can make a neighbouring token stand alone (``AIza…-`` glued to a PEM block),
-    so the text is scanned again until nothing new is found: redacting the result finds nothing.
-    """
-    found: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
-        rule, value_group = _GROUP_RULES[match.lastgroup or ""]
-        value = match.group(value_group) if value_group else match.group()
-        if rule.skip is not None and rule.skip(value):
-            return match.group()
-        found.append(rule.kind)
-        marker = REDACTION_MARKER.format(kind=rule.kind)
-        if value_group is None:
-            return marker
-        whole = match.group()
-        offset = match.start()
-        value_start, value_end = match.span(value_group)
-        return whole[: value_start - offset] + marker + whole[value_end - offset :]
-
-    for _ in range(_MAX_REDACTION_ROUNDS):
-        before = len(found)
-        text = _SECRETS.sub(replace, text)
-        if len(found) == before:
-            break
-    return text, found
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,8 +335,12 @@ class CleanText(NamedTuple):
 _MAX_CLEAN_ROUNDS = 4
 
 
-def clean_text(text: str) -> CleanText:
+def clean_text(text: str, withheld: tuple[str, ...] = ()) -> CleanText:
     """Strip invisible characters, then redact secrets; the result is stable under cleaning.
+
+    ``withheld`` are the server's own secrets (the Gitea token): each is redacted as
+    ``gitea-token`` in every form :func:`~.secrets.withheld_forms` lists (plain, base64,
+    base64url, hex, percent-encoded), before the other rules run.
 
     Stripping comes first so a secret split by zero-width characters (``AKIA<ZWSP>…``) is
     joined and then recognised. Lone surrogates become U+FFFD (not counted). If a redaction
@@ -565,6 +356,9 @@ def clean_text(text: str) -> CleanText:
     for _ in range(_MAX_CLEAN_ROUNDS):
         text, count = strip_invisible(text)
         removed += count
+        if withheld:
+            text, own = redact_withheld(text, withheld)
+            kinds.extend(["gitea-token"] * own)
         text, found = redact_secrets(text)
         kinds.extend(found)
         if not found:
