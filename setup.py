@@ -24,6 +24,10 @@ setup(
         "pyyaml>=6,<7",
         "requests-futures>=1.0,<2",
         "structlog>=24.1",
+        # OAuth 2.1: oauthlib owns the protocol state machine (PKCE, code exchange, refresh,
+        # error responses); cryptography encrypts users' Gitea tokens at rest (Fernet).
+        "oauthlib>=3.2,<5",
+        "cryptography>=42",
     ],
     extras_require={
         # Pinned: the tests drive the server with these real clients, so a new release must be a

@@ -199,6 +199,63 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     return tuple(keys)
 
 
+#: The only Gitea scope string the server asks for: a misspelt or OIDC-only scope makes Gitea
+#: grant *every* scope (reference §3.6), so anything else refuses to start.
+GITEA_OAUTH_SCOPES = "read:user read:repository read:issue"
+
+#: Redirect URIs admitted for dynamically registered clients besides loopback ones: ChatGPT's
+#: per-connector callback and its legacy one, Claude's callback on both of its domains.
+DEFAULT_OAUTH_REDIRECT_PREFIXES = (
+    "https://chatgpt.com/connector/oauth/",
+    "https://chatgpt.com/connector_platform_oauth_redirect",
+    "https://claude.ai/api/mcp/auth_callback",
+    "https://claude.com/api/mcp/auth_callback",
+)
+#: Hosts whose Client ID Metadata Documents are fetched (ChatGPT's).
+DEFAULT_OAUTH_CIMD_HOSTS = ("chatgpt.com",)
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _as_public_url(raw: Any) -> str | None:
+    """The server's external URL: https, except for loopback hosts (tests, the demo)."""
+    value = _as_url(raw)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" and (parts.hostname or "").lower() not in LOOPBACK_HOSTS:
+        raise ValueError("must be an https:// URL (http only for 127.0.0.1, ::1 or localhost)")
+    return value
+
+
+def _as_gitea_scopes(raw: Any) -> str:
+    value = " ".join(_as_str(raw).split())
+    if sorted(value.split(" ")) != sorted(GITEA_OAUTH_SCOPES.split(" ")):
+        raise ValueError(
+            f"must be exactly '{GITEA_OAUTH_SCOPES}': Gitea grants every scope for a misspelt "
+            "or OpenID-only scope string"
+        )
+    return value
+
+
+def _as_url_prefixes(raw: Any) -> tuple[str, ...]:
+    prefixes = []
+    for item in _as_list(raw):
+        parts = urlsplit(item)
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"'{item[:60]}' is not an https:// URL prefix")
+        prefixes.append(item)
+    return tuple(prefixes)
+
+
+def _as_hostnames(raw: Any) -> tuple[str, ...]:
+    hosts = []
+    for item in _as_list(raw):
+        if not all(part.isalnum() or "-" in part for part in item.split(".")) or "/" in item:
+            raise ValueError(f"'{item[:60]}' is not a host name")
+        hosts.append(item.lower())
+    return tuple(hosts)
+
+
 # --- the schema -----------------------------------------------------------------------------
 
 
@@ -415,6 +472,93 @@ SCHEMA: tuple[Setting, ...] = (
         100_000,
         "Largest tool result; longer text is cut and marked truncated.",
     ),
+    # OAuth 2.1 (ChatGPT, Claude and SDK clients sign in through Gitea)
+    Setting(
+        "public_url",
+        "PUBLIC_URL",
+        _as_public_url,
+        None,
+        "External https URL of this server; the OAuth issuer and the /mcp resource derive from it.",
+    ),
+    Setting(
+        "oauth_enabled",
+        "OAUTH_ENABLED",
+        _as_bool,
+        False,
+        "Serve OAuth 2.1 (sign-in through Gitea, per-user reads) beside API keys.",
+    ),
+    Setting(
+        "gitea_oauth_client_id",
+        "GITEA_OAUTH_CLIENT_ID",
+        _as_optional_str,
+        None,
+        "Client ID of the confidential Gitea OAuth2 application (redirect PUBLIC_URL/oauth/callback).",
+    ),
+    Setting(
+        "gitea_oauth_client_secret",
+        "GITEA_OAUTH_CLIENT_SECRET",
+        _as_optional_str,
+        None,
+        "Client secret of that Gitea OAuth2 application.",
+        secret=True,
+    ),
+    Setting(
+        "gitea_oauth_scopes",
+        "GITEA_OAUTH_SCOPES",
+        _as_gitea_scopes,
+        GITEA_OAUTH_SCOPES,
+        "Scopes asked of Gitea; only 'read:user read:repository read:issue' is accepted.",
+    ),
+    Setting(
+        "oauth_access_token_ttl",
+        "OAUTH_ACCESS_TOKEN_TTL",
+        _int_between(1, 86400),
+        3600,
+        "Seconds an OAuth access token is valid.",
+    ),
+    Setting(
+        "oauth_refresh_token_ttl",
+        "OAUTH_REFRESH_TOKEN_TTL",
+        _int_between(60, 365 * 86400),
+        30 * 86400,
+        "Seconds an OAuth refresh token is valid (each refresh rotates it).",
+    ),
+    Setting(
+        "oauth_state_path",
+        "OAUTH_STATE_PATH",
+        _as_str,
+        "data/oauth.sqlite3",
+        "SQLite file holding OAuth clients, grants, hashed tokens and encrypted Gitea tokens.",
+    ),
+    Setting(
+        "oauth_encryption_key",
+        "OAUTH_ENCRYPTION_KEY",
+        _as_optional_str,
+        None,
+        "Fernet key encrypting Gitea tokens at rest (default: a 0600 key file beside the store).",
+        secret=True,
+    ),
+    Setting(
+        "oauth_redirect_prefixes",
+        "OAUTH_REDIRECT_PREFIXES",
+        _as_url_prefixes,
+        DEFAULT_OAUTH_REDIRECT_PREFIXES,
+        "https redirect URI prefixes admitted at registration (loopback URIs are always admitted).",
+    ),
+    Setting(
+        "oauth_cimd_hosts",
+        "OAUTH_CIMD_HOSTS",
+        _as_hostnames,
+        DEFAULT_OAUTH_CIMD_HOSTS,
+        "Hosts whose Client ID Metadata Documents are trusted and fetched.",
+    ),
+    Setting(
+        "oauth_registrations_per_minute",
+        "OAUTH_REGISTRATIONS_PER_MINUTE",
+        _int_between(1, 100_000),
+        10,
+        "Dynamic client registrations accepted per client IP per minute.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SCHEMA}
@@ -451,6 +595,18 @@ class Settings:
     repo_denylist: tuple[str, ...] = ()
     sensitive_paths: tuple[str, ...] = DEFAULT_SENSITIVE_PATHS
     max_result_bytes: int = 100_000
+    public_url: str | None = None
+    oauth_enabled: bool = False
+    gitea_oauth_client_id: str | None = None
+    gitea_oauth_client_secret: str | None = field(default=None, repr=False)
+    gitea_oauth_scopes: str = GITEA_OAUTH_SCOPES
+    oauth_access_token_ttl: int = 3600
+    oauth_refresh_token_ttl: int = 30 * 86400
+    oauth_state_path: str = "data/oauth.sqlite3"
+    oauth_encryption_key: str | None = field(default=None, repr=False)
+    oauth_redirect_prefixes: tuple[str, ...] = DEFAULT_OAUTH_REDIRECT_PREFIXES
+    oauth_cimd_hosts: tuple[str, ...] = DEFAULT_OAUTH_CIMD_HOSTS
+    oauth_registrations_per_minute: int = 10
 
     @property
     def demo_mode(self) -> bool:
@@ -516,11 +672,25 @@ def load_settings(
 
 
 def _check_consistency(settings: Settings) -> None:
-    if settings.auth_enabled and not settings.api_keys and not settings.demo_mode:
+    if (
+        settings.auth_enabled
+        and not settings.api_keys
+        and not settings.demo_mode
+        and not settings.oauth_enabled
+    ):
         # The guide's wording, so operators can search for it.
         raise ConfigError("MCP_API_KEYS: No API keys configured in environment")
     if settings.gitea_public_url and not settings.gitea_url:
         raise ConfigError("GITEA_PUBLIC_URL: set GITEA_URL too (the demo Gitea has its own links)")
+    if settings.oauth_enabled and not settings.demo_mode:
+        # The demo derives these from the address it listens on and its own Gitea double.
+        if not settings.public_url:
+            raise ConfigError("PUBLIC_URL: required when OAUTH_ENABLED is true")
+        if not settings.gitea_oauth_client_id or not settings.gitea_oauth_client_secret:
+            raise ConfigError(
+                "GITEA_OAUTH_CLIENT_ID: OAUTH_ENABLED needs the Gitea OAuth2 application's "
+                "client ID and GITEA_OAUTH_CLIENT_SECRET"
+            )
 
 
 def describe_schema() -> list[dict[str, Any]]:
