@@ -28,6 +28,7 @@ from ..gitea import (
     GiteaUnavailable,
     Page,
 )
+from ..gitea.credentials import credential_identity
 from ..mcp.registry import Tool, ToolContext, ToolDenied, ToolError
 from .policy import PathPolicy, RepoPolicy
 from .sanitize import clean_text, truncate_utf8
@@ -65,7 +66,7 @@ class ToolEnv:
     #: The server's own secrets (the Gitea token): redacted from every result, whatever the
     #: content that carries them (a committed CI file, an echoing proxy).
     withheld: tuple[str, ...] = ()
-    _repo_cache: dict[tuple[str, str], tuple[float, dict]] = field(default_factory=dict)
+    _repo_cache: dict[tuple[str, str, str], tuple[float, dict]] = field(default_factory=dict)
 
     # --- links ---------------------------------------------------------------------------
 
@@ -186,7 +187,8 @@ class ToolEnv:
         """Repository metadata (policy-checked), cached briefly: most tools need the default
         branch, and a conversation reads the same repository many times in a row."""
         self.check_repo(owner, repo)
-        key = (owner.lower(), repo.lower())
+        # Per whose rights read it: one OAuth user's private repository is not another's.
+        key = (credential_identity(), owner.lower(), repo.lower())
         cached = self._repo_cache.get(key)
         now = time.monotonic()
         if cached is not None and now - cached[0] < REPO_CACHE_SECONDS:

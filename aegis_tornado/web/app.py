@@ -5,11 +5,11 @@ from __future__ import annotations
 from tornado import web
 
 from ..context import AppContext
-from . import health, legacy_sse, rest, streamable
+from . import health, legacy_sse, oauth, rest, streamable, well_known
 from .base import request_log_function
 from .not_found import NotFoundHandler
 
-ROUTE_MODULES = (health, rest, legacy_sse, streamable)
+ROUTE_MODULES = (health, well_known, oauth, rest, legacy_sse, streamable)
 
 
 def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Application:
@@ -22,6 +22,8 @@ def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Applica
         default_handler_class=NotFoundHandler,
         log_function=request_log_function,
         compress_response=False,  # event streams must reach the client unbuffered
-        xsrf_cookies=False,  # no cookies are used: every request carries its key
+        # Only the OAuth browser legs use cookies, and they bind single-use handles to the
+        # browser themselves; every API request carries its credential.
+        xsrf_cookies=False,
         aegis=ctx,
     )
