@@ -5,6 +5,7 @@ hold only verbs over this."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ from .store import OAuthStore
 from .tokens import ACCESS_PREFIX, CLIENT_PREFIX, REFRESH_PREFIX, digest, new_token
 from .validator import SCOPE, AegisRequestValidator, S256OnlyCodeGrant, canonical
 from .vault import GiteaTokenVault, UserGiteaCredentials, load_or_create_key
+
+
+def _silence_oauthlib() -> None:
+    """oauthlib's debug lines carry tokens and codes verbatim: none of them reaches our logs."""
+    logging.getLogger("oauthlib").setLevel(logging.ERROR)
+
 
 #: oauthlib only parses the URI it is given; the real scheme and host are PUBLIC_URL's.
 _PARSE_BASE = "https://aegis.invalid"
@@ -91,6 +98,7 @@ class OAuthService:
         registrations_per_minute: int,
         gitea_timeout: float = 10.0,
     ) -> None:
+        _silence_oauthlib()
         self.issuer = public_url.rstrip("/")
         self.resource = canonical(self.issuer + "/mcp")
         self.secure_cookies = self.issuer.startswith("https://")
