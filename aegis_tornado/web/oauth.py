@@ -29,6 +29,11 @@ TRANSACTION_TTL = 600
 class OAuthHandler(BaseHandler):
     public = True
 
+    async def prepare(self) -> None:
+        await super().prepare()
+        if not self._finished and self.ctx.oauth is None:
+            raise ApiError(404, f"No such endpoint: {self.request.path[:200]}")
+
     @property
     def oauth(self) -> OAuthService:
         oauth = self.ctx.oauth

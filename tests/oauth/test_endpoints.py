@@ -300,3 +300,23 @@ async def test_api_keys_work_beside_oauth_and_bad_tokens_are_rate_limited(mcp_ba
             for _ in range(6)
         ]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_gitea_token_refreshed_once_under_concurrent_calls(mcp_base, gitea, ctx, app, http_server):
+    import asyncio
+
+    gitea.oauth.access_token_ttl = 61  # expires 1 s after the refresh margin
+    gitea.oauth.invalidate_refresh_tokens = True  # a second refresh with the old token would fail
+    tokens = await sign_in(mcp_base)
+    await asyncio.sleep(1.5)
+    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Content-Type": "application/json"}
+    async with httpx2.AsyncClient(timeout=20) as http:
+        replies = await asyncio.gather(*[
+            http.post(f"{mcp_base}/mcp/tool/call", headers=headers,
+                      json={"tool": "list_repositories", "arguments": {}})
+            for _ in range(5)
+        ])
+    assert all(r.status_code == 200 and r.json().get("isError") is not True for r in replies)
+    assert gitea.oauth.token_requests.get("refresh_token") == 1
+    assert ctx.oauth.vault.refreshes == 1
