@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -128,7 +129,7 @@ async def run(
     settings: Settings, keyring: KeyRing, on_listening: Callable[[int], None] | None = None
 ) -> int:
     stop = stop_on_signals()
-    cleanups = []
+    cleanups: list[Callable[[], Any]] = []
     gitea_url, token = settings.gitea_url, settings.gitea_token
     double_app = None
     if settings.demo_mode:

@@ -1087,7 +1087,8 @@ def make_double_app(
         ]
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     routes += [
-        (pattern, handler, {"double": double}) for pattern, handler in oauth_routes(re.escape(prefix))
+        (pattern, handler, {"double": double})
+        for pattern, handler in oauth_routes(re.escape(prefix))
     ]
     routes += [
         (re.escape(prefix) + pattern, handler, {"double": double})

@@ -69,12 +69,12 @@ class OAuthHandler(BaseHandler):
     def error_page(self, status: int, message: str) -> None:
         self.page(status, "Sign-in failed", f"<p>{escape.xhtml_escape(message)}</p>")
 
-    def redirect_to_client(self, redirect_uri: str, params: dict[str, str]) -> None:
+    def redirect_to_client(self, redirect_uri: str, params: dict[str, str | None]) -> None:
         """Back to the client with ``iss`` (RFC 9207), the client's state, and the outcome."""
-        params = {k: v for k, v in params.items() if v is not None}
-        params["iss"] = self.oauth.issuer
+        query = {k: v for k, v in params.items() if v is not None}
+        query["iss"] = self.oauth.issuer
         separator = "&" if "?" in redirect_uri else "?"
-        self.redirect(redirect_uri + separator + urlencode(params))
+        self.redirect(redirect_uri + separator + urlencode(query))
 
     def cookie_name(self, kind: str, handle: str) -> str:
         name = f"aegis-{kind}-{digest(handle)[:16]}"

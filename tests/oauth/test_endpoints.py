@@ -35,8 +35,14 @@ def pkce() -> tuple[str, str]:
 
 
 async def register(http: httpx2.AsyncClient, base: str, redirect: str = REDIRECT, **extra):
-    body = {"client_name": "raw", "redirect_uris": [redirect], "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"], **extra}
+    body = {
+        "client_name": "raw",
+        "redirect_uris": [redirect],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        **extra,
+    }
     return await http.post(f"{base}/oauth/register", json=body)
 
 
@@ -67,29 +73,50 @@ async def sign_in(base: str, login: str = "alice") -> dict:
             await browser.aclose()
         assert browser.result and browser.result["iss"] == base
         assert browser.result["state"] == "client-state-1"
-        reply = await http.post(f"{base}/oauth/token", data={
-            "grant_type": "authorization_code", "code": browser.result["code"],
-            "redirect_uri": REDIRECT, "client_id": client_id, "code_verifier": verifier,
-            "resource": f"{base}/mcp"})
+        reply = await http.post(
+            f"{base}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": browser.result["code"],
+                "redirect_uri": REDIRECT,
+                "client_id": client_id,
+                "code_verifier": verifier,
+                "resource": f"{base}/mcp",
+            },
+        )
         assert reply.status_code == 200, reply.text
         assert reply.headers["cache-control"] == "no-store"
-        return {**reply.json(), "client_id": client_id, "code": browser.result["code"],
-                "verifier": verifier}
+        return {
+            **reply.json(),
+            "client_id": client_id,
+            "code": browser.result["code"],
+            "verifier": verifier,
+        }
 
 
 async def mcp_status(base: str, token: str) -> int:
     async with httpx2.AsyncClient(timeout=20) as http:
-        reply = await http.post(f"{base}/mcp", json=INIT, headers={
-            "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"})
+        reply = await http.post(
+            f"{base}/mcp",
+            json=INIT,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
         return reply.status_code
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_metadata_documents(mcp_base, app, http_server):
     async with httpx2.AsyncClient() as http:
-        prm = [(await http.get(f"{mcp_base}{p}", headers={"MCP-Protocol-Version": "2026-07-28"}))
-               for p in ("/.well-known/oauth-protected-resource/mcp",
-                         "/.well-known/oauth-protected-resource")]
+        prm = [
+            (await http.get(f"{mcp_base}{p}", headers={"MCP-Protocol-Version": "2026-07-28"}))
+            for p in (
+                "/.well-known/oauth-protected-resource/mcp",
+                "/.well-known/oauth-protected-resource",
+            )
+        ]
         asm = (await http.get(f"{mcp_base}/.well-known/oauth-authorization-server")).json()
         unauth = await http.post(f"{mcp_base}/mcp", json=INIT)
     assert all(r.status_code == 200 for r in prm) and prm[0].json() == prm[1].json()
@@ -108,11 +135,16 @@ async def test_metadata_documents(mcp_base, app, http_server):
 async def test_registration_trust_policy(mcp_base, app, http_server):
     async with httpx2.AsyncClient() as http:
         chatgpt = await register(http, mcp_base, "https://chatgpt.com/connector/oauth/abc123")
-        legacy = await register(http, mcp_base, "https://chatgpt.com/connector_platform_oauth_redirect")
-        claude = await register(http, mcp_base, "https://claude.ai/api/mcp/auth_callback",
-                                client_name="Claude")
+        legacy = await register(
+            http, mcp_base, "https://chatgpt.com/connector_platform_oauth_redirect"
+        )
+        claude = await register(
+            http, mcp_base, "https://claude.ai/api/mcp/auth_callback", client_name="Claude"
+        )
         evil = await register(http, mcp_base, "https://evil.example/callback")
-        lookalike = await register(http, mcp_base, "https://chatgpt.com.evil.example/connector/oauth/x")
+        lookalike = await register(
+            http, mcp_base, "https://chatgpt.com.evil.example/connector/oauth/x"
+        )
         secret = await register(http, mcp_base, token_endpoint_auth_method="client_secret_post")
     for reply in (chatgpt, legacy, claude):
         assert reply.status_code == 201, reply.text
@@ -124,31 +156,39 @@ async def test_registration_trust_policy(mcp_base, app, http_server):
     assert secret.status_code == 400
 
 
-
-
 @pytest.mark.gen_test(timeout=60)
 async def test_authorization_request_failures(mcp_base, app, http_server):
     async with httpx2.AsyncClient(timeout=20) as http:
         client_id = (await register(http, mcp_base)).json()["client_id"]
         _, challenge = pkce()
         # Unregistered redirect URI: an error page, never a redirect (open redirect).
-        bad = await http.get(authorize_url(mcp_base, client_id, challenge,
-                                           redirect_uri="http://evil.example/cb"))
+        bad = await http.get(
+            authorize_url(mcp_base, client_id, challenge, redirect_uri="http://evil.example/cb")
+        )
         assert bad.status_code == 400 and "location" not in bad.headers
         unknown = await http.get(authorize_url(mcp_base, "dcr_nobody", challenge))
         assert unknown.status_code == 400 and "location" not in unknown.headers
         # Loopback IP: another port is the same redirect URI (RFC 8252).
-        other_port = await http.get(authorize_url(mcp_base, client_id, challenge,
-                                                  redirect_uri="http://127.0.0.1:40001/callback"))
+        other_port = await http.get(
+            authorize_url(
+                mcp_base, client_id, challenge, redirect_uri="http://127.0.0.1:40001/callback"
+            )
+        )
         assert other_port.status_code == 200
         # Audience: another resource is refused back at the client.
-        evil = await http.get(authorize_url(mcp_base, client_id, challenge, resource="https://evil"))
+        evil = await http.get(
+            authorize_url(mcp_base, client_id, challenge, resource="https://evil")
+        )
         assert evil.status_code == 302
         assert "error=invalid_target" in evil.headers["location"]
         assert evil.headers["location"].startswith(REDIRECT)
         # PKCE: required, and S256 only.
-        missing = await http.get(authorize_url(mcp_base, client_id, None, code_challenge_method=None))
-        plain = await http.get(authorize_url(mcp_base, client_id, "x" * 50, code_challenge_method="plain"))
+        missing = await http.get(
+            authorize_url(mcp_base, client_id, None, code_challenge_method=None)
+        )
+        plain = await http.get(
+            authorize_url(mcp_base, client_id, "x" * 50, code_challenge_method="plain")
+        )
         for reply in (missing, plain):
             assert reply.status_code == 302 and "error=invalid_request" in reply.headers["location"]
         # The consent page names the client and cannot be framed.
@@ -159,8 +199,9 @@ async def test_authorization_request_failures(mcp_base, app, http_server):
         handle = page.text.split('name="handle" value="')[1].split('"')[0]
     # The consent handle is bound to the browser that got the page: another browser's POST fails.
     async with httpx2.AsyncClient(timeout=20) as stranger:
-        stolen = await stranger.post(f"{mcp_base}/oauth/consent",
-                                     data={"handle": handle, "action": "allow"})
+        stolen = await stranger.post(
+            f"{mcp_base}/oauth/consent", data={"handle": handle, "action": "allow"}
+        )
     assert stolen.status_code == 400 and "location" not in stolen.headers
 
 
@@ -178,8 +219,12 @@ async def test_consent_denied_and_single_use_handle(mcp_base, app, http_server):
         page_url = authorize_url(mcp_base, client_id, challenge)
         page = await browser.http.get(page_url)
         handle = page.text.split('name="handle" value="')[1].split('"')[0]
-        first = await browser.http.post(f"{mcp_base}/oauth/consent", data={"handle": handle, "action": "deny"})
-        again = await browser.http.post(f"{mcp_base}/oauth/consent", data={"handle": handle, "action": "allow"})
+        first = await browser.http.post(
+            f"{mcp_base}/oauth/consent", data={"handle": handle, "action": "deny"}
+        )
+        again = await browser.http.post(
+            f"{mcp_base}/oauth/consent", data={"handle": handle, "action": "allow"}
+        )
         assert first.status_code == 302 and again.status_code == 400
     finally:
         await browser.aclose()
@@ -209,13 +254,25 @@ async def test_code_exchange_failures(mcp_base, app, http_server):
     tokens = await sign_in(mcp_base)
     async with httpx2.AsyncClient(timeout=20) as http:
         # The code is single use.
-        replay = await http.post(f"{mcp_base}/oauth/token", data={
-            "grant_type": "authorization_code", "code": tokens["code"], "redirect_uri": REDIRECT,
-            "client_id": tokens["client_id"], "code_verifier": tokens["verifier"]})
+        replay = await http.post(
+            f"{mcp_base}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": tokens["code"],
+                "redirect_uri": REDIRECT,
+                "client_id": tokens["client_id"],
+                "code_verifier": tokens["verifier"],
+            },
+        )
         assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-        unknown = await http.post(f"{mcp_base}/oauth/token", data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-            "client_id": "dcr_deleted"})
+        unknown = await http.post(
+            f"{mcp_base}/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": "dcr_deleted",
+            },
+        )
         assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_client"
     # A wrong PKCE verifier.
     async with httpx2.AsyncClient(timeout=20) as http:
@@ -226,9 +283,16 @@ async def test_code_exchange_failures(mcp_base, app, http_server):
             await browser.visit(authorize_url(mcp_base, client_id, challenge))
         finally:
             await browser.aclose()
-        wrong = await http.post(f"{mcp_base}/oauth/token", data={
-            "grant_type": "authorization_code", "code": browser.result["code"],
-            "redirect_uri": REDIRECT, "client_id": client_id, "code_verifier": "w" * 60})
+        wrong = await http.post(
+            f"{mcp_base}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": browser.result["code"],
+                "redirect_uri": REDIRECT,
+                "client_id": client_id,
+                "code_verifier": "w" * 60,
+            },
+        )
         assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
 
 
@@ -238,8 +302,12 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(mcp_base, app, http_
     assert tokens["access_token"].startswith("agm_at_") and tokens["scope"] == "gitea:read"
     assert await mcp_status(mcp_base, tokens["access_token"]) == 200
     async with httpx2.AsyncClient(timeout=20) as http:
-        form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                "client_id": tokens["client_id"], "resource": f"{mcp_base}/mcp"}
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": tokens["client_id"],
+            "resource": f"{mcp_base}/mcp",
+        }
         first = await http.post(f"{mcp_base}/oauth/token", data=form)
         assert first.status_code == 200, first.text
         rotated = first.json()
@@ -249,7 +317,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(mcp_base, app, http_
         assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
         # The whole family is revoked: the new tokens die too.
         assert await mcp_status(mcp_base, rotated["access_token"]) == 401
-        after = await http.post(f"{mcp_base}/oauth/token", data={**form, "refresh_token": rotated["refresh_token"]})
+        after = await http.post(
+            f"{mcp_base}/oauth/token", data={**form, "refresh_token": rotated["refresh_token"]}
+        )
         assert after.status_code == 400
     assert logs.audit("oauth_refresh_token_reused")
     assert tokens["refresh_token"] not in logs.audit_text() + logs.stdout_text()
@@ -259,9 +329,14 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(mcp_base, app, http_
 async def test_revocation(mcp_base, app, http_server):
     tokens = await sign_in(mcp_base)
     async with httpx2.AsyncClient(timeout=20) as http:
-        reply = await http.post(f"{mcp_base}/oauth/revoke", data={
-            "token": tokens["refresh_token"], "token_type_hint": "refresh_token",
-            "client_id": tokens["client_id"]})
+        reply = await http.post(
+            f"{mcp_base}/oauth/revoke",
+            data={
+                "token": tokens["refresh_token"],
+                "token_type_hint": "refresh_token",
+                "client_id": tokens["client_id"],
+            },
+        )
         assert reply.status_code == 200, reply.text
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401
 
@@ -269,54 +344,85 @@ async def test_revocation(mcp_base, app, http_server):
 @pytest.mark.gen_test(timeout=60)
 async def test_gitea_grant_revoked_ends_the_mcp_grant(mcp_base, gitea, app, http_server):
     tokens = await sign_in(mcp_base)
-    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Content-Type": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {tokens['access_token']}",
+        "Content-Type": "application/json",
+    }
     async with httpx2.AsyncClient(timeout=20) as http:
-        ok = await http.post(f"{mcp_base}/mcp/tool/call", headers=headers,
-                             json={"tool": "list_repositories", "arguments": {}})
+        ok = await http.post(
+            f"{mcp_base}/mcp/tool/call",
+            headers=headers,
+            json={"tool": "list_repositories", "arguments": {}},
+        )
         assert ok.status_code == 200, ok.text
         assert gitea.oauth.revoke("alice") == 1  # alice clicks Revoke in Gitea
-        failed = await http.post(f"{mcp_base}/mcp/tool/call", headers=headers,
-                                 json={"tool": "list_repositories", "arguments": {}})
+        failed = await http.post(
+            f"{mcp_base}/mcp/tool/call",
+            headers=headers,
+            json={"tool": "list_repositories", "arguments": {}},
+        )
         assert failed.json()["isError"] is True
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_api_keys_work_beside_oauth_and_bad_tokens_are_rate_limited(mcp_base, app, http_server):
+async def test_api_keys_work_beside_oauth_and_bad_tokens_are_rate_limited(
+    mcp_base, app, http_server
+):
     async with httpx2.AsyncClient(timeout=20) as http:
         accept = {"Accept": "application/json, text/event-stream"}
-        key = await http.post(f"{mcp_base}/mcp", json=INIT,
-                              headers={"Authorization": f"Bearer {KEY}", **accept})
+        key = await http.post(
+            f"{mcp_base}/mcp", json=INIT, headers={"Authorization": f"Bearer {KEY}", **accept}
+        )
         assert key.status_code == 200
-        hosted = await http.post(f"{mcp_base}/mcp", json=INIT, headers={
-            "Authorization": f"Bearer {KEY}", "Origin": "https://chatgpt.com", **accept})
+        hosted = await http.post(
+            f"{mcp_base}/mcp",
+            json=INIT,
+            headers={"Authorization": f"Bearer {KEY}", "Origin": "https://chatgpt.com", **accept},
+        )
         assert hosted.status_code == 200
-        anonymous_hosted = await http.post(f"{mcp_base}/mcp", json=INIT, headers={
-            "Origin": "https://chatgpt.com", **accept})
+        anonymous_hosted = await http.post(
+            f"{mcp_base}/mcp", json=INIT, headers={"Origin": "https://chatgpt.com", **accept}
+        )
         assert anonymous_hosted.status_code == 401
         statuses = [
-            (await http.post(f"{mcp_base}/mcp", json=INIT, headers={
-                "Authorization": "Bearer agm_at_" + "x" * 43, **accept})).status_code
+            (
+                await http.post(
+                    f"{mcp_base}/mcp",
+                    json=INIT,
+                    headers={"Authorization": "Bearer agm_at_" + "x" * 43, **accept},
+                )
+            ).status_code
             for _ in range(6)
         ]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_gitea_token_refreshed_once_under_concurrent_calls(mcp_base, gitea, ctx, app, http_server):
+async def test_gitea_token_refreshed_once_under_concurrent_calls(
+    mcp_base, gitea, ctx, app, http_server
+):
     import asyncio
 
     gitea.oauth.access_token_ttl = 61  # expires 1 s after the refresh margin
     gitea.oauth.invalidate_refresh_tokens = True  # a second refresh with the old token would fail
     tokens = await sign_in(mcp_base)
     await asyncio.sleep(1.5)
-    headers = {"Authorization": f"Bearer {tokens['access_token']}", "Content-Type": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {tokens['access_token']}",
+        "Content-Type": "application/json",
+    }
     async with httpx2.AsyncClient(timeout=20) as http:
-        replies = await asyncio.gather(*[
-            http.post(f"{mcp_base}/mcp/tool/call", headers=headers,
-                      json={"tool": "list_repositories", "arguments": {}})
-            for _ in range(5)
-        ])
+        replies = await asyncio.gather(
+            *[
+                http.post(
+                    f"{mcp_base}/mcp/tool/call",
+                    headers=headers,
+                    json={"tool": "list_repositories", "arguments": {}},
+                )
+                for _ in range(5)
+            ]
+        )
     assert all(r.status_code == 200 and r.json().get("isError") is not True for r in replies)
     assert gitea.oauth.token_requests.get("refresh_token") == 1
     assert ctx.oauth.vault.refreshes == 1

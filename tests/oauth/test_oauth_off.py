@@ -69,4 +69,7 @@ def test_gitea_scope_string_is_fixed():
     assert effective_scopes("openid profile") == {"all"}
     assert effective_scopes("read:user read:repositroy") == {"all"}
     assert effective_scopes("read:user read:repository read:issue") == {
-        "read:user", "read:repository", "read:issue"}
+        "read:user",
+        "read:repository",
+        "read:issue",
+    }
