@@ -426,3 +426,28 @@ async def test_gitea_token_refreshed_once_under_concurrent_calls(
     assert all(r.status_code == 200 and r.json().get("isError") is not True for r in replies)
     assert gitea.oauth.token_requests.get("refresh_token") == 1
     assert ctx.oauth.vault.refreshes == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_one_user_two_clients_share_one_gitea_grant(mcp_base, gitea, ctx, app, http_server):
+    """ChatGPT and Claude for the same person: with INVALIDATE_REFRESH_TOKENS, per-client Gitea
+    tokens would invalidate each other; one token set per Gitea user keeps both working."""
+    import asyncio
+
+    gitea.oauth.access_token_ttl = 61
+    gitea.oauth.invalidate_refresh_tokens = True
+    first = await sign_in(mcp_base, "alice")
+    second = await sign_in(mcp_base, "alice")
+    assert first["client_id"] != second["client_id"]
+    await asyncio.sleep(1.5)  # both now need a Gitea refresh
+    async with httpx2.AsyncClient(timeout=20) as http:
+        for tokens in (first, second, first):
+            reply = await http.post(
+                f"{mcp_base}/mcp/tool/call",
+                headers={"Authorization": f"Bearer {tokens['access_token']}",
+                         "Content-Type": "application/json"},
+                json={"tool": "list_repositories", "arguments": {}},
+            )
+            assert reply.status_code == 200 and reply.json().get("isError") is not True, reply.text
+    assert len(gitea.oauth.grants) == 1
+    assert ctx.oauth.vault.refreshes == 1

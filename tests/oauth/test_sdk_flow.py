@@ -4,6 +4,7 @@ Gitea's sign-in and grant, the code exchange, and tool calls with the user's own
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 
@@ -12,6 +13,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from ..conftest import with_settings
 from .conftest import BOT_TOKEN, Browser, MemoryStorage, sdk_provider
 
 
@@ -94,3 +96,60 @@ async def test_two_users_see_their_own_repositories(mcp_base, gitea, app, http_s
     assert "alice/notes" in seen["alice"] and "alice/notes" not in seen["carol"]
     assert "carol/incident-response" in seen["carol"]
     assert "carol/incident-response" not in seen["alice"]
+
+
+@pytest.mark.gen_test(timeout=60)
+@with_settings(oauth_access_token_ttl=2)
+async def test_sdk_refreshes_an_expired_access_token(mcp_base, gitea, app, http_server, logs):
+    browser = Browser("alice")
+    storage = MemoryStorage()
+    try:
+        async with oauth_session(mcp_base, browser, storage) as session:
+            first = storage.tokens.refresh_token
+            assert not (await session.call_tool("list_repositories", {})).is_error
+            await asyncio.sleep(2.5)
+            result = await session.call_tool("list_repositories", {})
+            assert not result.is_error, result.content[0].text
+    finally:
+        await browser.aclose()
+    assert storage.tokens.refresh_token != first  # rotated
+    assert logs.audit("oauth_token_refreshed")
+    assert len([p for p in browser.pages if p[0].startswith(f"{mcp_base}/oauth/authorize")]) == 1  # no new sign-in
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_revoked_gitea_grant_makes_the_sdk_sign_in_again(mcp_base, gitea, app, http_server):
+    browser = Browser("alice")
+    try:
+        async with oauth_session(mcp_base, browser) as session:
+            assert not (await session.call_tool("list_repositories", {})).is_error
+            gitea.oauth.revoke("alice")  # alice clicks Revoke in Gitea's settings
+            refused = await session.call_tool("list_repositories", {})
+            assert refused.is_error
+            # Our tokens died with the Gitea grant: the next request is 401, and the SDK runs
+            # the whole flow again (the browser signs in again) and succeeds.
+            again = await session.call_tool("list_repositories", {})
+            assert not again.is_error, again.content[0].text
+    finally:
+        await browser.aclose()
+    assert len([p for p in browser.pages if p[0].startswith(f"{mcp_base}/oauth/authorize")]) == 2
+
+
+class TamperingBrowser(Browser):
+    async def callback(self):
+        result = await super().callback()
+        return result.model_copy(update={"iss": "https://evil.example"})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sdk_refuses_a_tampered_issuer(mcp_base, gitea, app, http_server):
+    browser = TamperingBrowser("alice")
+    storage = MemoryStorage()
+    try:
+        with pytest.raises(BaseException) as raised:
+            async with oauth_session(mcp_base, browser, storage):
+                pass
+    finally:
+        await browser.aclose()
+    assert "iss" in repr(raised.value).lower() or "issuer" in repr(raised.value).lower()
+    assert storage.tokens is None
