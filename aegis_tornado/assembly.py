@@ -121,6 +121,7 @@ def build_oauth(
         refresh_ttl=settings.oauth_refresh_token_ttl,
         redirect_prefixes=settings.oauth_redirect_prefixes,
         registrations_per_minute=settings.oauth_registrations_per_minute,
+        cimd_hosts=settings.oauth_cimd_hosts,
         gitea_timeout=settings.gitea_timeout,
     )
 

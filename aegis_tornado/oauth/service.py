@@ -17,6 +17,7 @@ from oauthlib.oauth2.rfc6749.tokens import BearerToken
 
 from ..auth.limiter import FailedAuthLimiter
 from . import redirects
+from .cimd import CimdClients, is_cimd_client_id
 from .gitea_login import GiteaLogin
 from .store import OAuthStore
 from .tokens import ACCESS_PREFIX, CLIENT_PREFIX, REFRESH_PREFIX, digest, new_token
@@ -96,6 +97,7 @@ class OAuthService:
         refresh_ttl: int,
         redirect_prefixes: tuple[str, ...],
         registrations_per_minute: int,
+        cimd_hosts: tuple[str, ...] = (),
         gitea_timeout: float = 10.0,
     ) -> None:
         _silence_oauthlib()
@@ -103,6 +105,7 @@ class OAuthService:
         self.resource = canonical(self.issuer + "/mcp")
         self.secure_cookies = self.issuer.startswith("https://")
         self.redirect_prefixes = redirect_prefixes
+        self.cimd = CimdClients(cimd_hosts)
         self.store = OAuthStore(state_path)
         key_path = state_path + ".key" if state_path != ":memory:" else ""
         key = load_or_create_key(encryption_key, key_path) if key_path else None
@@ -164,6 +167,7 @@ class OAuthService:
             "revocation_endpoint_auth_methods_supported": ["none"],
             "scopes_supported": [SCOPE],
             "authorization_response_iss_parameter_supported": True,
+            "client_id_metadata_document_supported": bool(self.cimd.trusted_hosts),
         }
 
     # --- dynamic client registration (RFC 7591) ---------------------------------------------
@@ -228,6 +232,11 @@ class OAuthService:
         }
 
     async def client(self, client_id: str) -> dict[str, Any] | None:
+        """A registered client, or a CIMD client whose document is fetched (and kept, so the
+        token endpoint knows it). Raises ``CimdError`` for an unusable document."""
+        if is_cimd_client_id(client_id):
+            metadata = await self.cimd.load(client_id)
+            await self.store.call(self.store.add_client, client_id, metadata, "cimd", None)
         return await self.store.call(self.store.get_client, client_id)
 
     # --- oauthlib, on the store's thread ----------------------------------------------------

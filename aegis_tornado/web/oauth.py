@@ -17,6 +17,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from tornado import escape
 
 from ..oauth import redirects
+from ..oauth.cimd import CimdError
 from ..oauth.gitea_login import GiteaLoginError, pkce_pair
 from ..oauth.service import OAuthService, RegistrationError
 from ..oauth.tokens import digest
@@ -155,12 +156,21 @@ class AuthorizeHandler(OAuthHandler):
         client_id = self.get_query_argument("client_id", "")
         redirect_uri = self.get_query_argument("redirect_uri", "")
         state = self.get_query_argument("state", None)
-        client = await oauth.client(client_id) if client_id else None
+        try:
+            client = await oauth.client(client_id) if client_id else None
+        except CimdError as error:
+            self.audit("authorize_refused", failure=True, reason="client_metadata_document")
+            self.error_page(400, str(error))
+            return
         if client is None:
             self.audit("authorize_refused", failure=True, reason="unknown_client")
             self.error_page(400, "This application is not registered with this server.")
             return
-        if not redirects.matches(client["redirect_uris"], redirect_uri):
+        if not redirects.matches(client["redirect_uris"], redirect_uri) or (
+            # A document's redirect URIs are the client's word; the trust policy still applies.
+            client["kind"] == "cimd"
+            and not redirects.registrable(redirect_uri, oauth.redirect_prefixes)
+        ):
             # Never redirect to an unregistered URI (open redirect).
             self.audit(
                 "authorize_refused", failure=True, reason="redirect_uri", client_id=client_id

@@ -444,8 +444,10 @@ async def test_one_user_two_clients_share_one_gitea_grant(mcp_base, gitea, ctx, 
         for tokens in (first, second, first):
             reply = await http.post(
                 f"{mcp_base}/mcp/tool/call",
-                headers={"Authorization": f"Bearer {tokens['access_token']}",
-                         "Content-Type": "application/json"},
+                headers={
+                    "Authorization": f"Bearer {tokens['access_token']}",
+                    "Content-Type": "application/json",
+                },
                 json={"tool": "list_repositories", "arguments": {}},
             )
             assert reply.status_code == 200 and reply.json().get("isError") is not True, reply.text

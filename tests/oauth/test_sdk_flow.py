@@ -114,7 +114,9 @@ async def test_sdk_refreshes_an_expired_access_token(mcp_base, gitea, app, http_
         await browser.aclose()
     assert storage.tokens.refresh_token != first  # rotated
     assert logs.audit("oauth_token_refreshed")
-    assert len([p for p in browser.pages if p[0].startswith(f"{mcp_base}/oauth/authorize")]) == 1  # no new sign-in
+    assert (
+        len([p for p in browser.pages if p[0].startswith(f"{mcp_base}/oauth/authorize")]) == 1
+    )  # no new sign-in
 
 
 @pytest.mark.gen_test(timeout=90)
