@@ -335,6 +335,17 @@ class TokenHandler(_CorsMixin, OAuthHandler):
         await self._respond(self.oauth.token_response)
 
     async def _respond(self, endpoint) -> None:
+        limiter, ip = self.ctx.limiter, self.client_ip
+        retry_after = limiter.retry_after(ip)
+        if retry_after is not None:
+            # Guessing codes or refresh tokens is guessing keys: the same per-IP limit.
+            self.audit("token_rate_limited", failure=True)
+            self.json_reply(
+                429,
+                {"error": "slow_down", "error_description": "Too many failed attempts"},
+                {"Retry-After": str(retry_after)},
+            )
+            return
         headers = {
             name: self.request.headers[name]
             for name in ("Authorization", "Content-Type")
@@ -355,6 +366,13 @@ class TokenHandler(_CorsMixin, OAuthHandler):
             except (ValueError, AttributeError):
                 pass
             self.audit(f"{self.request.path.rsplit('/', 1)[-1]}_refused", failure=True, error=error)
+            outcome = limiter.record_failure(ip)
+            if outcome.blocked:
+                self.ctx.audit.rate_limit_exceeded(
+                    client_ip=ip,
+                    failures=outcome.failures,
+                    window=self.ctx.settings.auth_failure_window,
+                )
         self.json_reply(status, reply_body or "{}", reply_headers)
 
 

@@ -453,3 +453,23 @@ async def test_one_user_two_clients_share_one_gitea_grant(mcp_base, gitea, ctx, 
             assert reply.status_code == 200 and reply.json().get("isError") is not True, reply.text
     assert len(gitea.oauth.grants) == 1
     assert ctx.oauth.vault.refreshes == 1
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_failed_token_requests_count_in_the_per_ip_limiter(mcp_base, app, http_server):
+    async with httpx2.AsyncClient(timeout=20) as http:
+        client_id = (await register(http, mcp_base)).json()["client_id"]
+        statuses = [
+            (
+                await http.post(
+                    f"{mcp_base}/oauth/token",
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": f"agm_rt_guess{n}",
+                        "client_id": client_id,
+                    },
+                )
+            ).status_code
+            for n in range(6)
+        ]
+    assert statuses == [400] * 5 + [429]
