@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Callable
@@ -164,6 +165,9 @@ async def run(
                 )
             )
         assert client_id and secret
+        if double_app is not None and settings.oauth_state_path == Settings.oauth_state_path:
+            # The demo Gitea forgets everything at exit; so does the demo's OAuth store.
+            settings = dataclasses.replace(settings, oauth_state_path=":memory:")
         ctx.oauth = build_oauth(settings, gitea_url, public_url, client_id, secret)
         running.cleanups.insert(0, ctx.oauth.close)
         log.info("oauth_enabled", issuer=public_url, resource=ctx.oauth.resource)
