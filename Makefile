@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: help setup setup-test run test conformance bench bench-smoke generate-key rotate-key \
-        check-key-age auth-summary docker-build clean
+        check-key-age auth-summary oauth-admin docker-build clean
 
 help:
 	@echo "make run            run the server (demo Gitea and a generated key when none is configured)"
@@ -15,6 +15,8 @@ help:
 	@echo "make rotate-key     guided key rotation"
 	@echo "make check-key-age  warn about keys older than 90 days"
 	@echo "make auth-summary   weekly authentication summary from the audit log"
+	@echo "make oauth-admin ARGS='add-client --name N --redirect-uri U'   static OAuth clients,"
+	@echo "                    list-clients, delete-client ID, revoke-user LOGIN"
 
 $(VENV)/.run-installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +57,9 @@ check-key-age:
 
 auth-summary:
 	scripts/auth_summary.sh --days 7 $(LOG)
+
+oauth-admin: setup
+	$(PY) -m aegis_tornado.oauth.admin $(ARGS)
 
 docker-build:
 	docker compose build

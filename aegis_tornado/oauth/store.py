@@ -93,6 +93,10 @@ class OAuthStore:
         """Run ``fn(*args)`` on the store's thread and await its result."""
         return await asyncio.wrap_future(self._executor.submit(fn, *args))
 
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the store's thread and wait (command-line tools, no event loop)."""
+        return self._executor.submit(fn, *args).result()
+
     def close(self) -> None:
         def shut() -> None:
             if self._db is not None:
@@ -124,6 +128,10 @@ class OAuthStore:
     def delete_client(self, client_id: str) -> None:
         self.db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
         self.db.execute("UPDATE tokens SET state = 'revoked' WHERE client_id = ?", (client_id,))
+
+    def list_clients(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT client_id FROM clients ORDER BY created").fetchall()
+        return [c for c in (self.get_client(r["client_id"]) for r in rows) if c is not None]
 
     def count_clients(self, kind: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM clients WHERE kind = ?", (kind,)).fetchone()[0]
@@ -214,6 +222,12 @@ class OAuthStore:
         return self.db.execute(
             "UPDATE tokens SET state = 'revoked' WHERE gitea_user_id = ? AND state != 'revoked'",
             (gitea_user_id,),
+        ).rowcount
+
+    def revoke_login(self, gitea_login: str) -> int:
+        return self.db.execute(
+            "UPDATE tokens SET state = 'revoked' WHERE gitea_login = ? AND state != 'revoked'",
+            (gitea_login,),
         ).rowcount
 
     def purge_expired_tokens(self) -> None:

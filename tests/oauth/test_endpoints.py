@@ -473,3 +473,64 @@ async def test_failed_token_requests_count_in_the_per_ip_limiter(mcp_base, app, 
             for n in range(6)
         ]
     assert statuses == [400] * 5 + [429]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_static_client_with_a_secret(mcp_base, ctx, app, http_server):
+    from aegis_tornado.oauth.admin import add_static_client
+
+    client_id, secret = add_static_client(ctx.oauth.store, "Claude (static)", [REDIRECT])
+    verifier, challenge = pkce()
+    browser = Browser("alice")
+    try:
+        await browser.visit(authorize_url(mcp_base, client_id, challenge))
+    finally:
+        await browser.aclose()
+    form = {
+        "grant_type": "authorization_code",
+        "code": browser.result["code"],
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+    }
+    async with httpx2.AsyncClient(timeout=20) as http:
+        wrong = await http.post(f"{mcp_base}/oauth/token", data=form, auth=(client_id, "nope"))
+        assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+        public = await http.post(f"{mcp_base}/oauth/token", data={**form, "client_id": client_id})
+        assert public.status_code == 401
+        ok = await http.post(f"{mcp_base}/oauth/token", data=form, auth=(client_id, secret))
+        assert ok.status_code == 200, ok.text
+    assert await mcp_status(mcp_base, ok.json()["access_token"]) == 200
+
+
+def test_admin_cli_adds_lists_and_revokes(tmp_path, capsys):
+    from aegis_tornado.oauth.admin import main
+
+    env_path = str(tmp_path / "state.sqlite3")
+    import os
+
+    os.environ["OAUTH_STATE_PATH"] = env_path
+    try:
+        assert (
+            main(
+                [
+                    "add-client",
+                    "--name",
+                    "ChatGPT static",
+                    "--redirect-uri",
+                    "https://chatgpt.com/connector/oauth/abc",
+                ]
+            )
+            == 0
+        )
+        out = capsys.readouterr().out
+        client_id = out.split("client_id:")[1].split()[0]
+        secret = out.split("client_secret:")[1].split()[0]
+        assert main(["list-clients"]) == 0
+        listed = capsys.readouterr().out
+        assert client_id in listed and secret not in listed
+        assert main(["revoke-user", "alice"]) == 0
+        assert "revoked 0" in capsys.readouterr().out
+        assert main(["add-client", "--name", "x", "--redirect-uri", "javascript:alert(1)"]) == 2
+    finally:
+        del os.environ["OAUTH_STATE_PATH"]
+    assert secret not in open(env_path, "rb").read().decode("latin-1")
