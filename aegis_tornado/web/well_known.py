@@ -16,14 +16,14 @@ class _MetadataHandler(BaseHandler):
         self.set_header("Access-Control-Allow-Origin", "*")
         self.set_header("Access-Control-Allow-Headers", "MCP-Protocol-Version, Content-Type")
 
-    def options(self, *args: str) -> None:
+    def options(self) -> None:
         self.set_status(204)
         self.finish()
 
     def document(self) -> dict:
         raise NotImplementedError
 
-    def get(self, *args: str) -> None:
+    def get(self) -> None:
         if self.ctx.oauth is None:
             raise ApiError(404, f"No such endpoint: {self.request.path[:200]}")
         self.write(self.document())
@@ -40,6 +40,7 @@ class AuthorizationServerMetadataHandler(_MetadataHandler):
 
 
 default_handlers = [
-    (r"/\.well-known/oauth-protected-resource(/mcp)?", ProtectedResourceMetadataHandler),
+    (r"/\.well-known/oauth-protected-resource", ProtectedResourceMetadataHandler),
+    (r"/\.well-known/oauth-protected-resource/mcp", ProtectedResourceMetadataHandler),
     (r"/\.well-known/oauth-authorization-server", AuthorizationServerMetadataHandler),
 ]
