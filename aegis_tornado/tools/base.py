@@ -140,6 +140,13 @@ class ToolEnv:
                 reason="empty_repository",
             ) from None
         except GiteaAuthError as error:
+            if credential_identity():  # an OAuth caller: their own Gitea authorization failed
+                raise ToolError(
+                    "Gitea refused your Gitea authorization (revoked, expired, or without "
+                    "permission for this). If you revoked this application in Gitea, sign in "
+                    "again.",
+                    reason="gitea_auth",
+                ) from None
             raise ToolError(
                 "Gitea refused the server's own token (rejected, expired or missing a read "
                 f"scope): {error.message} Tell the server's operator; retrying will not help.",

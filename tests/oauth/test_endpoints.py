@@ -362,6 +362,7 @@ async def test_gitea_grant_revoked_ends_the_mcp_grant(mcp_base, gitea, app, http
             json={"tool": "list_repositories", "arguments": {}},
         )
         assert failed.json()["isError"] is True
+        assert "sign in again" in failed.json()["content"][0]["text"]
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401
 
 
@@ -534,3 +535,39 @@ def test_admin_cli_adds_lists_and_revokes(tmp_path, capsys):
     finally:
         del os.environ["OAUTH_STATE_PATH"]
     assert secret not in open(env_path, "rb").read().decode("latin-1")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_session_is_bound_to_its_user(mcp_base, app, http_server):
+    alice, carol = await sign_in(mcp_base, "alice"), await sign_in(mcp_base, "carol")
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(timeout=20) as http:
+        init = await http.post(
+            f"{mcp_base}/mcp",
+            json=INIT,
+            headers={"Authorization": f"Bearer {alice['access_token']}", **accept},
+        )
+        session = init.headers["mcp-session-id"]
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+        own = await http.post(
+            f"{mcp_base}/mcp",
+            json=listing,
+            headers={
+                "Authorization": f"Bearer {alice['access_token']}",
+                "Mcp-Session-Id": session,
+                "MCP-Protocol-Version": "2025-06-18",
+                **accept,
+            },
+        )
+        hijack = await http.post(
+            f"{mcp_base}/mcp",
+            json=listing,
+            headers={
+                "Authorization": f"Bearer {carol['access_token']}",
+                "Mcp-Session-Id": session,
+                "MCP-Protocol-Version": "2025-06-18",
+                **accept,
+            },
+        )
+    assert own.status_code == 200
+    assert hijack.status_code in (403, 404)
