@@ -57,10 +57,9 @@ class OAuthHandler(BaseHandler):
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("X-Frame-Options", "DENY")
-        self.set_header(
-            "Content-Security-Policy",
-            "default-src 'none'; form-action 'self' ; frame-ancestors 'none'",
-        )
+        # No form-action: browsers apply it to the redirect that follows the consent form
+        # (to Gitea), which would block the sign-in. Nothing else may load or frame the page.
+        self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         self.finish(
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{escape.xhtml_escape(title)}</title></head><body>"

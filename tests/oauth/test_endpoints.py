@@ -571,3 +571,47 @@ async def test_a_session_is_bound_to_its_user(mcp_base, app, http_server):
         )
     assert own.status_code == 200
     assert hijack.status_code in (403, 404)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_no_resource_binds_to_the_canonical_uri_and_callbacks_are_single_use(
+    mcp_base, ctx, app, http_server
+):
+    async with httpx2.AsyncClient(timeout=20) as http:
+        client_id = (await register(http, mcp_base, client_name="Claude")).json()["client_id"]
+        verifier, challenge = pkce()
+        browser = Browser("alice")
+        try:
+            # Claude is said to omit `resource`: the grant is bound to this server's /mcp.
+            await browser.visit(authorize_url(mcp_base, client_id, challenge, resource=None))
+            callback = next(url for url, _ in browser.pages if "/oauth/callback?" in url)
+            replayed = await browser.http.get(callback)  # same browser, same state: used
+            assert replayed.status_code == 400 and "location" not in replayed.headers
+        finally:
+            await browser.aclose()
+        reply = await http.post(
+            f"{mcp_base}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": browser.result["code"],
+                "redirect_uri": REDIRECT,
+                "client_id": client_id,
+                "code_verifier": verifier,
+            },
+        )
+        assert reply.status_code == 200, reply.text
+        tokens = reply.json()
+        assert await mcp_status(mcp_base, tokens["access_token"]) == 200
+        # A deleted client: its tokens die, and the token endpoint says invalid_client (401),
+        # which makes Claude register again.
+        await ctx.oauth.store.call(ctx.oauth.store.delete_client, client_id)
+        gone = await http.post(
+            f"{mcp_base}/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": client_id,
+            },
+        )
+        assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
+    assert await mcp_status(mcp_base, tokens["access_token"]) == 401

@@ -49,6 +49,13 @@ async def test_full_flow_reads_with_the_users_own_gitea_token(
     try:
         async with oauth_session(mcp_base, browser, storage) as session:
             names = await repo_names(session)
+            for tool, arguments in (
+                ("search", {"query": "lighthouse"}),
+                ("get_file_contents", {"owner": "alice", "repo": "notes", "path": "README.md"}),
+                ("list_issues", {"owner": "northwind", "repo": "lighthouse"}),
+            ):
+                result = await session.call_tool(tool, arguments)
+                assert not result.is_error, (tool, result.content[0].text)
     finally:
         await browser.aclose()
     assert "alice/notes" in names  # alice's private repository
@@ -57,8 +64,11 @@ async def test_full_flow_reads_with_the_users_own_gitea_token(
     assert storage.tokens.access_token.startswith("agm_at_")
     assert storage.tokens.refresh_token.startswith("agm_rt_")
     # The tool call reached Gitea as alice, in the header, never with the bot token.
-    api_calls = [r for r in gitea.double.requests if r.path.startswith("/api/v1/repos")]
-    assert api_calls and all(r.user == "alice" and r.auth == "header" for r in api_calls)
+    api_calls = [r for r in gitea.double.requests if r.path.startswith("/api/v1/")]
+    assert len(api_calls) > 5
+    assert all(r.user == "alice" and r.auth == "header" for r in api_calls), [
+        (r.path, r.user) for r in api_calls if r.user != "alice"
+    ]
     # The audit names the user; no token, code or secret is in any log line.
     text = logs.stdout_text() + logs.audit_text()
     assert '"gitea_user": "alice"' in text or '"gitea_user":"alice"' in text
