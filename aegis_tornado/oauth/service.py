@@ -34,6 +34,7 @@ def _silence_oauthlib() -> None:
 _PARSE_BASE = "https://aegis.invalid"
 MAX_REDIRECT_URIS = 10
 MAX_DCR_CLIENTS = 10_000
+AUTHORIZATIONS_PER_MINUTE = 30
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ class OAuthService:
         self.validator = AegisRequestValidator(self.store, self.resource, access_ttl, refresh_ttl)
         self.server = OAuthServer(self.validator, access_ttl)
         self.registrations = FailedAuthLimiter(registrations_per_minute, 60.0, 20_000)
+        #: Consent pages per client IP: each holds a stored transaction for 10 minutes.
+        self.authorizations = FailedAuthLimiter(AUTHORIZATIONS_PER_MINUTE, 60.0, 20_000)
 
     def close(self) -> None:
         self.store.close()
@@ -301,13 +304,16 @@ class OAuthService:
 
     # --- browser transactions ---------------------------------------------------------------
 
-    async def begin(self, kind: str, data: dict[str, Any], ttl: float = 600.0) -> tuple[str, str]:
-        """A single-use handle and the browser binding secret for its cookie."""
+    async def begin(
+        self, kind: str, data: dict[str, Any], ttl: float = 600.0
+    ) -> tuple[str, str] | None:
+        """A single-use handle and the browser binding secret for its cookie; None when too
+        many sign-ins are in progress."""
         handle, binding = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        await self.store.call(
+        stored = await self.store.call(
             self.store.put_transaction, digest(handle), kind, digest(binding), data, ttl
         )
-        return handle, binding
+        return (handle, binding) if stored else None
 
     async def finish(self, kind: str, handle: str, binding: str | None) -> dict[str, Any] | None:
         """The transaction's data if ``handle`` is live and ``binding`` is its browser's."""

@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Sign-ins in progress (consent shown, Gitea leg under way) kept at once.
+MAX_TRANSACTIONS = 50_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY,
@@ -70,6 +73,7 @@ class OAuthStore:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-oauth-store")
         self._db: sqlite3.Connection | None = None
+        self._writes = 0
         self._executor.submit(self._open).result()
 
     def _open(self) -> None:
@@ -140,13 +144,18 @@ class OAuthStore:
 
     def put_transaction(
         self, handle: str, kind: str, binding: str, data: dict[str, Any], ttl: float
-    ) -> None:
+    ) -> bool:
+        """False when too many sign-ins are in progress (a flood of authorization requests)."""
         now = time.time()
         self.db.execute("DELETE FROM transactions WHERE expires < ?", (now,))
+        count = self.db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0]
+        if count >= MAX_TRANSACTIONS:
+            return False
         self.db.execute(
             "INSERT INTO transactions VALUES (?, ?, ?, ?, ?)",
             (handle, kind, binding, json.dumps(data), now + ttl),
         )
+        return True
 
     def take_transaction(self, handle: str, kind: str) -> tuple[str, dict[str, Any]] | None:
         """The transaction's binding digest and data, deleted: every handle is single use."""
@@ -191,6 +200,9 @@ class OAuthStore:
         family: str,
         ttl: float,
     ) -> None:
+        self._writes += 1
+        if self._writes % 500 == 0:
+            self.purge_expired_tokens()
         self.db.execute(
             "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')",
             (
@@ -231,6 +243,7 @@ class OAuthStore:
         ).rowcount
 
     def purge_expired_tokens(self) -> None:
+        """Expired tokens kept a day (a late refresh-token replay is still recognised), then gone."""
         self.db.execute("DELETE FROM tokens WHERE expires < ?", (time.time() - 86400,))
 
     # --- users' Gitea tokens (sealed by the vault) -------------------------------------------

@@ -204,7 +204,14 @@ class AuthorizeHandler(OAuthHandler):
                 {"error": error.error, "error_description": error.description, "state": state},
             )
             return
-        handle, binding = await oauth.begin(
+        retry_after = oauth.authorizations.retry_after(self.client_ip)
+        if retry_after is not None:
+            self.audit("authorize_rate_limited", failure=True, client_id=client_id)
+            self.set_header("Retry-After", str(retry_after))
+            self.error_page(429, "Too many sign-in attempts from your address; try again later.")
+            return
+        oauth.authorizations.record_failure(self.client_ip)
+        started = await oauth.begin(
             "consent",
             {
                 "query": query,
@@ -216,6 +223,10 @@ class AuthorizeHandler(OAuthHandler):
             },
             TRANSACTION_TTL,
         )
+        if started is None:
+            self.error_page(503, "Too many sign-ins are in progress; try again in a few minutes.")
+            return
+        handle, binding = started
         self.set_binding_cookie("consent", handle, binding)
         name = escape.xhtml_escape(client.get("client_name") or "Unnamed client")
         host = escape.xhtml_escape(_host(redirect_uri))
@@ -271,9 +282,11 @@ class ConsentHandler(OAuthHandler):
             )
             return
         verifier, challenge = pkce_pair()
-        state, binding = await oauth.begin(
-            "upstream", {**data, "verifier": verifier}, TRANSACTION_TTL
-        )
+        started = await oauth.begin("upstream", {**data, "verifier": verifier}, TRANSACTION_TTL)
+        if started is None:
+            self.error_page(503, "Too many sign-ins are in progress; try again in a few minutes.")
+            return
+        state, binding = started
         self.set_binding_cookie("upstream", state, binding)
         self.audit("consent_given", client_id=data["client_id"])
         self.redirect(oauth.gitea.authorize_url(state, challenge))

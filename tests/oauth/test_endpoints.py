@@ -615,3 +615,17 @@ async def test_no_resource_binds_to_the_canonical_uri_and_callbacks_are_single_u
         )
         assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_consent_pages_are_rate_limited_per_ip(mcp_base, app, http_server):
+    from aegis_tornado.oauth.service import AUTHORIZATIONS_PER_MINUTE
+
+    async with httpx2.AsyncClient(timeout=20) as http:
+        client_id = (await register(http, mcp_base)).json()["client_id"]
+        _, challenge = pkce()
+        statuses = [
+            (await http.get(authorize_url(mcp_base, client_id, challenge))).status_code
+            for _ in range(AUTHORIZATIONS_PER_MINUTE + 1)
+        ]
+    assert statuses[:-1] == [200] * AUTHORIZATIONS_PER_MINUTE and statuses[-1] == 429
