@@ -148,7 +148,7 @@ async def run(
     ctx = build_context(settings, keyring, registry)
     running = await start_server(settings, make_app, ctx)
     running.cleanups.extend(cleanups)
-    if settings.oauth_enabled or settings.demo_mode:
+    if (settings.oauth_enabled or settings.demo_mode) and settings.auth_enabled:
         # The issuer is known once the port is (the demo may listen on any free port).
         public_url = settings.public_url or f"http://127.0.0.1:{running.port}"
         client_id, secret = settings.gitea_oauth_client_id, settings.gitea_oauth_client_secret
