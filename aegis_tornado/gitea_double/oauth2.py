@@ -232,18 +232,6 @@ class _OAuthHandler(web.RequestHandler):
     def redirect_303(self, url: str) -> None:
         self.redirect(url, status=303)
 
-    def record(self) -> None:
-        from .app import RequestRecord
-
-        record = RequestRecord(
-            self.request.method or "",
-            self.request.path,
-            [],
-            "header" if self.request.headers.get("Authorization") else None,
-        )
-        self.double.begin(record)
-        self.double.end(record, 0)
-
 
 class SignInHandler(_OAuthHandler):
     def get(self) -> None:
@@ -394,7 +382,6 @@ class AccessTokenHandler(_OAuthHandler):
         self.finish(json.dumps({"error": error, "error_description": description}))
 
     def post(self) -> None:
-        self.record()
         form = self._form()
         grant_type = form.get("grant_type", "")
         self.provider.token_requests[grant_type] = (

@@ -4,7 +4,6 @@ hold only verbs over this."""
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -344,7 +343,3 @@ class OAuthService:
             family=row["family"],
             credentials=UserGiteaCredentials(self.vault, row["gitea_user_id"], row["gitea_login"]),
         )
-
-
-def json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
