@@ -34,9 +34,9 @@ LABEL org.opencontainers.image.title="AegisGitea MCP" \
 RUN groupadd --gid 10001 aegis \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin aegis \
-    && mkdir -p /var/log/aegis-mcp \
-    && chown 10001:10001 /var/log/aegis-mcp \
-    && chmod 0750 /var/log/aegis-mcp
+    && mkdir -p /var/log/aegis-mcp /var/lib/aegis-mcp \
+    && chown 10001:10001 /var/log/aegis-mcp /var/lib/aegis-mcp \
+    && chmod 0750 /var/log/aegis-mcp /var/lib/aegis-mcp
 
 COPY --from=builder /opt/venv /opt/venv
 COPY scripts/healthcheck.py /app/scripts/healthcheck.py
@@ -46,12 +46,15 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     MCP_HOST=0.0.0.0 \
     MCP_PORT=8080 \
-    AUDIT_LOG_PATH=/var/log/aegis-mcp/audit.log
+    AUDIT_LOG_PATH=/var/log/aegis-mcp/audit.log \
+    OAUTH_STATE_PATH=/var/lib/aegis-mcp/oauth.sqlite3
 
 WORKDIR /app
 # The audit log outlives the container. A named volume is initialised from this directory, so it
 # starts owned by UID 10001; a bind-mounted host directory must be given that owner by hand.
-VOLUME ["/var/log/aegis-mcp"]
+# The OAuth store (clients, grants, hashed tokens, encrypted Gitea tokens) must be writable and
+# persistent too: on the read-only root, sign-in would fail.
+VOLUME ["/var/log/aegis-mcp", "/var/lib/aegis-mcp"]
 EXPOSE 8080
 
 USER 10001:10001

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: help setup setup-test run test lint conformance bench bench-smoke generate-key \
-        rotate-key check-key-age auth-summary docker-build clean
+        rotate-key check-key-age auth-summary oauth-admin docker-build clean
 
 help: ## list these targets
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / {printf "make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,9 @@ check-key-age: setup ## warn about keys older than 90 days
 
 auth-summary: ## weekly authentication summary from the audit log (LOG=file to choose it)
 	scripts/auth_summary.sh --days 7 $(LOG)
+
+oauth-admin: setup ## static OAuth clients: ARGS='add-client --name N --redirect-uri U', list-clients, delete-client ID, revoke-user LOGIN
+	$(PY) -m aegis_tornado.oauth.admin $(ARGS)
 
 docker-build: ## build the container image (docker compose build)
 	docker compose build

@@ -30,6 +30,10 @@ setup(
         # .env files: the same reading (quotes, export, comments) as docker compose and most
         # tools, for the server (settings.py) and the key scripts (scripts/_keytools.py).
         "python-dotenv>=1.0,<2",
+        # OAuth 2.1: oauthlib owns the protocol state machine (PKCE, code exchange, refresh,
+        # error responses); cryptography encrypts users' Gitea tokens at rest (Fernet).
+        "oauthlib>=3.2,<5",
+        "cryptography>=42",
     ],
     extras_require={
         # Pinned: the tests drive the server with these real clients, so a new release must be a

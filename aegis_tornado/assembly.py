@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -135,12 +136,42 @@ def gitea_tools(
     return client, build_registry(env)
 
 
+def build_oauth(
+    settings: Settings,
+    gitea_url: str,
+    public_url: str,
+    client_id: str,
+    client_secret: str,
+    gitea_browser_url: str | None = None,
+):
+    """The OAuth service (authorization server, and token check of the resource server)."""
+    from .oauth import OAuthService
+
+    return OAuthService(
+        public_url=public_url,
+        gitea_api_url=gitea_url,
+        gitea_browser_url=gitea_browser_url or settings.gitea_public_url or gitea_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=settings.gitea_oauth_scopes,
+        state_path=settings.oauth_state_path,
+        encryption_key=settings.oauth_encryption_key,
+        access_ttl=settings.oauth_access_token_ttl,
+        refresh_ttl=settings.oauth_refresh_token_ttl,
+        redirect_prefixes=settings.oauth_redirect_prefixes,
+        registrations_per_minute=settings.oauth_registrations_per_minute,
+        cimd_hosts=settings.oauth_cimd_hosts,
+        gitea_timeout=settings.gitea_timeout,
+    )
+
+
 async def run(
     settings: Settings, keyring: KeyRing, on_listening: Callable[[int], None] | None = None
 ) -> int:
     stop = stop_on_signals()
     cleanups: list[Callable[[], Awaitable[None] | None]] = []
     token = settings.gitea_token
+    double_app = None
     if settings.gitea_url is not None:
         gitea_url = settings.gitea_url
     else:
@@ -151,6 +182,7 @@ async def run(
         gitea_url, token = f"http://127.0.0.1:{double_port}", DEMO_TOKEN
         cleanups.append(lambda: stop_double(double_server, double_app))
         log.warning("demo_gitea_started", url=gitea_url)
+    assert gitea_url is not None
     client, registry = gitea_tools(settings, gitea_url, token)
     cleanups.insert(0, client.close)
     ctx = build_context(settings, keyring, registry)
@@ -167,6 +199,29 @@ async def run(
             f"MCP_HOST/MCP_PORT: cannot listen on {settings.host}:{settings.port}: {reason}"
         ) from None
     running.cleanups.extend(cleanups)
+    if (settings.oauth_enabled or settings.demo_mode) and settings.auth_enabled:
+        # The issuer is known once the port is (the demo may listen on any free port).
+        public_url = settings.public_url or f"http://127.0.0.1:{running.port}"
+        client_id, secret = settings.gitea_oauth_client_id, settings.gitea_oauth_client_secret
+        if double_app is not None:
+            from .gitea_double.oauth2 import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OAuthApp
+
+            client_id, secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+            double_app.double.oauth.register_app(  # type: ignore[attr-defined]
+                OAuthApp(
+                    DEMO_CLIENT_ID,
+                    DEMO_CLIENT_SECRET,
+                    (f"{public_url}/oauth/callback",),
+                    name="AegisGitea MCP (demo)",
+                )
+            )
+        assert client_id and secret
+        if double_app is not None and settings.oauth_state_path == Settings.oauth_state_path:
+            # The demo Gitea forgets everything at exit; so does the demo's OAuth store.
+            settings = dataclasses.replace(settings, oauth_state_path=":memory:")
+        ctx.oauth = build_oauth(settings, gitea_url, public_url, client_id, secret)
+        running.cleanups.insert(0, ctx.oauth.close)
+        log.info("oauth_enabled", issuer=public_url, resource=ctx.oauth.resource)
     log.info(
         "listening",
         host=settings.host,

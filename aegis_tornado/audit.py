@@ -86,6 +86,7 @@ class AuditLog:
         key_hint: str | None,
         client_ip: str,
         reason: str | None = None,
+        gitea_user: str | None = None,
     ) -> None:
         fields = dict(
             tool=tool,
@@ -97,4 +98,13 @@ class AuditLog:
         )
         if reason:
             fields["reason"] = reason
+        if gitea_user:
+            fields["gitea_user"] = gitea_user
         self._log.info("tool_call", **fields)
+
+    def oauth(self, event: str, *, failure: bool = False, **fields) -> None:
+        """An OAuth event (client registered, consent, token issued/refreshed/reused/revoked, or
+        a failure), named ``oauth_<event>``. Fields name the Gitea login and the client id;
+        never a token, code, state or secret."""
+        log = self._log.warning if failure else self._log.info
+        log(f"oauth_{event}", **fields)

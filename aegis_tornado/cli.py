@@ -93,6 +93,24 @@ def announce_demo_key(key: str, port: int) -> None:
     )
 
 
+def announce_demo_users(settings: Settings, port: int) -> None:
+    """The demo serves OAuth: who can sign in at the demo Gitea, printed once to the terminal."""
+    from .gitea_double.oauth2 import DEMO_PASSWORDS
+
+    public_url = settings.public_url or f"http://127.0.0.1:{port}"
+    users = "\n".join(f"    {login:<6} {password}" for login, password in DEMO_PASSWORDS.items())
+    print(
+        "\n"
+        "  OAuth is on: point the MCP Inspector or any OAuth MCP client at\n"
+        f"    {public_url}/mcp\n"
+        "  and sign in at the demo Gitea as one of (login, password):\n"
+        f"{users}\n"
+        "  Each sees the repositories Gitea lets that person see.\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def log_startup(settings: Settings, keyring: KeyRing, generated: bool) -> None:
     log = structlog.get_logger("aegis.server")
     if not settings.auth_enabled:
@@ -165,15 +183,14 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
     try:
         log_startup(settings, keyring, generated=generated_key is not None)
         serve = run or assembly_run
-        return asyncio.run(
-            serve(
-                settings,
-                keyring,
-                on_listening=(
-                    (lambda port: announce_demo_key(generated_key, port)) if generated_key else None
-                ),
-            )
-        )
+
+        def on_listening(port: int) -> None:
+            if generated_key:
+                announce_demo_key(generated_key, port)
+            if settings.demo_mode:
+                announce_demo_users(settings, port)
+
+        return asyncio.run(serve(settings, keyring, on_listening=on_listening))
     except StartupError as error:
         return fail(error)
     finally:

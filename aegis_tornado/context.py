@@ -26,6 +26,8 @@ class AppContext:
     mcp: Any = None
     sessions: Any = None
     legacy_sessions: Any = None
+    #: The OAuth service (``aegis_tornado.oauth.OAuthService``); None while OAuth is off.
+    oauth: Any = None
     requests: RequestTracker = field(default_factory=lambda: RequestTracker())
     metrics: Metrics = field(default_factory=Metrics)
     #: Tool calls in progress per key (``MAX_CALLS_PER_KEY``).

@@ -245,6 +245,63 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     return tuple(keys)
 
 
+#: The only Gitea scope string the server asks for: a misspelt or OIDC-only scope makes Gitea
+#: grant *every* scope (reference §3.6), so anything else refuses to start.
+GITEA_OAUTH_SCOPES = "read:user read:repository read:issue"
+
+#: Redirect URIs admitted for dynamically registered clients besides loopback ones: ChatGPT's
+#: per-connector callback and its legacy one, Claude's callback on both of its domains.
+DEFAULT_OAUTH_REDIRECT_PREFIXES = (
+    "https://chatgpt.com/connector/oauth/",
+    "https://chatgpt.com/connector_platform_oauth_redirect",
+    "https://claude.ai/api/mcp/auth_callback",
+    "https://claude.com/api/mcp/auth_callback",
+)
+#: Hosts whose Client ID Metadata Documents are fetched (ChatGPT's).
+DEFAULT_OAUTH_CIMD_HOSTS = ("chatgpt.com",)
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _as_public_url(raw: Any) -> str | None:
+    """The server's external URL: https, except for loopback hosts (tests, the demo)."""
+    value = _as_url(raw)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" and (parts.hostname or "").lower() not in LOOPBACK_HOSTS:
+        raise ValueError("must be an https:// URL (http only for 127.0.0.1, ::1 or localhost)")
+    return value
+
+
+def _as_gitea_scopes(raw: Any) -> str:
+    value = " ".join(_as_str(raw).split())
+    if sorted(value.split(" ")) != sorted(GITEA_OAUTH_SCOPES.split(" ")):
+        raise ValueError(
+            f"must be exactly '{GITEA_OAUTH_SCOPES}': Gitea grants every scope for a misspelt "
+            "or OpenID-only scope string"
+        )
+    return value
+
+
+def _as_url_prefixes(raw: Any) -> tuple[str, ...]:
+    prefixes = []
+    for item in _as_list(raw):
+        parts = urlsplit(item)
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"'{item[:60]}' is not an https:// URL prefix")
+        prefixes.append(item)
+    return tuple(prefixes)
+
+
+def _as_hostnames(raw: Any) -> tuple[str, ...]:
+    hosts = []
+    for item in _as_list(raw):
+        if not all(part.isalnum() or "-" in part for part in item.split(".")) or "/" in item:
+            raise ValueError(f"'{item[:60]}' is not a host name")
+        hosts.append(item.lower())
+    return tuple(hosts)
+
+
 # --- the settings: each declared once -------------------------------------------------------
 
 
@@ -540,6 +597,81 @@ class Settings:
         False,
         "Also count successful Gitea calls per repository (repository names become labels).",
     )
+    # OAuth 2.1 (ChatGPT, Claude and SDK clients sign in through Gitea)
+    public_url: str | None = setting(
+        "PUBLIC_URL",
+        _as_public_url,
+        None,
+        "External https URL of this server; the OAuth issuer and the /mcp resource derive from it.",
+    )
+    oauth_enabled: bool = setting(
+        "OAUTH_ENABLED",
+        _as_bool,
+        False,
+        "Serve OAuth 2.1 (sign-in through Gitea, per-user reads) beside API keys.",
+    )
+    gitea_oauth_client_id: str | None = setting(
+        "GITEA_OAUTH_CLIENT_ID",
+        _as_optional_str,
+        None,
+        "Client ID of the confidential Gitea OAuth2 application (redirect PUBLIC_URL/oauth/callback).",
+    )
+    gitea_oauth_client_secret: str | None = setting(
+        "GITEA_OAUTH_CLIENT_SECRET",
+        _as_optional_str,
+        None,
+        "Client secret of that Gitea OAuth2 application.",
+        secret=True,
+    )
+    gitea_oauth_scopes: str = setting(
+        "GITEA_OAUTH_SCOPES",
+        _as_gitea_scopes,
+        GITEA_OAUTH_SCOPES,
+        "Scopes asked of Gitea; only 'read:user read:repository read:issue' is accepted.",
+    )
+    oauth_access_token_ttl: int = setting(
+        "OAUTH_ACCESS_TOKEN_TTL",
+        _int_between(1, 86400),
+        3600,
+        "Seconds an OAuth access token is valid.",
+    )
+    oauth_refresh_token_ttl: int = setting(
+        "OAUTH_REFRESH_TOKEN_TTL",
+        _int_between(60, 365 * 86400),
+        30 * 86400,
+        "Seconds an OAuth refresh token is valid (each refresh rotates it).",
+    )
+    oauth_state_path: str = setting(
+        "OAUTH_STATE_PATH",
+        _as_str,
+        "data/oauth.sqlite3",
+        "SQLite file holding OAuth clients, grants, hashed tokens and encrypted Gitea tokens.",
+    )
+    oauth_encryption_key: str | None = setting(
+        "OAUTH_ENCRYPTION_KEY",
+        _as_optional_str,
+        None,
+        "Fernet key encrypting Gitea tokens at rest (default: a 0600 key file beside the store).",
+        secret=True,
+    )
+    oauth_redirect_prefixes: tuple[str, ...] = setting(
+        "OAUTH_REDIRECT_PREFIXES",
+        _as_url_prefixes,
+        DEFAULT_OAUTH_REDIRECT_PREFIXES,
+        "https redirect URI prefixes admitted at registration (loopback URIs are always admitted).",
+    )
+    oauth_cimd_hosts: tuple[str, ...] = setting(
+        "OAUTH_CIMD_HOSTS",
+        _as_hostnames,
+        DEFAULT_OAUTH_CIMD_HOSTS,
+        "Hosts whose Client ID Metadata Documents are trusted and fetched.",
+    )
+    oauth_registrations_per_minute: int = setting(
+        "OAUTH_REGISTRATIONS_PER_MINUTE",
+        _int_between(1, 100_000),
+        10,
+        "Dynamic client registrations accepted per client IP per minute.",
+    )
 
     @property
     def demo_mode(self) -> bool:
@@ -642,7 +774,12 @@ def load_settings(
 
 
 def _check_consistency(settings: Settings) -> None:
-    if settings.auth_enabled and not settings.api_keys and not settings.demo_mode:
+    if (
+        settings.auth_enabled
+        and not settings.api_keys
+        and not settings.demo_mode
+        and not settings.oauth_enabled
+    ):
         # The guide's wording, so operators can search for it.
         raise ConfigError(
             "MCP_API_KEYS: No API keys configured in environment (make generate-key prints one)"
@@ -658,6 +795,15 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("GITEA_ANONYMOUS: true, but GITEA_TOKEN is set: unset one of them")
     if settings.gitea_anonymous and not settings.gitea_url:
         raise ConfigError("GITEA_ANONYMOUS: set GITEA_URL too (the demo Gitea has its own token)")
+    if settings.oauth_enabled and not settings.demo_mode:
+        # The demo derives these from the address it listens on and its own Gitea double.
+        if not settings.public_url:
+            raise ConfigError("PUBLIC_URL: required when OAUTH_ENABLED is true")
+        if not settings.gitea_oauth_client_id or not settings.gitea_oauth_client_secret:
+            raise ConfigError(
+                "GITEA_OAUTH_CLIENT_ID: OAUTH_ENABLED needs the Gitea OAuth2 application's "
+                "client ID and GITEA_OAUTH_CLIENT_SECRET"
+            )
 
 
 def describe_schema() -> list[dict[str, Any]]:

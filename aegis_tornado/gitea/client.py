@@ -55,6 +55,7 @@ from requests_futures.sessions import FuturesSession
 
 from aegis_tornado import __version__
 
+from .credentials import REQUEST_CREDENTIALS
 from .endpoints import SHAPES, build_path
 from .errors import (
     GiteaAuthError,
@@ -135,7 +136,8 @@ class _TokenAuth(AuthBase):
         self._token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._token:
+        # A per-request credential (an OAuth caller's own Gitea token) is already in the headers.
+        if self._token and "Authorization" not in r.headers:
             r.headers["Authorization"] = f"token {self._token}"
         return r
 
@@ -439,7 +441,20 @@ class GiteaClient:
     ) -> _Reply:
         if self._closed:
             raise RuntimeError("GiteaClient is closed")
-        headers = {"Accept": accept} if accept else None
+        headers: dict[str, str] | None = {"Accept": accept} if accept else None
+        source = REQUEST_CREDENTIALS.get()
+        if source is not None:
+            # The caller's own Gitea rights, never the server's token (header only, never ?token=).
+            try:
+                user_token = await source.token()
+            except Exception:
+                raise GiteaAuthError(
+                    f"Your Gitea authorization is gone (revoked or expired) for {path}; "
+                    "sign in again.",
+                    status=401,
+                    path=path,
+                ) from None
+            headers = {**(headers or {}), "Authorization": f"Bearer {user_token}"}
         deadline = time.monotonic() + self._deadline
         # Waiting for a slot is part of the call: under load the deadline still holds.
         if not await self._acquire_slot(self._deadline):
@@ -451,6 +466,10 @@ class GiteaClient:
             )
         try:
             return await self._call_with_slot(endpoint, path, query, headers, deadline)
+        except GiteaAuthError as error:
+            if source is not None and error.status == 401:
+                await source.rejected()  # the user revoked the grant in Gitea
+            raise
         finally:
             self._semaphore.release()
 

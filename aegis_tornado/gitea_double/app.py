@@ -39,6 +39,7 @@ from tornado.http1connection import HTTP1Connection
 from . import render
 from .dataset import DEMO_TOKEN, Dataset, Issue, Repo, build_dataset
 from .faults import BODY_KINDS, Fault, Faults, mangle
+from .oauth2 import OAuthControl, OAuthProvider, oauth_routes
 from .render import Ctx
 
 __all__ = ["GiteaDouble", "RequestRecord", "make_double_app"]
@@ -98,6 +99,8 @@ class GiteaDouble:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.faults = Faults()
+        #: Gitea's OAuth2 provider: apps, grants, codes and the OAuth tokens it minted.
+        self.oauth = OAuthProvider()
         self.requests: list[RequestRecord] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -256,6 +259,11 @@ class ApiHandler(web.RequestHandler):
         scopes: frozenset[str] = frozenset()
         if token is not None:
             found = None
+            oauth = self.double.oauth.resolve_access_token(token)
+            if oauth is False:  # expired, or its grant was revoked
+                self.fail(401, "invalid username, password or token")
+            if isinstance(oauth, tuple):
+                found = oauth
             for known, (login, known_scopes) in self.ds.tokens.items():
                 if hmac.compare_digest(known.encode(), token.encode()):
                     found = (login, known_scopes)
@@ -1080,8 +1088,13 @@ def make_double_app(
             (r"/__double__/faults/(\d+)", FaultsControl, {"double": double}),
             (r"/__double__/requests", RequestsControl, {"double": double}),
             (r"/__double__/stats", StatsControl, {"double": double}),
+            (r"/__double__/oauth", OAuthControl, {"double": double}),
         ]
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    routes += [
+        (pattern, handler, {"double": double})
+        for pattern, handler in oauth_routes(re.escape(prefix))
+    ]
     routes += [
         (re.escape(prefix) + pattern, handler, {"double": double})
         for pattern, handler in API_ROUTES

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..gitea.credentials import credential_identity
+
 __all__ = ["REPO_CACHE_SECONDS", "RepositoryCache"]
 
 REPO_CACHE_SECONDS = 30.0
@@ -25,17 +27,18 @@ def cacheable(data: dict[str, Any]) -> bool:
 
 
 class RepositoryCache:
-    """``owner/repo`` (any case) → Gitea's repository object, for ``seconds``."""
+    """``owner/repo`` (any case) → Gitea's repository object, for ``seconds``, kept per whose
+    rights read it: one OAuth user's private repository is not another's."""
 
     def __init__(
         self, seconds: float = REPO_CACHE_SECONDS, entries: int = REPO_CACHE_ENTRIES
     ) -> None:
         self.seconds = seconds
         self.entries = entries
-        self._data: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._data: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
 
     def get(self, owner: str, repo: str) -> dict[str, Any] | None:
-        cached = self._data.get((owner.lower(), repo.lower()))
+        cached = self._data.get((credential_identity(), owner.lower(), repo.lower()))
         if cached is None or time.monotonic() - cached[0] >= self.seconds:
             return None
         return cached[1]
@@ -45,7 +48,7 @@ class RepositoryCache:
             return
         if len(self._data) >= self.entries:
             self._data.clear()  # simple and bounded: a full cache is rebuilt in one round
-        self._data[(owner.lower(), repo.lower())] = (time.monotonic(), data)
+        self._data[(credential_identity(), owner.lower(), repo.lower())] = (time.monotonic(), data)
 
     def __len__(self) -> int:
         return len(self._data)

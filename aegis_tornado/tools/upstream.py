@@ -19,6 +19,7 @@ from ..gitea import (
     GiteaNotFound,
     GiteaUnavailable,
 )
+from ..gitea.credentials import credential_identity
 from ..mcp.registry import ToolError
 
 __all__ = ["NOT_FOUND", "gitea_call", "not_found"]
@@ -44,6 +45,12 @@ def as_tool_error(error: GiteaError, what: str) -> ToolError:
             reason="empty_repository",
         )
     if isinstance(error, GiteaAuthError):
+        if credential_identity():  # an OAuth caller: their own Gitea authorization failed
+            return ToolError(
+                "Gitea refused your Gitea authorization (revoked, expired, or without "
+                "permission for this). If you revoked this application in Gitea, sign in again.",
+                reason="gitea_auth",
+            )
         return ToolError(
             "Gitea refused the server's own token (rejected, expired or missing a read "
             f"scope): {error.message} Tell the server's operator; retrying will not help.",

@@ -8,11 +8,11 @@ from typing import Any
 from tornado import web
 
 from ..context import AppContext
-from . import health, legacy_sse, metrics, rest, streamable
+from . import health, legacy_sse, metrics, oauth, rest, streamable, well_known
 from .base import request_log_function
 from .not_found import NotFoundHandler
 
-ROUTE_MODULES = (health, rest, legacy_sse, streamable)
+ROUTE_MODULES = (health, well_known, oauth, rest, legacy_sse, streamable)
 
 
 def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Application:
@@ -28,7 +28,9 @@ def make_app(ctx: AppContext, extra_handlers: list | None = None) -> web.Applica
         default_handler_class=NotFoundHandler,
         log_function=counting_log_function(ctx),
         compress_response=False,  # event streams must reach the client unbuffered
-        xsrf_cookies=False,  # no cookies are used: every request carries its key
+        # Only the OAuth browser legs use cookies, and they bind single-use handles to the
+        # browser themselves; every API request carries its credential.
+        xsrf_cookies=False,
         aegis=ctx,
     )
 

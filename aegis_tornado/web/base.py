@@ -12,7 +12,7 @@ import json
 import re
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -23,6 +23,9 @@ from .. import untrusted_json
 from ..auth import scopes
 from ..auth.keys import key_hint
 from ..context import AppContext
+from ..gitea.credentials import REQUEST_CREDENTIALS
+from ..oauth.tokens import digest as oauth_digest
+from ..oauth.tokens import is_oauth_access_token
 
 log = structlog.get_logger("aegis.http")
 
@@ -64,7 +67,12 @@ class Caller:
     key_hint: str | None  # first 8 + last 4 characters of the presented key
     key_name: str | None  # name given to the key in the config, if any
     key_id: str  # stable, non-secret identity of the key (digest prefix); "anonymous" without auth
-    via: str | None  # "header" or "query"; None when authentication is disabled
+    via: str | None  # "header", "query" or "oauth"; None when authentication is disabled
+    #: OAuth callers: the Gitea login and the client, and the source of the user's own Gitea
+    #: token (every Gitea call of the request uses it instead of the server's token).
+    gitea_user: str | None = None
+    client_id: str | None = None
+    gitea_credentials: Any = field(default=None, compare=False, repr=False)
 
 
 ANONYMOUS = Caller(key_hint=None, key_name=None, key_id="anonymous", via=None)
@@ -145,7 +153,13 @@ class BaseHandler(web.RequestHandler):
                     self._refuse_misplaced_query_key()
                 self._caller = ANONYMOUS
             else:
-                self._authenticate()
+                # An OAuth access token is told from an API key by its prefix, never by trying
+                # one kind and then the other.
+                oauth_token = self._presented_oauth_token()
+                if oauth_token is not None:
+                    await self._authenticate_oauth(oauth_token)
+                else:
+                    self._authenticate()
         except ApiError as refusal:
             self.refused_at_gate = True  # audited already: the access line is debug
             await self._refuse(refusal)
@@ -319,6 +333,64 @@ class BaseHandler(web.RequestHandler):
             raise self._unauthorized("Invalid API key", error="invalid_token")
         scopes.enter(scope)
 
+    def _presented_oauth_token(self) -> str | None:
+        if self.ctx.oauth is None or not self.ctx.settings.auth_enabled:
+            return None
+        match = _BEARER.match(self.request.headers.get("Authorization", ""))
+        if match is None or not is_oauth_access_token(match.group("key")):
+            return None
+        return match.group("key")
+
+    async def _authenticate_oauth(self, token: str) -> None:
+        ctx = self.ctx
+        path, ip = self.request.path, self.client_ip
+        user_agent = self.request.headers.get("User-Agent")
+        self._refuse_misplaced_query_key()
+        retry_after = ctx.limiter.retry_after(ip)
+        if retry_after is not None:
+            ctx.audit.access_denied(
+                reason="rate_limited", client_ip=ip, path=path, retry_after=retry_after
+            )
+            raise ApiError(
+                429,
+                "Too many failed authentication attempts; try again later",
+                headers={"Retry-After": str(retry_after)},
+            )
+        grant = await ctx.oauth.authenticate(token)
+        if grant is None:
+            # Counted like a bad key: guessing tokens is guessing keys.
+            outcome = ctx.limiter.record_failure(ip)
+            ctx.audit.auth_failure(
+                reason="invalid_oauth_token", client_ip=ip, user_agent=user_agent, path=path
+            )
+            if outcome.blocked:
+                ctx.audit.rate_limit_exceeded(
+                    client_ip=ip, failures=outcome.failures, window=ctx.settings.auth_failure_window
+                )
+            raise self._unauthorized(
+                "Invalid, expired or revoked access token; sign in again", error="invalid_token"
+            )
+        identity = oauth_digest(f"oauth:{grant.gitea_user_id}:{grant.client_id}")[:16]
+        self._caller = Caller(
+            key_hint=None,
+            key_name=None,
+            key_id=f"oauth-{identity}",
+            via="oauth",
+            gitea_user=grant.gitea_login,
+            client_id=grant.client_id,
+            gitea_credentials=grant.credentials,
+        )
+        # Every Gitea call made for this request (and the tasks it starts) uses the user's token.
+        REQUEST_CREDENTIALS.set(grant.credentials)
+        structlog.contextvars.bind_contextvars(gitea_user=grant.gitea_login)
+        ctx.audit.oauth(
+            "access",
+            client_ip=ip,
+            gitea_user=grant.gitea_login,
+            client_id=grant.client_id,
+            path=path,
+        )
+
     def _refuse_misplaced_query_key(self) -> None:
         """401 for ``?api_key=`` where it is not accepted (public routes included), even when
         valid: keys in URLs end up in proxy logs and browser history."""
@@ -352,9 +424,18 @@ class BaseHandler(web.RequestHandler):
         return None
 
     def _unauthorized(self, message: str, error: str | None = None) -> ApiError:
-        challenge = 'Bearer realm="aegis-gitea-mcp"'
-        if error:
-            challenge += f', error="{error}"'
+        if self.ctx.oauth is not None:
+            # Where OAuth clients discover how to sign in (RFC 9728 §5.1).
+            challenge = self.ctx.oauth.challenge(error)
+            if message.startswith("Missing API key"):
+                message = (
+                    "Missing credentials: sign in with OAuth, or send the header "
+                    "'Authorization: Bearer <key>'"
+                )
+        else:
+            challenge = 'Bearer realm="aegis-gitea-mcp"'
+            if error:
+                challenge += f', error="{error}"'
         return ApiError(401, message, headers={"WWW-Authenticate": challenge})
 
     async def _check_declared_body_size(self) -> None:

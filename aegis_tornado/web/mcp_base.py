@@ -26,6 +26,8 @@ def _nothing() -> None:
 
 
 LOCAL_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
+#: Hosted MCP clients whose browser-originated requests carry a credential (OAuth or key).
+HOSTED_CLIENT_ORIGINS = ("https://chatgpt.com", "https://claude.ai", "https://claude.com")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -74,6 +76,8 @@ class McpHandler(BaseHandler):
         normalised = origin.strip().rstrip("/").lower()
         if normalised in settings.allowed_origins:
             return
+        if normalised in HOSTED_CLIENT_ORIGINS and self.caller.via is not None:
+            return  # ChatGPT's and Claude's web apps, carrying a valid credential
         parts = urlsplit(normalised)
         if parts.scheme in _DEFAULT_PORTS:
             origin_host = _host_and_port(parts.netloc, parts.scheme)
@@ -174,6 +178,7 @@ class McpHandler(BaseHandler):
                 key_hint=caller.key_hint,
                 client_ip=client_ip,
                 reason=reason,
+                gitea_user=caller.gitea_user,
             )
 
         return observe

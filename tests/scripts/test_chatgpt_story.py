@@ -1,5 +1,6 @@
-"""One ChatGPT story everywhere: ChatGPT cannot send headers, so its key rides in the legacy SSE
-URL, and rotating the key changes that URL. (The scripts' output is checked in their tests.)"""
+"""One ChatGPT story everywhere: ChatGPT cannot send headers, so it signs in with OAuth (the
+recommended path) or, as a fallback, its key rides in the legacy SSE URL, and rotating the key
+changes that URL. (The scripts' output is checked in their tests.)"""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def test_chatgpt_is_never_told_to_send_a_header():
 
 def test_the_connector_url_carries_the_key_and_is_what_rotation_changes():
     setup = (REPO_ROOT / "docs/CHATGPT_SETUP.md").read_text()
+    assert "with OAuth (recommended)" in setup
+    assert setup.index("with OAuth (recommended)") < setup.index("Fallback: an API key in the URL")
     assert "**URL**: `https://mcp.example.com/mcp/sse?api_key=<key>`" in setup
     rotation = (REPO_ROOT / "docs/KEY_ROTATION.md").read_text()
     assert "For ChatGPT it is the connector's URL that changes" in rotation

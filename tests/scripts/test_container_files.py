@@ -17,6 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_DIR = "/var/log/aegis-mcp"
+STATE_DIR = "/var/lib/aegis-mcp"  # the OAuth store: writable and persistent on a read-only root
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -116,7 +117,7 @@ def test_runs_as_fixed_non_root_user(final):
 
 
 def test_log_volume(final):
-    assert json.loads(only(final, "VOLUME")) == [LOG_DIR]
+    assert json.loads(only(final, "VOLUME")) == [LOG_DIR, STATE_DIR]
 
 
 def test_healthcheck_runs_a_script_the_image_contains(final):
@@ -201,7 +202,7 @@ def service():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert "version" not in compose  # obsolete in the Compose specification
     assert list(compose["services"]) == ["aegis-mcp"]
-    assert compose["volumes"] is not None and len(compose["volumes"]) == 1
+    assert compose["volumes"] is not None and len(compose["volumes"]) == 2
     return compose, compose["services"]["aegis-mcp"]
 
 
@@ -228,6 +229,13 @@ def test_compose_log_volume_is_named(service):
     logs = [m for m in mounts if m[1] == LOG_DIR]
     assert len(logs) == 1
     assert logs[0][0] in compose["volumes"], "a named volume, not a host path"
+
+
+def test_compose_oauth_state_is_on_a_named_volume(service):
+    compose, svc = service
+    mounts = {m[1]: m[0] for m in (v.split(":") for v in svc["volumes"])}
+    assert mounts.get(STATE_DIR) in compose["volumes"]
+    assert svc["environment"]["OAUTH_STATE_PATH"].startswith(STATE_DIR + "/")
 
 
 def test_compose_hardening(service):

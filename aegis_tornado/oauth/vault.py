@@ -1,0 +1,137 @@
+"""Users' Gitea tokens: encrypted at rest, one set per Gitea user, refreshed once.
+
+Gitea keeps one grant per (user, application) with one refresh counter, so two MCP clients of
+the same user (ChatGPT and Claude) share one Gitea token set: storing one per client would let
+each refresh invalidate the other's (reference §5.7). A refresh runs at most once at a time per
+user (a lock; the second caller reads what the first stored), and the new pair is stored before
+it is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+
+import structlog
+from cryptography.fernet import Fernet, InvalidToken
+
+from .gitea_login import GiteaLogin, GiteaLoginError, GiteaTokens
+from .store import OAuthStore
+
+log = structlog.get_logger("aegis.oauth")
+
+#: Refresh a Gitea token this many seconds before it expires.
+REFRESH_MARGIN = 60.0
+
+
+def load_or_create_key(configured: str | None, key_path: str) -> bytes:
+    """The Fernet key: configured, or read from (or created as) a 0600 file."""
+    if configured:
+        return configured.encode()
+    try:
+        with open(key_path, "rb") as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(key_path)), exist_ok=True)
+    key = Fernet.generate_key()
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+class GiteaTokenVault:
+    def __init__(self, store: OAuthStore, login: GiteaLogin, key: bytes) -> None:
+        self._store = store
+        self._login = login
+        self._fernet = Fernet(key)
+        self._locks: dict[int, asyncio.Lock] = {}
+        #: Gitea refreshes performed (tests assert single-flight with it).
+        self.refreshes = 0
+
+    def _seal(self, tokens: GiteaTokens) -> str:
+        return self._fernet.encrypt(tokens.to_json().encode()).decode()
+
+    def _open(self, sealed: str) -> GiteaTokens:
+        return GiteaTokens.from_json(self._fernet.decrypt(sealed.encode()).decode())
+
+    async def put(self, user_id: int, login: str, tokens: GiteaTokens) -> None:
+        await self._store.call(
+            self._store.put_gitea_tokens, user_id, login, self._seal(tokens), tokens.expires_at
+        )
+
+    async def _get(self, user_id: int) -> GiteaTokens | None:
+        row = await self._store.call(self._store.get_gitea_tokens, user_id)
+        if row is None:
+            return None
+        try:
+            return self._open(row[0])
+        except (InvalidToken, ValueError):
+            log.error("oauth.gitea_tokens_unreadable", gitea_user_id=user_id)
+            return None
+
+    async def access_token(self, user_id: int, login: str) -> str | None:
+        """The user's current Gitea access token, refreshed when close to expiry; None when the
+        user must sign in again (the grant is gone)."""
+        tokens = await self._get(user_id)
+        if tokens is None:
+            return None
+        if tokens.expires_at - REFRESH_MARGIN > time.time():
+            return tokens.access_token
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            tokens = await self._get(user_id)  # another call may have refreshed meanwhile
+            if tokens is None:
+                return None
+            if tokens.expires_at - REFRESH_MARGIN > time.time():
+                return tokens.access_token
+            try:
+                fresh = await self._login.refresh(tokens.refresh_token)
+            except GiteaLoginError as error:
+                if error.grant_gone:
+                    log.warning("oauth.gitea_grant_gone", gitea_user=login, error=error.error)
+                    await self.forget(user_id)
+                    return None
+                raise
+            self.refreshes += 1
+            await self.put(user_id, login, fresh)
+            log.info("oauth.gitea_token_refreshed", gitea_user=login)
+            return fresh.access_token
+
+    async def forget(self, user_id: int) -> None:
+        """Drop the user's Gitea tokens and revoke every MCP token of theirs."""
+
+        def drop() -> None:
+            self._store.delete_gitea_tokens(user_id)
+            self._store.revoke_user(user_id)
+
+        await self._store.call(drop)
+
+
+@dataclass
+class UserGiteaCredentials:
+    """The :class:`~aegis_tornado.gitea.credentials.CredentialSource` of an OAuth caller."""
+
+    vault: GiteaTokenVault
+    user_id: int
+    login: str
+
+    @property
+    def identity(self) -> str:
+        return f"gitea-user:{self.user_id}"
+
+    async def token(self) -> str:
+        token = await self.vault.access_token(self.user_id, self.login)
+        if token is None:
+            raise GiteaGrantGone()
+        return token
+
+    async def rejected(self) -> None:
+        await self.vault.forget(self.user_id)
+
+
+class GiteaGrantGone(Exception):
+    """The user's Gitea grant was revoked: their MCP tokens are revoked too; sign in again."""
