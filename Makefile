@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: help setup setup-test run test conformance bench bench-smoke generate-key rotate-key \
-        check-key-age auth-summary docker-build clean
+        check-key-age auth-summary verify-audit docker-build clean
 
 help:
 	@echo "make run            run the server (demo Gitea and a generated key when none is configured)"
@@ -15,6 +15,7 @@ help:
 	@echo "make rotate-key     guided key rotation"
 	@echo "make check-key-age  warn about keys older than 90 days"
 	@echo "make auth-summary   weekly authentication summary from the audit log"
+	@echo "make verify-audit   check the audit log's hash chain (LOG=\"older.log audit.log\", oldest first)"
 
 $(VENV)/.run-installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,9 @@ check-key-age:
 
 auth-summary:
 	scripts/auth_summary.sh --days 7 $(LOG)
+
+verify-audit:
+	$(PYTHON) scripts/verify_audit.py $(or $(LOG),logs/audit.log)
 
 docker-build:
 	docker compose build
