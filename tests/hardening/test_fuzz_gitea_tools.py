@@ -80,6 +80,8 @@ EXTRA_GOOD_CALLS = [
     ("fetch", {"id": "commit:northwind/lighthouse@6253de10"}),
     ("get_file_tree", {"owner": "northwind", "repo": "lighthouse"}),
     ("list_repositories", {"query": "lighthouse"}),
+    ("fetch", {"id": "wiki:northwind/lighthouse:On-call-Runbook"}),
+    ("fetch", {"id": "run:northwind/lighthouse#102"}),
 ]
 
 
