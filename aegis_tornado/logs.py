@@ -413,7 +413,16 @@ class _Writer:
         return [*out, line], audit
 
 
+_last_complaint = [0.0]
+
+
 def _complain(message: str) -> None:
+    """A failure of the log writer itself, on stderr, at most every 10 s (a stdout that stays
+    broken must not flood stderr instead)."""
+    now = time.monotonic()
+    if now - _last_complaint[0] < 10:
+        return
+    _last_complaint[0] = now
     try:
         if sys.__stderr__ is not None:
             sys.__stderr__.write(f"aegis-mcp: {message}\n")
