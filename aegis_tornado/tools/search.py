@@ -400,11 +400,22 @@ async def _run_text(env: ToolEnv, base: dict, doc: dict, context) -> str:
             for step in job["steps"]
         ]
         if job["conclusion"] == "failure":
-            log = await get_job_log(
-                env, {**base, "job_id": job["job_id"], "tail_lines": RUN_LOG_TAIL}, context
-            )
-            lines += ["", f"Last {RUN_LOG_TAIL} lines of its log:", log["log"]]
+            lines += ["", await _failed_log(env, base, job["job_id"], context)]
     return "\n".join(lines)
+
+
+async def _failed_log(env: ToolEnv, base: dict, job_id: Any, context) -> str:
+    """The end of a failed job's log, or why it is not shown. The id comes from Gitea's
+    answer: one that is not a plausible job id is never put into a request."""
+    if not isinstance(job_id, int) or isinstance(job_id, bool) or not 1 <= job_id < 2**31:
+        return "(Gitea gave no usable job id: its log was not read)"
+    try:
+        log = await get_job_log(
+            env, {**base, "job_id": job_id, "tail_lines": RUN_LOG_TAIL}, context
+        )
+    except ToolError as error:
+        return f"(its log could not be read: {error})"
+    return f"Last {RUN_LOG_TAIL} lines of its log:\n{log['log']}"
 
 
 def _pull_text(doc: dict) -> str:
