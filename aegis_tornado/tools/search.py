@@ -176,9 +176,10 @@ async def search(env: ToolEnv, arguments: dict, context) -> dict:
     if not query:
         raise ToolError("query must contain words to search for.", reason="invalid_arguments")
     await context.progress("searching repositories and issues")
-    repos, issues = await asyncio.gather(
+    searched: tuple[Any, ...] = await asyncio.gather(
         _search_repositories(env, query), _search_issues(env, query), return_exceptions=True
     )
+    repos, issues = searched
     if isinstance(repos, BaseException) and isinstance(issues, BaseException):
         raise repos  # Gitea is failing: do not spend another deadline on the file paths
     await context.progress("searching file paths, wiki pages and runs")
