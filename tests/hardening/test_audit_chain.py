@@ -298,3 +298,31 @@ def test_lines_lost_to_a_full_disk_show_as_a_gap_that_the_stdout_copy_fills(tmp_
     assert [json.loads(line)["n"] for line in copies] == [1, 2, 3, 4]
     real.write_text("\n".join(copies) + "\n")  # the collector's copy is the same chain
     assert verify(real).returncode == 0
+
+
+def test_make_verify_audit_runs_the_script_on_the_files_given(log, tmp_path):
+    path, lines = log
+    good = subprocess.run(
+        ["make", "-s", "verify-audit", f"LOG={path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert good.returncode == 0 and "OK 9 line(s)" in good.stdout, good.stdout + good.stderr
+    rewrite(path, lines[:3] + lines[4:])
+    bad = subprocess.run(
+        ["make", "-s", "verify-audit", f"LOG={path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and f"{path}:4: seq 5 where 4 was expected" in bad.stdout
+
+
+def test_a_log_without_any_chained_line_is_not_called_intact(tmp_path):
+    path = tmp_path / "old.log"
+    path.write_text('{"timestamp": "t", "event": "tool_call"}\n')
+    result = verify(path)
+    assert result.returncode == 1 and "no chained line" in result.stdout
