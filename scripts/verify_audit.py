@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         verdict = verify(args.files)
     except OSError as error:
-        print(f"error: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot read{where}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except EOFError:  # a .gz file cut short: the file itself is damaged
+        print("error: a compressed file ends early (cut short)", file=sys.stderr)
         return 2
     if verdict.broken is not None:
         print(f"BROKEN {verdict.broken}")

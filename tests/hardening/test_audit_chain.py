@@ -163,6 +163,11 @@ def test_a_compressed_rotated_file_is_read(tmp_path):
         handle.write(old.read_bytes())
     result = verify(str(old) + ".gz", new)
     assert result.returncode == 0, result.stdout
+    cut = Path(str(old) + ".gz").read_bytes()
+    Path(str(old) + ".gz").write_bytes(cut[: len(cut) // 2])
+    damaged = verify(str(old) + ".gz", new)
+    assert damaged.returncode == 2 and "ends early" in damaged.stderr, damaged
+    assert "Traceback" not in damaged.stderr
 
 
 def test_lines_written_before_the_chain_existed_are_reported_as_not_covered(tmp_path):
