@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: help setup setup-test run test lint conformance bench bench-smoke generate-key \
-        rotate-key check-key-age auth-summary oauth-admin docker-build clean
+        rotate-key check-key-age auth-summary oauth-admin verify-audit docker-build clean
 
 help: ## list these targets
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / {printf "make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ auth-summary: ## weekly authentication summary from the audit log (LOG=file to c
 
 oauth-admin: setup ## static OAuth clients: ARGS='add-client --name N --redirect-uri U', list-clients, delete-client ID, revoke-user LOGIN
 	$(PY) -m aegis_tornado.oauth.admin $(ARGS)
+
+verify-audit: setup ## check the audit log's hash chain (LOG="older.log audit.log", oldest first)
+	$(PY) scripts/verify_audit.py $(or $(LOG),logs/audit.log)
 
 docker-build: ## build the container image (docker compose build)
 	docker compose build

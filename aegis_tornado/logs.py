@@ -1,12 +1,13 @@
 """Logging: structlog JSON lines to stdout, and audit events also to the audit file.
 
 Every line is rendered (and scrubbed of secrets) in the thread that logs it, then handed to a
-queue; a listener thread does the writing, so neither stdout nor the disk can block the event
-loop. Our own structlog events skip the stdlib logger chain on the way to the queue (see
-``_QueueLogger``); stdlib records (Tornado, urllib3) are rendered the same way by the root
-handler. The audit file is a ``WatchedFileHandler``, which reopens the file when logrotate moves it.
-A write failure on the audit file (disk full, file gone read-only) is reported loudly on stdout,
-which keeps receiving every audit line.
+bounded queue; one writer thread does all the writing, so neither stdout nor the disk can block
+the event loop. Our own structlog events go straight from structlog's logger to the queue
+(``_QueueLogger``); stdlib records (Tornado, urllib3) are rendered the same way by the root
+handler (``_ToWriter``). The writer chains every audit line onto the one before it
+(``audit_chain``) and appends it to the audit file, which it reopens when logrotate moves it
+(``WatchedFileHandler``'s rule). A write failure on the audit file (disk full, file gone
+read-only) is reported loudly on stdout, which keeps receiving every audit line as written.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import logging.handlers
 import os
 import queue
 import re
+import stat
 import sys
 import threading
 import time
 from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any
 
 import structlog
+
+from .audit_chain import ChainState, read_tail, state_at_start
 
 AUDIT_LOGGER = "aegis.audit"
 
@@ -93,16 +96,7 @@ class SecretScrubber:
         return run
 
 
-def _timestamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    event_dict["timestamp"] = (
-        datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
-    return event_dict
-
-
-def _timestamp_and_event_first(
-    _: Any, __: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def _timestamp_and_event_first(_, __, event_dict: dict) -> dict:
     """``timestamp`` then ``event`` lead every line, so grep patterns like
     ``api_authentication.*success`` match the event before any free-text field."""
     ordered = {
@@ -118,96 +112,9 @@ class _ScrubbingJSONRenderer:
         self._render = structlog.processors.JSONRenderer()
         self.scrubber = scrubber
 
-    def __call__(self, logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> str:
+    def __call__(self, logger, name, event_dict) -> str:
         rendered = self._render(logger, name, event_dict)
         return self.scrubber(rendered if isinstance(rendered, str) else rendered.decode())
-
-
-class _LoudFileHandler(logging.handlers.WatchedFileHandler):
-    """An audit file handler that, when writing fails, says so on stdout (at most every 10 s),
-    says so again when writing works again, and never lets a failure escape: an exception out
-    of a handler would kill the thread that writes every log line, stdout included."""
-
-    def __init__(self, path: str, alarm_stream):
-        super().__init__(path, encoding="utf-8", delay=False)
-        self._alarm_stream = alarm_stream
-        self._last_alarm = 0.0
-        self.failures = 0
-        self._failing = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.reopenIfNeeded()
-            logging.FileHandler.emit(self, record)
-        except Exception:  # noqa: BLE001 - reported, and stdout keeps the line
-            self.handleError(record)
-
-    def reopenIfNeeded(self) -> None:  # noqa: N802 (stdlib)
-        try:
-            super().reopenIfNeeded()
-        except OSError:
-            # The old file would not take its buffered lines (disk full) so the stdlib never
-            # moved to the new one: give the old file up, with what it held, and open the path.
-            self.handleError(None)
-            stream, self.stream = self.stream, None
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-            self.stream = self._open()
-            self._statstream()
-
-    def flush(self) -> None:
-        try:
-            super().flush()
-        except OSError:
-            self.handleError(None)
-            return
-        if self._failing and self.stream is not None:
-            self._failing = False
-            self._alarm("audit_log_write_recovered", "warning", None)
-
-    def close(self) -> None:
-        try:
-            super().close()
-        except OSError:
-            self.handleError(None)
-
-    def handleError(self, record: logging.LogRecord | None) -> None:  # noqa: N802 (stdlib)
-        self.failures += 1
-        self._failing = True
-        error = sys.exc_info()[1]
-        now = time.monotonic()
-        if now - self._last_alarm < 10:
-            return
-        self._last_alarm = now
-        self._alarm(
-            "audit_log_write_failed",
-            "critical",
-            getattr(error, "strerror", None) or type(error).__name__,
-        )
-
-    def _alarm(self, event: str, level: str, error: str | None) -> None:
-        fields: dict[str, str | int] = {
-            "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-            "event": event,
-            "level": level,
-            "path": self.baseFilename,
-        }
-        if error is not None:
-            fields["error"] = str(error)
-        fields["failures"] = self.failures
-        fields["note"] = (
-            "audit lines continue on stdout"
-            if error is not None
-            else "the audit file is written again; lines in between are on stdout"
-        )
-        try:
-            self._alarm_stream.write(json.dumps(fields) + "\n")
-            self._alarm_stream.flush()
-        except Exception:  # noqa: BLE001 - nowhere left to report to
-            pass
 
 
 _QUOTED = re.compile("b?'(?:[^'\\\\]|\\\\.)*'|b?\"(?:[^\"\\\\]|\\\\.)*\"")
@@ -226,9 +133,126 @@ class _WithholdRawInput(logging.Filter):
         return True
 
 
-class _OnlyAudit(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.name == AUDIT_LOGGER
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class _AuditFile:
+    """The audit file, appended to by the writer thread alone.
+
+    Before each batch the path is looked up again; when it no longer names the open file
+    (logrotate moved it, or it was deleted) the path is reopened: ``WatchedFileHandler``'s rule,
+    checked once per batch instead of once per line. The chain continues across files: a new,
+    empty file starts at ``seq`` 1 with ``prev`` naming the last line of the file before it.
+
+    Lines are written unbuffered, a batch at a time, so a failed write leaves nothing pending
+    and the next batch tries again; the failure is reported on ``alarm_stream``, at most every
+    10 s, and so is the recovery.
+    """
+
+    def __init__(self, path: str, alarm_stream=None):
+        self.path = path
+        self._alarm_stream = alarm_stream
+        self._last_alarm = 0.0
+        self._failing = False
+        self.failures = 0
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
+        #: The next write must first end a line left incomplete (a crash, a failed write).
+        self._open_line = False
+        self._fd = self._open()
+        self.chain, self._open_line = state_at_start(path)
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        info = os.fstat(fd)
+        self._identity = (info.st_dev, info.st_ino)
+        return fd
+
+    def reopen_if_moved(self) -> None:
+        try:
+            info = os.stat(self.path)
+            moved = (info.st_dev, info.st_ino) != self._identity
+        except FileNotFoundError:
+            moved = True
+        except OSError:
+            moved = self._fd is None
+        if not moved and self._fd is not None:
+            return
+        self.close()
+        try:
+            self._fd = self._open()
+        except OSError as error:
+            self._failed(error)
+            return
+        # A fresh file starts at seq 1, anchored to the last line written before it. Any other
+        # file (the link switched back to one already written) continues the running chain:
+        # lines that never reached it then show as a gap, as they should.
+        info = os.fstat(self._fd)
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+            self.chain = ChainState(1, self.chain.prev)
+        self._open_line = not read_tail(self.path).complete
+
+    def write(self, lines: list[str]) -> None:
+        """Append chained lines; raise OSError if they could not all be written."""
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        if self._open_line:
+            data = b"\n" + data
+        if self._fd is None:
+            raise OSError(0, "the audit file is not open")
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        finally:
+            # Part of a line reached the file: the next write starts on a line of its own.
+            self._open_line = 0 < written < len(data) or (self._open_line and written == 0)
+
+    def write_or_alarm(self, lines: list[str]) -> None:
+        try:
+            self.write(lines)
+        except OSError as error:
+            self._failed(error)
+            return
+        if self._failing:
+            self._failing = False
+            self._alarm("audit_log_write_recovered", "warning", None)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _failed(self, error: OSError) -> None:
+        self.failures += 1
+        self._failing = True
+        now = time.monotonic()
+        if now - self._last_alarm < 10:
+            return
+        self._last_alarm = now
+        self._alarm("audit_log_write_failed", "critical", error.strerror or type(error).__name__)
+
+    def _alarm(self, event: str, level: str, error: str | None) -> None:
+        if self._alarm_stream is None:
+            return
+        fields: dict[str, Any] = {"timestamp": _now(), "event": event, "level": level}
+        fields["path"] = self.path
+        if error is not None:
+            fields["error"] = str(error)
+        fields["failures"] = self.failures
+        fields["note"] = (
+            "audit lines continue on stdout"
+            if error is not None
+            else "the audit file is written again; lines in between are on stdout"
+        )
+        try:
+            self._alarm_stream.write(json.dumps(fields) + "\n")
+            self._alarm_stream.flush()
+        except Exception:  # noqa: BLE001 - nowhere left to report to
+            pass
 
 
 class AuditFileError(Exception):
@@ -238,11 +262,10 @@ class AuditFileError(Exception):
 def check_audit_path(path: str) -> None:
     """Fail early, with the reason, if the audit file cannot be created or appended to.
 
-    The first line (``audit_log_opened``) is written and flushed synchronously, so a full disk
-    or a read-only file system is caught here, before the server accepts any request.
+    The first line (``audit_log_opened``, chained like every audit line) is written
+    synchronously, so a full disk or a read-only file system is caught here, before the
+    server accepts any request.
     """
-    stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    line = f'{{"timestamp": "{stamp}", "event": "audit_log_opened", "pid": {os.getpid()}}}\n'
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
@@ -253,9 +276,14 @@ def check_audit_path(path: str) -> None:
     except OSError as error:
         raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
     try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
+        audit_file = _AuditFile(path)
+        try:
+            opened = json.dumps(
+                {"timestamp": _now(), "event": "audit_log_opened", "pid": os.getpid()}
+            )
+            audit_file.write([audit_file.chain.append(opened)])
+        finally:
+            audit_file.close()
     except OSError as error:
         raise AuditFileError(f"AUDIT_LOG_PATH: cannot write {path}: {error.strerror}") from None
 
@@ -272,47 +300,169 @@ _LEVELS = {
     "msg": logging.INFO,
 }
 
+#: Lines the writer may fall behind by before new ones are dropped (and counted): a stdout
+#: nobody reads must not grow the process without bound.
+MAX_QUEUED_LINES = 50_000
 
-def _line_record(name: str, levelno: int, line: str) -> logging.LogRecord:
-    """A LogRecord carrying an already-rendered line, built without ``LogRecord.__init__``:
-    the caller lookup, clock and thread bookkeeping it does are what made stdlib logging the
-    dearest part of a request. The writer thread's handlers need only these fields."""
-    record = logging.LogRecord.__new__(logging.LogRecord)
-    record.__dict__.update(
-        name=name,
-        msg=line,
-        args=None,
-        levelno=levelno,
-        levelname=logging.getLevelName(levelno),
-        exc_info=None,
-        exc_text=None,
-        stack_info=None,
-    )
-    return record
+
+class _Writer:
+    """The one thread that writes: stdout, and audit lines (chained) to the audit file.
+
+    It drains its queue every ``BATCH_INTERVAL`` seconds rather than blocking on it: waking it
+    for every line made each log call hand the GIL to another thread, one of the dearest parts
+    of a request. Flush markers and the stop sentinel are honoured in order.
+    """
+
+    BATCH_INTERVAL = 0.02
+
+    def __init__(self, stream, audit_file: _AuditFile | None):
+        self.stream = stream
+        self.audit_file = audit_file
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.dropped = {"audit": 0, "other": 0}
+        #: Every audit line ever dropped (never reset: the metrics' counter).
+        self.audit_dropped_total = 0
+        self._stop = object()
+        self.thread = threading.Thread(target=self._run, name="aegis-log-writer", daemon=True)
+
+    def put(self, is_audit: bool, line: str) -> None:
+        if self.queue.qsize() >= MAX_QUEUED_LINES:
+            self.dropped["audit" if is_audit else "other"] += 1
+            self.audit_dropped_total += is_audit
+            return
+        self.queue.put_nowait((is_audit, line))
+
+    def flush_marker(self) -> threading.Event:
+        done = threading.Event()
+        self.queue.put_nowait(done)
+        return done
+
+    def stop(self) -> None:
+        self.queue.put_nowait(self._stop)
+        self.thread.join()
+        if self.audit_file is not None:
+            self.audit_file.close()
+
+    def _run(self) -> None:
+        line_queue = self.queue
+        while True:
+            batch = []
+            try:
+                while True:
+                    batch.append(line_queue.get_nowait())
+            except queue.Empty:
+                pass
+            if not batch:
+                time.sleep(self.BATCH_INTERVAL)
+                continue
+            try:
+                if self._write_batch(batch):
+                    return
+            except Exception:  # noqa: BLE001 - this thread writes every line: it must live on
+                _complain(f"the log writer failed: {sys.exc_info()[1]!r}")
+
+    def _write_batch(self, batch: list) -> bool:
+        """Write the batch; True once the stop sentinel is reached."""
+        if self.audit_file is not None:
+            self.audit_file.reopen_if_moved()
+        out: list[str] = []
+        audit: list[str] = []
+        for item in batch:
+            if item is self._stop:
+                self._write(out, audit)
+                return True
+            if isinstance(item, threading.Event):
+                self._write(out, audit)
+                out, audit = [], []
+                item.set()
+                continue
+            is_audit, line = item
+            if is_audit and self.audit_file is not None:
+                line = self.audit_file.chain.append(line)
+                audit.append(line)
+            out.append(line)
+        self._write(out, audit)
+        return False
+
+    def _write(self, out: list[str], audit: list[str]) -> None:
+        if any(self.dropped.values()):
+            out, audit = self._report_drops(out, audit)
+        if out:
+            try:
+                self.stream.write("\n".join(out) + "\n")
+                self.stream.flush()
+            except Exception:  # noqa: BLE001 - the audit file must still get its lines
+                _complain(f"writing to stdout failed: {sys.exc_info()[1]!r}")
+        if audit and self.audit_file is not None:
+            self.audit_file.write_or_alarm(audit)
+
+    def _report_drops(self, out: list[str], audit: list[str]) -> tuple[list[str], list[str]]:
+        """One audit line saying how many lines were dropped while the queue was full."""
+        audit_lines, other_lines = self.dropped["audit"], self.dropped["other"]
+        self.dropped["audit"] = self.dropped["other"] = 0
+        line = json.dumps(
+            {
+                "timestamp": _now(),
+                "event": "log_lines_dropped",
+                "level": "critical",
+                "audit_lines": audit_lines,
+                "other_lines": other_lines,
+                "note": f"the log writer fell {MAX_QUEUED_LINES} lines behind",
+            }
+        )
+        if self.audit_file is not None:
+            line = self.audit_file.chain.append(line)
+            audit = [*audit, line]
+        return [*out, line], audit
+
+
+_last_complaint = [0.0]
+
+
+def _complain(message: str) -> None:
+    """A failure of the log writer itself, on stderr, at most every 10 s (a stdout that stays
+    broken must not flood stderr instead)."""
+    now = time.monotonic()
+    if now - _last_complaint[0] < 10:
+        return
+    _last_complaint[0] = now
+    try:
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(f"aegis-mcp: {message}\n")
+    except Exception:  # noqa: BLE001 - nowhere left to report to
+        pass
 
 
 class _QueueLogger:
     """structlog's output for our own events: the rendered line goes straight to the writer
-    thread's queue (stdlib logs still take the root handler)."""
+    (stdlib logs take the root handler, ``_ToWriter``)."""
 
-    def __init__(self, name: str, line_queue: queue.SimpleQueue):
+    def __init__(self, name: str, writer: _Writer):
         self.name = name
-        self._queue = line_queue
+        self._is_audit = name == AUDIT_LOGGER
+        self._writer = writer
 
-    def _emit(self, method: str):
-        levelno = _LEVELS[method]
-
-        def emit(line: str) -> None:
-            self._queue.put_nowait(_line_record(self.name, levelno, line))
-
-        return emit
+    def _line(self, line: str) -> None:
+        self._writer.put(self._is_audit, line)
 
     def __getattr__(self, method: str):
         if method not in _LEVELS:
             raise AttributeError(method)
-        emit = self._emit(method)
-        setattr(self, method, emit)
-        return emit
+        return self._line
+
+
+class _ToWriter(logging.Handler):
+    """The root handler: stdlib records, rendered like our own lines, go to the writer."""
+
+    def __init__(self, writer: _Writer):
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.put(record.name == AUDIT_LOGGER, self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
 
 
 class _DropBelow:
@@ -321,9 +471,7 @@ class _DropBelow:
     def __init__(self, level: int):
         self.level = level
 
-    def __call__(
-        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
+    def __call__(self, logger, method_name: str, event_dict: MutableMapping) -> MutableMapping:
         if (
             _LEVELS.get(method_name, logging.INFO) < self.level
             and getattr(logger, "name", None) != AUDIT_LOGGER
@@ -332,84 +480,39 @@ class _DropBelow:
         return event_dict
 
 
-class _FlushMarker:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-class _Listener(logging.handlers.QueueListener):
-    """Writes queued lines in batches, every ``BATCH_INTERVAL`` seconds.
-
-    Waking the writer for every line (a blocking ``get``) made each log call hand the GIL to
-    another thread, one of the dearest parts of a request; polling lets the queue fill and
-    empties it in one go. Flush markers and the stop sentinel are honoured in order.
-    """
-
-    BATCH_INTERVAL = 0.02
-
-    _sentinel: Any  # the base class's stop marker (untyped in typeshed)
-
-    def _monitor(self) -> None:
-        line_queue = cast(queue.SimpleQueue, self.queue)  # configure_logging hands it one
-        while True:
-            batch = []
-            try:
-                while True:
-                    batch.append(line_queue.get_nowait())
-            except queue.Empty:
-                pass
-            for record in batch:
-                if record is self._sentinel:
-                    return
-                self.handle(record)
-            if not batch:
-                time.sleep(self.BATCH_INTERVAL)
-
-    def handle(self, record) -> None:
-        if isinstance(record, _FlushMarker):
-            record.done.set()
-            return
-        for handler in self.handlers:
-            if record.levelno < handler.level:
-                continue
-            try:
-                handler.handle(record)
-            except Exception:  # noqa: BLE001 - one broken output must not silence the others
-                try:  # __stderr__ is None without a console: the except covers that too
-                    sys.__stderr__.write(  # type: ignore[union-attr]
-                        f"aegis-mcp: a log handler failed: {sys.exc_info()[1]!r}\n"
-                    )
-                except Exception:  # noqa: BLE001
-                    pass
-
-
 class LoggingRuntime:
     """The running log pipeline: stop() drains the queue so no line is lost at shutdown."""
 
-    def __init__(self, listener: _Listener, file_handler: _LoudFileHandler | None):
-        self.listener = listener
-        self.file_handler = file_handler
+    def __init__(self, writer: _Writer):
+        self.writer = writer
         self._stopped = threading.Event()
+
+    @property
+    def audit_file(self) -> _AuditFile | None:
+        return self.writer.audit_file
+
+    def queue_depth(self) -> int:
+        return self.writer.queue.qsize()
+
+    def dropped(self) -> dict[str, int]:
+        """Lines dropped since the last report (the writer reports and resets them)."""
+        return dict(self.writer.dropped)
+
+    def writing(self) -> bool:
+        """Whether the writer thread is alive."""
+        return self.writer.thread.is_alive()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every line logged so far has been written (tests, shutdown)."""
         if self._stopped.is_set():
             return True
-        marker = _FlushMarker()
-        self.listener.queue.put_nowait(marker)
-        written = marker.done.wait(timeout)
-        for handler in self.listener.handlers:
-            handler.flush()
-        return written
+        return self.writer.flush_marker().wait(timeout)
 
     def stop(self) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.listener.stop()  # processes everything queued, then joins the thread
-        for handler in self.listener.handlers:
-            handler.flush()
-            handler.close()
+        self.writer.stop()  # writes everything queued, then joins the thread
 
 
 def configure_logging(
@@ -419,62 +522,46 @@ def configure_logging(
     stream=None,
     cache_loggers: bool = True,
 ) -> LoggingRuntime:
-    """Configure structlog and the stdlib root logger once, at start-up."""
+    """Configure structlog and the stdlib root logger once, at start-up (the audit file's tail
+    is read here, before any request is served, to continue its chain)."""
     stream = stream if stream is not None else sys.stdout
     scrubber = scrubber or SecretScrubber()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        _timestamp,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _timestamp_and_event_first,
-            _ScrubbingJSONRenderer(scrubber),
-        ],
-    )
-    line_queue: queue.SimpleQueue = queue.SimpleQueue()
+    rendering: list[Any] = [
+        structlog.processors.format_exc_info,
+        _timestamp_and_event_first,
+        _ScrubbingJSONRenderer(scrubber),  # rendered in the caller's thread
+    ]
+    writer = _Writer(stream, _AuditFile(audit_path, alarm_stream=stream) if audit_path else None)
     threshold = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[
-            _DropBelow(threshold),
-            *shared,
-            structlog.processors.format_exc_info,
-            _timestamp_and_event_first,
-            _ScrubbingJSONRenderer(scrubber),  # rendered in the caller's thread
-        ],
-        logger_factory=lambda name=None, *_: _QueueLogger(name or "aegis", line_queue),
+        processors=[_DropBelow(threshold), *shared, *rendering],
+        logger_factory=lambda name=None, *_: _QueueLogger(name or "aegis", writer),
         # Debug events cost nothing unless LOG_LEVEL is debug; audit events are info and up.
         wrapper_class=structlog.make_filtering_bound_logger(min(threshold, logging.INFO)),
         cache_logger_on_first_use=cache_loggers,  # off in tests, which reconfigure
     )
 
-    queue_handler = logging.handlers.QueueHandler(line_queue)
-    queue_handler.setFormatter(formatter)  # stdlib logs (Tornado...): rendered the same way
-    queue_handler.addFilter(_WithholdRawInput())
-
-    stdout_handler = logging.StreamHandler(stream)
-    stdout_handler.setFormatter(logging.Formatter("%(message)s"))
-    handlers: list[logging.Handler] = [stdout_handler]
-    file_handler = None
-    if audit_path:
-        file_handler = _LoudFileHandler(audit_path, alarm_stream=stream)
-        file_handler.setFormatter(logging.Formatter("%(message)s"))
-        file_handler.addFilter(_OnlyAudit())
-        handlers.append(file_handler)
-    listener = _Listener(line_queue, *handlers, respect_handler_level=True)
-
+    root_handler = _ToWriter(writer)
+    root_handler.setFormatter(  # stdlib logs (Tornado...): rendered the same way
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+        )
+    )
+    root_handler.addFilter(_WithholdRawInput())
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(queue_handler)
+    root.addHandler(root_handler)
     root.setLevel(level.upper())
     # Audit events are never filtered by LOG_LEVEL.
     logging.getLogger(AUDIT_LOGGER).setLevel(logging.INFO)
     # Tornado's own access logger is replaced by our log_function; keep its noise out.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
-    listener.start()
-    return LoggingRuntime(listener, file_handler)
+    writer.thread.start()
+    return LoggingRuntime(writer)

@@ -222,19 +222,18 @@ class _LiveState:
             )
         runtime = _log_runtime
         if runtime is not None:
-            listener = getattr(runtime, "listener", None)
-            line_queue = getattr(listener, "queue", None)
-            if line_queue is not None:
-                yield _gauge(
-                    "aegis_log_queue_depth",
-                    "Log and audit lines waiting for the writer thread.",
-                    line_queue.qsize(),
-                )
-            file_handler = getattr(runtime, "file_handler", None)
-            dropped = getattr(file_handler, "failures", 0) + getattr(runtime, "dropped", 0)
+            yield _gauge(
+                "aegis_log_queue_depth",
+                "Log and audit lines waiting for the writer thread.",
+                runtime.queue_depth(),
+            )
+            audit_file = runtime.audit_file
+            dropped = runtime.writer.audit_dropped_total + (
+                audit_file.failures if audit_file else 0
+            )
             family = CounterMetricFamily(
                 "aegis_audit_lines_dropped",
-                "Audit lines that could not be written to the audit file (stdout kept them).",
+                "Audit lines dropped: the log queue was full, or the audit file would not take them.",
             )
             family.add_metric([], dropped)
             yield family

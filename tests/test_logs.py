@@ -85,3 +85,42 @@ def test_a_failing_audit_file_is_reported_and_stdout_keeps_the_lines(tmp_path):
     assert alarms and alarms[0]["level"] == "critical"
     assert "No space left" in alarms[0]["error"]
     assert [line["n"] for line in lines if line["event"] == "tool_call"] == [1, 2, 3]
+
+
+def test_a_writer_that_falls_behind_drops_lines_and_says_how_many(tmp_path, monkeypatch):
+    """The queue is bounded: a stdout that blocks must not grow the process without bound."""
+    import threading
+
+    from aegis_tornado import logs
+
+    monkeypatch.setattr(logs, "MAX_QUEUED_LINES", 10)
+    release, blocked = threading.Event(), threading.Event()
+
+    class Stuck(io.StringIO):
+        def write(self, text):
+            blocked.set()
+            release.wait(10)
+            return super().write(text)
+
+    stream = Stuck()
+    runtime = configure_logging(
+        "info", str(tmp_path / "audit.log"), stream=stream, cache_loggers=False
+    )
+    audit = structlog.get_logger("aegis.audit")
+    try:
+        audit.info("tool_call", n=0)
+        assert blocked.wait(5)  # the writer is stuck in stdout with line 0
+        for n in range(1, 31):
+            audit.info("tool_call", n=n)
+        assert runtime.queue_depth() == 10 and runtime.dropped() == {"audit": 20, "other": 0}
+        release.set()
+        runtime.flush()
+    finally:
+        release.set()
+        runtime.stop()
+    written = [json.loads(line) for line in open(tmp_path / "audit.log")]
+    assert [r["n"] for r in written if r["event"] == "tool_call"] == list(range(11))
+    [dropped] = [r for r in written if r["event"] == "log_lines_dropped"]
+    assert (dropped["audit_lines"], dropped["other_lines"], dropped["level"]) == (20, 0, "critical")
+    assert "log_lines_dropped" in stream.getvalue()
+    assert [r["seq"] for r in written] == list(range(1, len(written) + 1))  # still one chain

@@ -41,6 +41,17 @@ ENDPOINTS: Mapping[str, str] = MappingProxyType(
         "pull_files": "/repos/{owner}/{repo}/pulls/{index}/files",
         "pull_diff": "/repos/{owner}/{repo}/pulls/{index}.{diffType}",
         "releases": "/repos/{owner}/{repo}/releases",
+        "action_runs": "/repos/{owner}/{repo}/actions/runs",
+        "action_run": "/repos/{owner}/{repo}/actions/runs/{run}",
+        "action_run_jobs": "/repos/{owner}/{repo}/actions/runs/{run}/jobs",
+        "action_job_logs": "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
+        "commit_status": "/repos/{owner}/{repo}/commits/{ref}/status",
+        "compare": "/repos/{owner}/{repo}/compare/{basehead}",
+        "compare_diff": "/repos/{owner}/{repo}/compare/{basehead}",
+        "wiki_pages": "/repos/{owner}/{repo}/wiki/pages",
+        "wiki_page": "/repos/{owner}/{repo}/wiki/page/{pageName}",
+        "labels": "/repos/{owner}/{repo}/labels",
+        "milestones": "/repos/{owner}/{repo}/milestones",
     }
 )
 
@@ -70,6 +81,17 @@ SHAPES: Mapping[str, str] = MappingProxyType(
         "pull_files": "array",
         "pull_diff": "text",
         "releases": "array",
+        "action_runs": "object",  # {total_count, workflow_runs}: paged by the tool
+        "action_run": "object",
+        "action_run_jobs": "object",  # {total_count, jobs}
+        "action_job_logs": "text",
+        "commit_status": "object",
+        "compare": "object",
+        "compare_diff": "text",  # with output=diff
+        "wiki_pages": "array",
+        "wiki_page": "object",
+        "labels": "array",
+        "milestones": "array",
     }
 )
 

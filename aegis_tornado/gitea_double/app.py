@@ -36,7 +36,7 @@ import structlog
 from tornado import httputil, iostream, web
 from tornado.http1connection import HTTP1Connection
 
-from . import render
+from . import operations, render
 from .dataset import DEMO_TOKEN, Dataset, Issue, Repo, build_dataset
 from .faults import BODY_KINDS, Fault, Faults, mangle
 from .oauth2 import OAuthControl, OAuthProvider, oauth_routes
@@ -943,6 +943,192 @@ class ReleasesHandler(ApiHandler):
         self.send_json([render.release_json(self.ctx, repo, r) for r in page])
 
 
+# -- Actions, statuses, wiki, compare, labels, milestones -------------------------------------
+
+
+class ActionRunsHandler(ApiHandler):
+    async def get(self, owner: str, name: str) -> None:
+        """GET /repos/{owner}/{repo}/actions/runs (newest first; filters as Gitea's)"""
+        repo = self.load_repo(owner, name)
+        runs = list(reversed(repo.runs))
+        status = self.arg("status")
+        for value, pick in (
+            (self.arg("event"), lambda r: r.event),
+            (self.arg("branch"), lambda r: r.branch),
+            (self.arg("actor"), lambda r: r.actor),
+            (self.arg("head_sha"), lambda r: r.sha),
+        ):
+            if value:
+                runs = [r for r in runs if pick(r) == value]
+        if status:
+            runs = [r for r in runs if status in (r.status(), r.conclusion())]
+        page = self.paginate(runs)
+        self.send_json(
+            {
+                "total_count": len(runs),
+                "workflow_runs": [
+                    operations.run_json(self.ctx, repo, r, render.user_ref) for r in page
+                ],
+            }
+        )
+
+
+class ActionRunHandler(ApiHandler):
+    def load_run(self, owner: str, name: str, run_id: str) -> tuple[Repo, operations.Run]:
+        repo = self.load_repo(owner, name)
+        run = next((r for r in repo.runs if r.id == int(run_id)), None)
+        if run is None:
+            self.not_found("run not found")
+        assert run is not None
+        return repo, run
+
+    async def get(self, owner: str, name: str, run_id: str) -> None:
+        """GET /repos/{owner}/{repo}/actions/runs/{run}"""
+        repo, run = self.load_run(owner, name, run_id)
+        self.send_json(operations.run_json(self.ctx, repo, run, render.user_ref))
+
+
+class ActionRunJobsHandler(ActionRunHandler):
+    async def get(self, owner: str, name: str, run_id: str) -> None:
+        """GET /repos/{owner}/{repo}/actions/runs/{run}/jobs"""
+        repo, run = self.load_run(owner, name, run_id)
+        page = self.paginate(run.jobs)
+        self.send_json(
+            {
+                "total_count": len(run.jobs),
+                "jobs": [operations.job_json(self.ctx, repo, run, j) for j in page],
+            }
+        )
+
+
+class ActionJobLogsHandler(ApiHandler):
+    async def get(self, owner: str, name: str, job_id: str) -> None:
+        """GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs (text/plain)"""
+        repo = self.load_repo(owner, name)
+        for run in repo.runs:
+            for job in run.jobs:
+                if job.id == int(job_id):
+                    self.send_text(operations.job_log(run, job))
+                    return
+        self.not_found("job not found")
+
+
+class CommitStatusHandler(ApiHandler):
+    async def get(self, owner: str, name: str, ref: str) -> None:
+        """GET /repos/{owner}/{repo}/commits/{ref}/status (combined; latest per context)"""
+        repo = self.load_repo(owner, name)
+        _ref, sha = self.resolve_ref(repo, ref)
+        statuses: list[dict] = []
+        for run in repo.runs:
+            if run.sha == sha:
+                for job in run.jobs:
+                    number = len(statuses) + 1
+                    statuses.append(
+                        operations.status_json(self.ctx, repo, run, job, number, render.user_ref)
+                    )
+        latest = {s["context"]: s for s in statuses}  # later runs replace earlier ones
+        shown = self.paginate(list(latest.values()))
+        self.send_json(
+            {
+                "state": operations.combined_state([s["status"] for s in latest.values()]),
+                "sha": sha,
+                "total_count": len(latest),
+                "statuses": shown,
+                "repository": render.repo_json(self.ctx, repo),
+                "commit_url": f"{self.ctx.api}repos/{repo.full_name}/commits/{sha}",
+                "url": f"{self.ctx.api}repos/{repo.full_name}/commits/{sha}/status",
+            }
+        )
+
+
+class CompareHandler(ApiHandler):
+    async def get(self, owner: str, name: str, basehead: str) -> None:
+        """GET /repos/{owner}/{repo}/compare/{base...head} (JSON, or output=diff|patch)"""
+        repo = self.load_repo(owner, name)
+        base, dots, head = basehead.partition("...")
+        if not dots:
+            base, dots, head = basehead.partition("..")
+        if not dots or not base or not head:
+            self.not_found("no valid basehead")
+        _b, base_sha = self.resolve_ref(repo, base)
+        _h, head_sha = self.resolve_ref(repo, head)
+        behind = {c.sha for c in repo.git.log(base_sha)}
+        commits = [c for c in repo.git.log(head_sha) if c.sha not in behind]
+        merge_base = next((c.sha for c in repo.git.log(head_sha) if c.sha in behind), None)
+        output = self.arg("output")
+        if output in ("diff", "patch"):
+            if output == "patch":
+                self.send_text("".join(render.commit_patch(repo, c) for c in reversed(commits)))
+            else:
+                self.send_text(repo.git.diff(merge_base, head_sha))
+            return
+        self.send_json(
+            {
+                "total_commits": len(commits),
+                "commits": [render.commit_json(self.ctx, repo, c) for c in commits],
+            }
+        )
+
+
+class WikiPagesHandler(ApiHandler):
+    def wiki(self, owner: str, name: str) -> Repo:
+        repo = self.load_repo(owner, name)
+        if not repo.has_wiki:
+            self.not_found()
+        return repo
+
+    def email_of(self, login: str) -> str:
+        user = self.ds.user(login)
+        return user.email if user and user.email else f"{login}@noreply.localhost"
+
+    async def get(self, owner: str, name: str) -> None:
+        """GET /repos/{owner}/{repo}/wiki/pages"""
+        repo = self.wiki(owner, name)
+        page = self.paginate(repo.wiki)
+        self.send_json([operations.wiki_meta_json(self.ctx, repo, p, self.email_of) for p in page])
+
+
+class WikiPageHandler(WikiPagesHandler):
+    async def get(self, owner: str, name: str, page_name: str) -> None:  # type: ignore[override]
+        """GET /repos/{owner}/{repo}/wiki/page/{pageName} (sub_url, or the title)"""
+        repo = self.wiki(owner, name)
+        wanted = page_name.replace(" ", "-").lower()
+        page = next((p for p in repo.wiki if p.sub_url.lower() == wanted), None)
+        if page is None:
+            self.not_found("wiki page does not exist")
+        assert page is not None
+        self.send_json(operations.wiki_page_json(self.ctx, repo, page, self.email_of))
+
+
+class LabelsHandler(ApiHandler):
+    scope = "read:issue"
+
+    async def get(self, owner: str, name: str) -> None:
+        """GET /repos/{owner}/{repo}/labels (by name)"""
+        repo = self.load_repo(owner, name)
+        labels = sorted(repo.labels, key=lambda label: label.name)
+        page = self.paginate(labels)
+        self.send_json([render.label_json(self.ctx, repo, label) for label in page])
+
+
+class MilestonesHandler(ApiHandler):
+    scope = "read:issue"
+
+    async def get(self, owner: str, name: str) -> None:
+        """GET /repos/{owner}/{repo}/milestones (state: open (default), closed, all)"""
+        repo = self.load_repo(owner, name)
+        state = (self.arg("state") or "open").lower()
+        wanted = (self.arg("name") or "").lower()
+        found = [
+            m
+            for m in repo.milestones
+            if (state == "all" or m.state == state) and wanted in m.title.lower()
+        ]
+        found.sort(key=lambda m: (m.due_on is None, m.due_on or m.created))
+        page = self.paginate(found)
+        self.send_json([render.milestone_json(repo, m) for m in page])
+
+
 class NotFoundHandler(ApiHandler):
     scope = None
 
@@ -1058,6 +1244,16 @@ API_ROUTES: list[tuple[str, type[web.RequestHandler]]] = [
     (_R + r"/pulls/(\d+)", PullHandler),
     (_R + r"/pulls/(\d+)/files", PullFilesHandler),
     (_R + r"/releases", ReleasesHandler),
+    (_R + r"/actions/runs", ActionRunsHandler),
+    (_R + r"/actions/runs/(\d+)", ActionRunHandler),
+    (_R + r"/actions/runs/(\d+)/jobs", ActionRunJobsHandler),
+    (_R + r"/actions/jobs/(\d+)/logs", ActionJobLogsHandler),
+    (_R + r"/commits/([^/]+)/status", CommitStatusHandler),
+    (_R + r"/compare/(.+)", CompareHandler),
+    (_R + r"/wiki/pages", WikiPagesHandler),
+    (_R + r"/wiki/page/([^/]+)", WikiPageHandler),
+    (_R + r"/labels", LabelsHandler),
+    (_R + r"/milestones", MilestonesHandler),
     (r"/api/v1/.*", NotFoundHandler),
 ]
 

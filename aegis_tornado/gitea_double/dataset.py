@@ -34,8 +34,10 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
+from typing import Any
 
 from .gitmodel import GitRepo, Signature
+from .operations import add_operations
 
 __all__ = [
     "DEMO_TOKEN",
@@ -217,6 +219,8 @@ class Repo:
     labels: list[Label] = field(default_factory=list)
     milestones: list[Milestone] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
+    runs: list[Any] = field(default_factory=list)  # operations.Run, newest last
+    wiki: list[Any] = field(default_factory=list)  # operations.WikiPage
 
     @property
     def full_name(self) -> str:
@@ -1519,6 +1523,8 @@ def build_dataset(
             },
             parent=None,
         )
+
+    add_operations(lh, _t("2026-01-26T09:00:00Z"), dict(lh.git.branches))
 
     tokens: dict[str, tuple[str, frozenset[str]]] = {token: (BOT_LOGIN, ALL_READ_SCOPES)}
     for extra, (login, scopes) in (extra_tokens or {}).items():

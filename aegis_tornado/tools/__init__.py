@@ -4,12 +4,16 @@ safety. Tools know nothing of transports; the registry serves them to every tran
 from __future__ import annotations
 
 from ..mcp.registry import ToolRegistry
-from . import commits, files, issues, releases, repos, search
+from . import actions, commits, compare, files, issues, labels, releases, repos, search, wiki
 from .base import ToolEnv
 from .notices import with_notices
 from .output_schemas import with_output_schemas
 
-TOOL_MODULES = (search, repos, files, commits, issues, releases)
+TOOL_MODULES = (
+    *(search, repos, files, commits, issues, releases),
+    # The operators' read tools (issue 13): Actions, wiki, comparisons and CI status, labels.
+    *(actions, wiki, compare, labels),
+)
 
 
 def build_registry(env: ToolEnv) -> ToolRegistry:

@@ -81,6 +81,25 @@ _BRANCH = _object(
 )
 _TAG = _object(["name", "url"], name=TEXT, commit_sha=TEXT, date=TEXT, message=TEXT, url=STRING)
 _COMMIT = _object(["sha", "url"], sha=STRING, title=TEXT, author=TEXT, date=TEXT, url=STRING)
+#: Workflow runs and jobs (tools/actions.py): Gitea's fields, null where it leaves them out.
+_RUN = _object(
+    ["run_id", "status", "url"],
+    run_id=COUNT,
+    number=COUNT,
+    title=TEXT,
+    workflow=TEXT,
+    event=TEXT,
+    status=TEXT,
+    conclusion=TEXT,
+    branch=TEXT,
+    sha=TEXT,
+    started_at=TEXT,
+    url=STRING,
+)
+_JOB = _object(
+    ["job_id", "name", "steps"], job_id=COUNT, name=TEXT, conclusion=TEXT, steps=_array({})
+)
+_WIKI_PAGE = _object(["title", "page_name", "url"], title=TEXT, page_name=STRING, url=STRING)
 _ISSUE = _object(
     ["number", "title", "state", "url"],
     number=INTEGER,
@@ -215,6 +234,42 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         **_DIFF,
     ),
     "list_releases": _page(_RELEASE),
+    "list_workflow_runs": _page(_RUN),
+    "get_workflow_run": _with(_RUN, ["jobs"], jobs=_array(_JOB)),
+    "get_job_log": _object(
+        ["job_id", "total_lines", "start_line", "end_line", "log"],
+        job_id=INTEGER,
+        total_lines=INTEGER,
+        start_line=INTEGER,
+        end_line=INTEGER,
+        log=STRING,
+        ci_secrets_withheld=INTEGER,
+    ),
+    "list_wiki_pages": _page(_WIKI_PAGE),
+    "get_wiki_page": _with(_WIKI_PAGE, ["content"], content=STRING),
+    "compare_refs": _object(
+        ["base", "head", "total_commits", "commits", "files", "diff", "url"],
+        base=STRING,
+        head=STRING,
+        total_commits=INTEGER,
+        commits=_array(_COMMIT),
+        files=_array(_object(["path"], path=STRING, status=TEXT)),
+        diff=STRING,
+        diff_truncated=BOOLEAN,
+        url=STRING,
+    ),
+    "get_commit_status": _object(
+        ["ref", "statuses", "failing"],
+        ref=STRING,
+        sha=TEXT,
+        state=TEXT,
+        total=COUNT,
+        statuses=_array(_object(["context", "state"], context=TEXT, state=TEXT, url=STRING)),
+        failing=_array(TEXT),
+        runs=_array(_object(["run_id"], run_id=COUNT, status=TEXT, conclusion=TEXT)),
+    ),
+    "list_labels": _page(_object(["name"], name=TEXT, description=STRING, color=TEXT)),
+    "list_milestones": _page(_object(["title", "url"], title=TEXT, state=TEXT, url=STRING)),
 }
 
 

@@ -81,6 +81,34 @@ CASES = [
     ("pull-diff", "pull_diff", {**LH, "index": 47, "diffType": "diff"}, {}, TOKEN, 200),
     ("pull-patch", "pull_diff", {**LH, "index": 12, "diffType": "patch"}, {}, TOKEN, 200),
     ("releases", "releases", LH, {}, TOKEN, 200),
+    ("action-runs", "action_runs", LH, {"limit": 2}, TOKEN, 200),
+    (
+        "action-runs-filtered",
+        "action_runs",
+        LH,
+        {"branch": "feature/http2-probes", "status": "failure", "event": "pull_request"},
+        TOKEN,
+        200,
+    ),
+    ("action-run", "action_run", {**LH, "run": 102}, {}, TOKEN, 200),
+    ("action-run-in-progress", "action_run", {**LH, "run": 104}, {}, TOKEN, 200),
+    ("action-run-jobs", "action_run_jobs", {**LH, "run": 101}, {}, TOKEN, 200),
+    ("action-job-logs", "action_job_logs", {**LH, "job_id": 501}, {}, TOKEN, 200),
+    ("commit-status", "commit_status", {**LH, "ref": "feature/http2-probes"}, {}, TOKEN, 200),
+    ("compare", "compare", {**LH, "basehead": "v1.1.0...main"}, {}, TOKEN, 200),
+    (
+        "compare-diff",
+        "compare_diff",
+        {**LH, "basehead": "main...feature/http2-probes"},
+        {"output": "diff"},
+        TOKEN,
+        200,
+    ),
+    ("wiki-pages", "wiki_pages", LH, {}, TOKEN, 200),
+    ("wiki-page", "wiki_page", {**LH, "pageName": "On-call-Runbook"}, {}, TOKEN, 200),
+    ("labels", "labels", LH, {"limit": 3}, TOKEN, 200),
+    ("milestones", "milestones", LH, {"state": "all"}, TOKEN, 200),
+    ("action-run-missing", "action_run", {**LH, "run": 9999}, {}, TOKEN, 404),
     # errors
     ("repo-invisible", "repo", {"owner": "carol", "repo": "incident-response"}, {}, TOKEN, 404),
     (
@@ -130,6 +158,10 @@ async def test_response_matches_spec(case, http_client, http_server, http_port, 
     if schema == {"type": "string"}:
         assert response.headers["Content-Type"].startswith("text/plain")
         assert response.body.decode().startswith(("diff --git", "From "))
+        return
+    if endpoint in ("action_job_logs", "compare_diff"):  # text, with no schema in the spec
+        assert response.headers["Content-Type"].startswith("text/plain")
+        assert response.body.decode().startswith(("20", "diff --git"))
         return
     assert response.headers["Content-Type"].startswith("application/json")
     body = json.loads(response.body)

@@ -459,7 +459,11 @@ async def test_repo_search_filters(api):
 
 @pytest.mark.gen_test
 async def test_unknown_routes_and_methods_are_json_errors(api):
-    for path in ("/api/v1/nope", "/api/v1/repos/northwind/lighthouse/wiki/pages", "/explore"):
+    for path in (
+        "/api/v1/nope",
+        "/api/v1/repos/northwind/lighthouse/wiki/revisions/Home",
+        "/explore",
+    ):
         body = await api.json(path, expect=404)
         assert body["message"] == "not found" and body["url"].endswith("/api/swagger")
     response = await api.get(f"{LH}/issues", method="POST", body={"title": "x"})

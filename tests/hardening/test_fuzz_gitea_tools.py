@@ -67,6 +67,15 @@ GOOD_CALLS = {
     "list_pull_requests": {"owner": "northwind", "repo": "lighthouse", "state": "all"},
     "get_pull_request": {"owner": "northwind", "repo": "lighthouse", "number": 12},
     "list_releases": {"owner": "northwind", "repo": "lighthouse"},
+    "list_workflow_runs": {"owner": "northwind", "repo": "lighthouse", "status": "failure"},
+    "get_workflow_run": {"owner": "northwind", "repo": "lighthouse", "run_id": 102},
+    "get_job_log": {"owner": "northwind", "repo": "lighthouse", "job_id": 501},
+    "list_wiki_pages": {"owner": "northwind", "repo": "lighthouse"},
+    "get_wiki_page": {"owner": "northwind", "repo": "lighthouse", "page_name": "Home"},
+    "compare_refs": {"owner": "northwind", "repo": "lighthouse", "base": "v1.0.0", "head": "main"},
+    "get_commit_status": {"owner": "northwind", "repo": "lighthouse", "ref": "main"},
+    "list_labels": {"owner": "northwind", "repo": "lighthouse"},
+    "list_milestones": {"owner": "northwind", "repo": "lighthouse", "state": "all"},
 }
 EXTRA_GOOD_CALLS = [
     ("fetch", {"id": "repo:northwind/lighthouse"}),
@@ -75,6 +84,8 @@ EXTRA_GOOD_CALLS = [
     ("fetch", {"id": "commit:northwind/lighthouse@6253de10"}),
     ("get_file_tree", {"owner": "northwind", "repo": "lighthouse"}),
     ("list_repositories", {"query": "lighthouse"}),
+    ("fetch", {"id": "wiki:northwind/lighthouse:On-call-Runbook"}),
+    ("fetch", {"id": "run:northwind/lighthouse#102"}),
 ]
 
 

@@ -129,7 +129,9 @@ async def test_search_then_fetch_with_the_official_client(api, base_url):
                 assert document["id"] == results[0]["id"] and document["url"]
 
 
-ID = re.compile(r"(repo|issue|pull|commit|file):northwind/[a-z-]+(#\d+|@\w+:[\w./-]+)?")
+ID = re.compile(
+    r"(repo|issue|pull|commit|file|wiki|run):northwind/[a-z-]+(#\d+|@\w+:[\w./-]+|:[\w.-]+)?"
+)
 
 
 @with_settings(max_result_bytes=1000)
@@ -156,3 +158,26 @@ async def test_search_results_are_more_than_a_small_limit_holds(call):
     found = await call("search", query="dns")
     assert len(json.dumps(found, ensure_ascii=False).encode()) > 2000
     assert "truncated" not in found
+
+
+@pytest.mark.gen_test
+async def test_search_finds_wiki_pages_and_runs_and_fetch_reads_them(call):
+    from aegis_tornado.gitea_double.operations import LEAKED_PASSWORD, LEAKED_TOKEN
+
+    found = await call("search", query="runbook")
+    ids = [r["id"] for r in found["results"]]
+    assert "wiki:northwind/lighthouse:On-call-Runbook" in ids
+    page = await call("fetch", id="wiki:northwind/lighthouse:On-call-Runbook")
+    assert page["text"].startswith("# On-call runbook") and LEAKED_PASSWORD not in page["text"]
+    assert page["url"] == "https://git.example.com/northwind/lighthouse/wiki/On-call-Runbook"
+
+    runs = await call("search", query="http/2 probes")
+    assert "run:northwind/lighthouse#102" in [r["id"] for r in runs["results"]]
+    run = await call("fetch", id="run:northwind/lighthouse#102")
+    assert "Job test (3.12): failure" in run["text"] and "3. pytest: failure" in run["text"]
+    assert "exit code 1" in run["text"]  # the end of the failed job's log
+    assert LEAKED_TOKEN not in run["text"] and LEAKED_PASSWORD not in run["text"]
+    assert run["metadata"]["conclusion"] == "failure"
+    assert "Malformed wiki id" in await call.error("fetch", id="wiki:northwind/lighthouse")
+    assert "Unknown id" in await call.error("fetch", id="run:northwind/lighthouse#x")
+    assert "page_name" in await call.error("fetch", id="wiki:northwind/lighthouse:x/y")
