@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: help setup setup-test run test conformance bench bench-smoke generate-key rotate-key \
-        check-key-age auth-summary docker-build clean
+        check-key-age auth-summary docker-build clean bench-redaction
 
 help:
 	@echo "make run            run the server (demo Gitea and a generated key when none is configured)"
@@ -43,6 +43,9 @@ bench: setup-test
 
 bench-smoke: setup-test
 	$(PY) bench/run.py --smoke $(BENCH_ARGS)
+
+bench-redaction: setup-test
+	$(PY) bench/redaction.py $(BENCH_ARGS)
 
 generate-key:
 	$(PYTHON) scripts/generate_api_key.py --save-metadata
