@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: help setup setup-test run test lint conformance bench bench-smoke generate-key \
-        rotate-key check-key-age auth-summary oauth-admin verify-audit docker-build clean
+        rotate-key check-key-age auth-summary oauth-admin verify-audit docker-build clean \
+        bench-redaction
 
 help: ## list these targets
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / {printf "make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +48,9 @@ bench: setup-test ## the benchmark against a bare Tornado proxy and the MCP SDK 
 
 bench-smoke: setup-test ## the 20-second performance guard CI runs
 	$(PY) bench/run.py --smoke $(BENCH_ARGS)
+
+bench-redaction: setup-test ## cost per KB of secret redaction and hidden-text removal
+	$(PY) bench/redaction.py $(BENCH_ARGS)
 
 generate-key: setup ## create an API key (metadata saved, never the key)
 	$(PY) scripts/generate_api_key.py --save-metadata

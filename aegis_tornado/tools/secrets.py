@@ -120,6 +120,41 @@ def is_placeholder(value: str) -> bool:
 _SEPARATORS = str.maketrans("", "", "-_.=/+")
 
 
+def _literal_prefixes(pattern: str) -> set[str] | None:
+    """The lower-cased literal text every match of ``pattern`` can start with (zero-width
+    assertions skipped, small alternations and classes expanded), or None when a match can
+    start with something else (a repetition, a large class) before any literal."""
+    parsed = _re_parser.parse(pattern)
+
+    def walk(items: list[Any], prefixes: set[str]) -> tuple[set[str], bool]:
+        """Extend ``prefixes`` by ``items``; return them and whether the walk got to the end."""
+        for op, av in items:
+            if op in (_re_constants.AT, _re_constants.ASSERT, _re_constants.ASSERT_NOT):
+                continue
+            if op is _re_constants.LITERAL:
+                prefixes = {p + chr(av).lower() for p in prefixes}
+            elif op is _re_constants.IN and all(o is _re_constants.LITERAL for o, _ in av):
+                if len(av) > 8:
+                    return prefixes, False
+                prefixes = {p + chr(v).lower() for p in prefixes for _o, v in av}
+            elif op is _re_constants.SUBPATTERN:
+                prefixes, complete = walk(list(av[3]), prefixes)
+                if not complete:
+                    return prefixes, False
+            elif op is _re_constants.BRANCH:
+                branches = [walk(list(branch), prefixes) for branch in av[1]]
+                prefixes = set().union(*(b for b, _ in branches))
+                if not all(complete for _, complete in branches) or len(prefixes) > 64:
+                    # Each branch is cut where it stops being literal; the shortest is kept.
+                    return prefixes, False
+            else:
+                return prefixes, False
+        return prefixes, True
+
+    prefixes, _complete = walk(list(parsed), {""})
+    return None if "" in prefixes else prefixes
+
+
 # --------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------
@@ -128,6 +163,11 @@ _SEPARATORS = str.maketrans("", "", "-_.=/+")
 #: Named groups that hold the secret: ``secret``/``secret2`` (alternatives), ``qv``/``bv`` (the
 #: quoted or bare value of an assignment).
 _SECRET_GROUPS = ("secret", "secret2", "qv", "bv")
+
+
+@functools.cache
+def _secret_groups(pattern: re.Pattern[str]) -> tuple[str, ...]:
+    return tuple(name for name in _SECRET_GROUPS if name in pattern.groupindex)
 
 
 class SecretRule(NamedTuple):
@@ -147,11 +187,12 @@ class SecretRule(NamedTuple):
     accept: Callable[[str, re.Match[str]], bool] | None = None
     origin: str = "aegis"
     description: str = ""
+    #: Characters the redaction extends over backwards from the match (at most 24).
+    extend_back: str = ""
 
     def secret_span(self, match: re.Match[str]) -> tuple[int, int]:
-        named = self.pattern.groupindex
-        for name in _SECRET_GROUPS:
-            if name in named and match.start(name) >= 0:
+        for name in _secret_groups(self.pattern):
+            if match.start(name) >= 0:
                 return match.span(name)
         if self.group:
             for index in range(1, (self.pattern.groups or 0) + 1):
@@ -162,13 +203,19 @@ class SecretRule(NamedTuple):
 
 def _rule(
     kind: str,
-    keywords: Iterable[str],
+    keywords: Iterable[str] | None,
     pattern: str,
     *,
     entropy: float = 0.0,
     accept: Callable[[str, re.Match[str]], bool] | None = None,
+    extend_back: str = "",
     description: str = "",
 ) -> SecretRule:
+    """One of our rules; ``keywords=None`` takes the literal texts the pattern starts with."""
+    if keywords is None:
+        prefixes = _literal_prefixes(pattern)
+        assert prefixes, f"{kind}: no literal prefix to use as keywords"
+        keywords = sorted(prefixes)
     return SecretRule(
         kind,
         tuple(k.lower() for k in keywords),
@@ -178,6 +225,7 @@ def _rule(
         accept,
         "aegis",
         description,
+        extend_back,
     )
 
 
@@ -196,10 +244,25 @@ _PEM_END = _PEM_LABEL.replace("BEGIN", "END")
 # sep   : = := => : ?= (never == != <= >=), optionally quoted name and spaces/tabs only
 # value : quoted (no whitespace or quote inside) or bare (up to whitespace or , ; ) ] })
 _STRONG_NAMES = r"pass(?:word|wd|phrase)|pwd|(?<![A-Za-z])pass(?![A-Za-z])"
-_WEAK_NAMES = (
-    r"secret|token|api[_.-]?key|apikey|access[_.-]?key|auth[_.-]?key|private[_.-]?key"
-    r"|(?<![A-Za-z])auth(?![A-Za-z])|auth[_.-]?token"
-    r"|client[_.-]?secret|credentials?|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key"
+
+
+def _joined(first: str, second: str) -> str:
+    """``first`` and ``second`` as one name, spelled out (api_key, api-key, api.key, apikey),
+    so that every spelling is a literal the keyword pass can anchor on."""
+    return "|".join(f"{first}{sep}{second}" for sep in ("_", "-", r"\.", ""))
+
+
+_WEAK_NAMES = "|".join(
+    [
+        "secret",
+        "token",
+        r"(?<![A-Za-z])auth(?![A-Za-z])",
+        *(_joined(a, b) for a, b in (("api", "key"), ("access", "key"), ("auth", "key"))),
+        *(_joined(a, b) for a, b in (("auth", "token"), ("private", "key"))),
+        *(_joined(a, b) for a, b in (("client", "secret"), ("signing", "key"))),
+        *(_joined(a, b) for a, b in (("encryption", "key"), ("master", "key"))),
+        "credentials?",
+    ]
 )
 _ASSIGNMENT = (
     r"(?i:(?P<name>{names})(?P<rest>[A-Za-z0-9_.-]{{0,30}}?))[\"'`]?[ \t]{{0,3}}"
@@ -281,11 +344,14 @@ def _accept_token(secret: str, match: re.Match[str]) -> bool:
 _OWN_RULES: tuple[SecretRule, ...] = (
     _rule(
         "private-key",
-        ("private",),
+        ("begin",),
         # "-----BEGIN RSA PRIVATE KEY-----" also written with four dashes, spaced dashes or in
         # lower case; an unterminated block is redacted to the end of the text (so it is not
-        # rescanned from every later BEGIN).
-        rf"(?i){_DASHES}{_PEM_LABEL}{_DASHES}(?:[\s\S]*?{_DASHES}{_PEM_END}{_DASHES}|[\s\S]*)",
+        # rescanned from every later BEGIN). The match starts at BEGIN (a keyword to anchor
+        # on); the dashes before it are added to the redaction (``extend_back``).
+        rf"(?:(?<=-)|(?<=- ))(?i:{_PEM_LABEL.lstrip('[ ]*')}){_DASHES}"
+        rf"(?:[\s\S]*?{_DASHES}(?i:{_PEM_END}){_DASHES}|[\s\S]*)",
+        extend_back="- ",
         description="PEM/PGP/OpenSSH private key blocks",
     ),
     _rule(
@@ -486,7 +552,7 @@ _CONTEXT_RULES: tuple[SecretRule, ...] = (
     ),
     _rule(
         "password-assignment",
-        ("pass", "pwd"),
+        None,
         _ASSIGNMENT.format(names=_STRONG_NAMES),
         accept=_accept_assignment(strong=True),
         description="password / passwd / passphrase / *_PASSWORD= assignments (any value "
@@ -494,8 +560,7 @@ _CONTEXT_RULES: tuple[SecretRule, ...] = (
     ),
     _rule(
         "secret-assignment",
-        ("secret", "token", "api", "access", "auth", "private", "client", "credential")
-        + ("signing", "encryption", "master"),
+        None,
         _ASSIGNMENT.format(names=_WEAK_NAMES),
         accept=_accept_assignment(strong=False),
         description="secret / token / api_key / client_secret / *_TOKEN= assignments (random-"
@@ -522,41 +587,6 @@ _RULES_BY_KEYWORD: dict[str, tuple[int, ...]] = {
 _ALWAYS: tuple[int, ...] = tuple(i for i, rule in enumerate(SECRET_RULES) if not rule.keywords)
 
 
-def _literal_prefixes(pattern: str) -> set[str] | None:
-    """The lower-cased literal text every match of ``pattern`` can start with (zero-width
-    assertions skipped, small alternations and classes expanded), or None when a match can
-    start with something else (a repetition, a large class) before any literal."""
-    parsed = _re_parser.parse(pattern)
-
-    def walk(items: list[Any], prefixes: set[str]) -> tuple[set[str], bool]:
-        """Extend ``prefixes`` by ``items``; return them and whether the walk got to the end."""
-        for op, av in items:
-            if op in (_re_constants.AT, _re_constants.ASSERT, _re_constants.ASSERT_NOT):
-                continue
-            if op is _re_constants.LITERAL:
-                prefixes = {p + chr(av).lower() for p in prefixes}
-            elif op is _re_constants.IN and all(o is _re_constants.LITERAL for o, _ in av):
-                if len(av) > 8:
-                    return prefixes, False
-                prefixes = {p + chr(v).lower() for p in prefixes for _o, v in av}
-            elif op is _re_constants.SUBPATTERN:
-                prefixes, complete = walk(list(av[3]), prefixes)
-                if not complete:
-                    return prefixes, False
-            elif op is _re_constants.BRANCH:
-                branches = [walk(list(branch), prefixes) for branch in av[1]]
-                prefixes = set().union(*(b for b, _ in branches))
-                if not all(complete for _, complete in branches) or len(prefixes) > 64:
-                    # Each branch is cut where it stops being literal; the shortest is kept.
-                    return prefixes, False
-            else:
-                return prefixes, False
-        return prefixes, True
-
-    prefixes, _complete = walk(list(parsed), {""})
-    return None if "" in prefixes else prefixes
-
-
 def _anchored(rule: SecretRule) -> bool:
     """Does every match of ``rule`` start where one of its keywords occurs? Then the rule is
     tried only at those places, never scanned over the whole text."""
@@ -566,7 +596,21 @@ def _anchored(rule: SecretRule) -> bool:
     )
 
 
+def _anchors(rule: SecretRule) -> tuple[str, ...] | None:
+    """For a rule its keywords do not anchor: the literal texts its matches start with, to be
+    found in the text once its keywords said it may match (lob's keywords are its values'
+    ``test_``/``live_``, but every match starts ``lob``). None: search the whole text."""
+    prefixes = _literal_prefixes(rule.pattern.pattern)
+    if prefixes and all(len(p) >= 3 for p in prefixes):
+        return tuple(sorted(prefixes))
+    return None
+
+
 _ANCHORED: tuple[bool, ...] = tuple(_anchored(rule) for rule in SECRET_RULES)
+_ANCHORS: tuple[tuple[str, ...] | None, ...] = tuple(
+    None if anchored else _anchors(rule)
+    for rule, anchored in zip(SECRET_RULES, _ANCHORED, strict=True)
+)
 
 
 def _folded(text: str) -> str:
@@ -616,18 +660,23 @@ class _HyperscanEngine:
 
     def occurrences(self, text: str) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
-
-        def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
-            keyword = _KEYWORDS[index]
-            found.setdefault(keyword, []).append(end - len(keyword))
-
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:  # texts are cleaned on the loop and in worker threads
             scratch = self._local.scratch = self._hs.Scratch(self._db)
         # Latin-1 with "?" for the rest: one byte per character, so offsets are positions.
         data = text.encode("latin-1", "replace")
-        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        self._db.scan(data, match_event_handler=_on_keyword, context=found, scratch=scratch)
         return found
+
+
+def _on_keyword(index: int, start: int, end: int, flags: int, found: Any) -> None:
+    # found: dict[str, list[int]] (hyperscan types its context as object)
+    keyword = _KEYWORDS[index]
+    position = end - len(keyword)
+    if keyword in found:
+        found[keyword].append(position)
+    else:
+        found[keyword] = [position]
 
 
 @functools.cache
@@ -653,40 +702,62 @@ class Finding(NamedTuple):
     kind: str
 
 
-def _matches(index: int, text: str, positions: list[int] | None) -> Iterable[re.Match[str]]:
-    """The non-overlapping matches of rule ``index``: tried only at ``positions`` (sorted
-    keyword starts) when the rule is anchored, else searched for in the whole text."""
-    pattern = SECRET_RULES[index].pattern
-    if positions is None or not _ANCHORED[index]:
-        yield from pattern.finditer(text)
-        return
-    end = 0
-    for position in positions:
-        if position < end:
-            continue
-        match = pattern.match(text, position)
-        if match is not None and match.end() > match.start():
-            end = match.end()
-            yield match
+def _find_all(folded: str, literals: tuple[str, ...]) -> list[int]:
+    found = []
+    for literal in literals:
+        position = folded.find(literal)
+        while position >= 0:
+            found.append(position)
+            position = folded.find(literal, position + 1)
+    return sorted(found)
 
 
 def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
-    """Every credential in ``text``: non-overlapping spans in order (earlier rule wins ties)."""
+    """Every credential in ``text``: non-overlapping spans in order (earlier rule wins ties).
+
+    A rule is tried only if one of its keywords occurs: at each occurrence when its matches
+    start with a keyword (most rules), else at each occurrence of the literal its matches
+    start with, else (a handful of rare formats) over the whole text.
+    """
     occurrences = keyword_engine(engine).occurrences(text)
+    if not occurrences and not _ALWAYS:
+        return []
     positions: dict[int, list[int]] = {index: [] for index in _ALWAYS}
     for keyword, starts in occurrences.items():
         for index in _RULES_BY_KEYWORD[keyword]:
-            positions.setdefault(index, []).extend(starts)
-    if not positions:
-        return []
+            if index in positions:
+                positions[index] += starts
+            else:
+                positions[index] = list(starts)
     candidates: list[tuple[int, int, int, str]] = []
+    folded: str | None = None
     for index in sorted(positions):
         rule = SECRET_RULES[index]
-        keyword_starts = sorted(set(positions[index])) if rule.keywords else None
-        for match in _matches(index, text, keyword_starts):
+        pattern = rule.pattern
+        matches: Iterable[re.Match[str] | None]
+        if _ANCHORED[index]:
+            starts = positions[index]
+            if len(starts) > 1:
+                starts = sorted(set(starts))
+            matches = (pattern.match(text, start) for start in starts)
+        elif _ANCHORS[index] is not None:
+            if folded is None:
+                folded = _folded(text)
+            matches = (pattern.match(text, p) for p in _find_all(folded, _ANCHORS[index] or ()))
+        else:
+            matches = pattern.finditer(text)
+        last_end = 0
+        for match in matches:
+            if match is None or match.start() < last_end or match.end() == match.start():
+                continue
+            last_end = match.end()
             start, end = rule.secret_span(match)
             if end <= start:
                 continue
+            if rule.extend_back:
+                floor = max(0, start - 24)
+                while start > floor and text[start - 1] in rule.extend_back:
+                    start -= 1
             secret = text[start:end]
             if _MARKER_PREFIX in secret:
                 continue
@@ -695,6 +766,8 @@ def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
             if rule.accept is not None and not rule.accept(secret, match):
                 continue
             candidates.append((start, index, end, rule.kind))
+    if not candidates:
+        return []
     candidates.sort()
     findings: list[Finding] = []
     for start, _index, end, kind in candidates:
