@@ -30,9 +30,9 @@ TRANSACTION_TTL = 600
 class OAuthHandler(BaseHandler):
     public = True
 
-    async def prepare(self) -> None:
-        await super().prepare()
-        if not self._finished and self.ctx.oauth is None:
+    def check_request(self) -> None:
+        # After the gate's own checks, so a misplaced query key is still refused as such.
+        if self.ctx.oauth is None:
             raise ApiError(404, f"No such endpoint: {self.request.path[:200]}")
 
     @property
