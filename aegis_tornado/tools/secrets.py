@@ -716,6 +716,20 @@ def _find_all(folded: str, literals: tuple[str, ...]) -> list[int]:
     return sorted(found)
 
 
+def _matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> Iterable[re.Match[str]]:
+    """Matches of ``pattern`` starting at ``starts`` (sorted), never inside an earlier match:
+    like ``finditer``, so a match that runs to the end of the text (an unterminated private
+    key) is tried once, not once per keyword inside it."""
+    end = 0
+    for start in starts:
+        if start < end:
+            continue
+        match = pattern.match(text, start)
+        if match is not None and match.end() > start:
+            end = match.end()
+            yield match
+
+
 def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
     """Every credential in ``text``: non-overlapping spans in order (earlier rule wins ties).
 
@@ -743,18 +757,16 @@ def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
             starts = positions[index]
             if len(starts) > 1:
                 starts = sorted(set(starts))
-            matches = (pattern.match(text, start) for start in starts)
+            matches = _matches_at(pattern, text, starts)
         elif _ANCHORS[index] is not None:
             if folded is None:
                 folded = _folded(text)
-            matches = (pattern.match(text, p) for p in _find_all(folded, _ANCHORS[index] or ()))
+            matches = _matches_at(pattern, text, _find_all(folded, _ANCHORS[index] or ()))
         else:
             matches = pattern.finditer(text)
-        last_end = 0
         for match in matches:
-            if match is None or match.start() < last_end or match.end() == match.start():
+            if match is None or match.end() == match.start():
                 continue
-            last_end = match.end()
             start, end = rule.secret_span(match)
             if end <= start:
                 continue
