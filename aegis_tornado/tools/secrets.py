@@ -674,7 +674,8 @@ class _HyperscanEngine:
         return found
 
 
-def _on_keyword(index: int, start: int, end: int, flags: int, found: dict[str, list[int]]) -> None:
+def _on_keyword(index: int, start: int, end: int, flags: int, context: object) -> None:
+    found: dict[str, list[int]] = context  # type: ignore[assignment]
     keyword = _KEYWORDS[index]
     position = end - len(keyword)
     if keyword in found:
