@@ -1,27 +1,32 @@
 """Credential redaction for text that is returned to a model.
 
-:func:`redact_secrets` replaces every credential it recognises with ``[REDACTED:<kind>]``.
-The rules come from two places:
+:func:`redact_secrets` replaces every credential it recognises with ``[REDACTED:<kind>]``;
+:func:`redact_withheld` replaces the server's own secrets (the Gitea token) in every encoding
+(:func:`withheld_forms`). The rules, in the order they are tried (the first names a redaction
+where two overlap):
 
+- **Our own formats** (:data:`_OWN_RULES`): the credentials a Gitea deployment is most likely
+  to hold (Gitea, GitHub, GitLab, AWS, private keys, ...), written with word-boundary guards
+  and placeholder checks.
 - **Vendor formats** (:mod:`.secret_formats`): the ~200 credential formats gitleaks documents,
   each a fixed prefix or structure (``dop_v1_<64 hex>``), or a vendor keyword next to an
   assignment (``algolia_key = <32 alnum>``), with gitleaks' minimum entropy.
-- **Our own rules** (:data:`_OWN_RULES`), tried first: the formats a Gitea deployment is most
-  likely to hold (Gitea, GitHub, GitLab, AWS, private keys, ...) written with word-boundary
-  guards and placeholder checks, the ``Authorization`` header, credentials in URLs, and
-  *assignments*: a secret-ish name (``password``, ``DB_PASSWORD``, ``api_token``,
+- **Context rules** (:data:`_CONTEXT_RULES`): the ``Authorization`` header, credentials in
+  URLs, and *assignments*: a secret-ish name (``password``, ``DB_PASSWORD``, ``api_token``,
   ``client_secret`` ...), ``=``/``:``/``=>``, and a value that is not a placeholder
   (``${VAR}``, ``<token>``, ``changeme``, ``xxx``), not code (``os.environ[...]``,
   ``self.token``, ``str``) and, for the weaker names, random enough.
 
 **Keywords first.** Every rule names the literals that must occur for it to match (``dop_v1_``,
-``password``, ``authorization``). One pass over the text finds which keywords occur (a
+``password``, ``authorization``). One pass over the text finds where keywords occur (a
 Hyperscan literal database when the ``hyperscan`` package is installed, else one substring
-search per keyword on the lower-cased text) and only those rules run. Most text holds a few
-keywords at most, so the cost is one pass plus a few rules, not 200 rules.
+search per keyword on the lower-cased text). A rule whose matches start with a keyword is
+tried only at its occurrences (``re.match`` at a position), so a rule costs an attempt per
+occurrence, not a scan of the text; the few others are tried where the literal their matches
+start with occurs, or over the text, and only when a keyword occurs.
 
 **Linear.** Every repetition in every pattern is bounded or cannot overlap what follows it, so
-no pattern backtracks catastrophically (tests feed each rule a megabyte of near-misses).
+no pattern backtracks catastrophically (tests feed the rules a megabyte of near-misses).
 """
 
 from __future__ import annotations
@@ -669,8 +674,8 @@ class _HyperscanEngine:
         return found
 
 
-def _on_keyword(index: int, start: int, end: int, flags: int, found: Any) -> None:
-    # found: dict[str, list[int]] (hyperscan types its context as object)
+def _on_keyword(index: int, start: int, end: int, flags: int, context: object) -> None:
+    found: dict[str, list[int]] = context  # type: ignore[assignment]
     keyword = _KEYWORDS[index]
     position = end - len(keyword)
     if keyword in found:
@@ -712,6 +717,20 @@ def _find_all(folded: str, literals: tuple[str, ...]) -> list[int]:
     return sorted(found)
 
 
+def _matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> Iterable[re.Match[str]]:
+    """Matches of ``pattern`` starting at ``starts`` (sorted), never inside an earlier match:
+    like ``finditer``, so a match that runs to the end of the text (an unterminated private
+    key) is tried once, not once per keyword inside it."""
+    end = 0
+    for start in starts:
+        if start < end:
+            continue
+        match = pattern.match(text, start)
+        if match is not None and match.end() > start:
+            end = match.end()
+            yield match
+
+
 def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
     """Every credential in ``text``: non-overlapping spans in order (earlier rule wins ties).
 
@@ -739,18 +758,16 @@ def find_secrets(text: str, engine: str | None = None) -> list[Finding]:
             starts = positions[index]
             if len(starts) > 1:
                 starts = sorted(set(starts))
-            matches = (pattern.match(text, start) for start in starts)
+            matches = _matches_at(pattern, text, starts)
         elif _ANCHORS[index] is not None:
             if folded is None:
                 folded = _folded(text)
-            matches = (pattern.match(text, p) for p in _find_all(folded, _ANCHORS[index] or ()))
+            matches = _matches_at(pattern, text, _find_all(folded, _ANCHORS[index] or ()))
         else:
             matches = pattern.finditer(text)
-        last_end = 0
         for match in matches:
-            if match is None or match.start() < last_end or match.end() == match.start():
+            if match is None or match.end() == match.start():
                 continue
-            last_end = match.end()
             start, end = rule.secret_span(match)
             if end <= start:
                 continue
