@@ -65,7 +65,17 @@ def ratio_median(num: dict, den: dict, key: str):
     return med(values)
 
 
+def add_per_cpu(runs: list[dict]) -> None:
+    """req/s per server CPU-second, per run: what one core buys, which moves far less than wall
+    req/s on a shared machine (another tenant slows the server and its CPU use alike)."""
+    for r in runs:
+        cpu = r.get("server_cpu_pct")
+        if r.get("rps") is not None and cpu:
+            r["rps_per_cpu"] = r["rps"] / (cpu / 100)
+
+
 def summarise(runs: list[dict]) -> list[dict]:
+    add_per_cpu(runs)
     points = defaultdict(list)
     for r in runs:
         if r.get("scenario") in SCENARIO_TITLES:
@@ -85,6 +95,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         row["max_steal_pct"] = max((r.get("steal_pct") or 0 for r in rs), default=0)
         for key in (
             "rps",
+            "rps_per_cpu",
             "p50_ms",
             "p99_ms",
             "server_cpu_pct",
@@ -101,10 +112,12 @@ def summarise(runs: list[dict]) -> list[dict]:
             a_scen, a_srv = A_FOR.get(scenario, ("call_json", "A"))
             a = per_rep(runs, a_scen, a_srv, c)
             row["rps_vs_a"] = ratio_median(mine, a, "rps")
+            row["cpu_vs_a"] = ratio_median(mine, a, "rps_per_cpu")
             row["p99_vs_a"] = ratio_median(mine, a, "p99_ms")
             if scenario in B_FOR:
                 b = per_rep(runs, scenario, B_FOR[scenario], c)
                 row["rps_vs_b"] = ratio_median(mine, b, "rps")
+                row["cpu_vs_b"] = ratio_median(mine, b, "rps_per_cpu")
                 row["p99_vs_b"] = ratio_median(mine, b, "p99_ms")
         rows.append(row)
     return rows
@@ -271,8 +284,8 @@ def markdown(bench, rows, tgs) -> str:
         "",
         "| scenario | c | server | req/s | p50 ms | p99 ms | errors | server CPU % | "
         "sys % | peak RSS MB | Gitea calls/req | bytes/reply | req/s vs (a) | req/s vs (b) | "
-        "p99 vs (a) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "p99 vs (a) | req/s per CPU-s | per CPU vs (a) | per CPU vs (b) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
@@ -282,7 +295,8 @@ def markdown(bench, rows, tgs) -> str:
             f"{fmt(r['server_peak_rss_mb'])} | "
             f"{fmt(r['upstream_per_req'], 2)} | {fmt(r['bytes_per_req'], 0)} | "
             f"{fmt(r.get('rps_vs_a'), 2)} | {fmt(r.get('rps_vs_b'), 2)} | "
-            f"{fmt(r.get('p99_vs_a'), 2)} |"
+            f"{fmt(r.get('p99_vs_a'), 2)} | {fmt(r.get('rps_per_cpu'))} | "
+            f"{fmt(r.get('cpu_vs_a'), 2)} | {fmt(r.get('cpu_vs_b'), 2)} |"
         )
     lines += [
         "",

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .. import untrusted_json
 from ..untrusted_json import UnacceptableJson
 
@@ -52,9 +54,30 @@ def notification(method: str, params: dict[str, Any] | None = None) -> dict[str,
     return message
 
 
+def encode_bytes(message: Any) -> bytes:
+    """Compact, strictly valid JSON, as UTF-8, whatever a tool returned: a lone surrogate becomes
+    U+FFFD, and NaN or Infinity (which JSON lacks) null.
+
+    orjson first: 5-10x faster than ``json`` on a reply, and already strict where it matters (NaN
+    and infinities become null, its output is always valid UTF-8). What it refuses (a lone
+    surrogate, an integer beyond 64 bits, a non-string key) takes the ``json`` path below, which
+    repairs or converts it exactly as before."""
+    try:
+        return orjson.dumps(message)
+    except orjson.JSONEncodeError:
+        return encode_slowly(message).encode("utf-8")
+
+
 def encode(message: Any) -> str:
-    """Compact, strictly valid JSON that is always valid UTF-8, whatever a tool returned: a lone
-    surrogate becomes U+FFFD, and NaN or Infinity (which JSON lacks) null."""
+    """``encode_bytes`` as text (for event streams, which write text)."""
+    try:
+        return orjson.dumps(message).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return encode_slowly(message)
+
+
+def encode_slowly(message: Any) -> str:
+    """The ``json`` path: what orjson will not encode, repaired or converted."""
     try:
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:

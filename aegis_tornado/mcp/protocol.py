@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 import structlog
 
 from . import stateless, versions
@@ -148,12 +149,19 @@ async def _with_heartbeat(
 
 def tool_result(value: dict[str, Any], version: str) -> dict[str, Any]:
     """A successful CallToolResult: the JSON as text, plus ``structuredContent`` where known."""
-    result: dict[str, Any] = {
-        "content": [{"type": "text", "text": json.dumps(value, ensure_ascii=False)}]
-    }
+    result: dict[str, Any] = {"content": [{"type": "text", "text": json_text(value)}]}
     if versions.has_structured_output(version):
         result["structuredContent"] = value
     return result
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text (orjson; what it refuses, such as a lone surrogate, takes
+    ``json``, and the reply's encoding repairs it)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def error_result(message: str) -> dict[str, Any]:

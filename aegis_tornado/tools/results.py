@@ -7,6 +7,8 @@ import asyncio
 import json
 from typing import Any
 
+import orjson
+
 from ..gitea import Page
 from .sanitize import clean_text, truncate_utf8
 
@@ -72,7 +74,13 @@ class ResultFinisher:
 
 
 def encoded_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    """Bytes of ``value`` as the compact JSON text a tool result carries (mcp.protocol)."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:  # a lone surrogate, a huge integer: the json path's size
+        return len(
+            json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+        )
 
 
 #: Lists a result may lose whole entries from (from the end), and what to say when it does.

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import structlog
 from tornado.ioloop import IOLoop
 
-from ..mcp.jsonrpc import INVALID_REQUEST, encode, error_response
+from ..mcp.jsonrpc import INVALID_REQUEST, encode_bytes, error_response
 from ..mcp.protocol import McpServer
 from .base import ApiError, BaseHandler
 from .fairness import BUSY, bound_batch, busy_reply, tool_calls
@@ -216,7 +216,7 @@ class McpHandler(BaseHandler):
 
     def write_json(self, value: Any) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        data = encode(value).encode("utf-8")
+        data = encode_bytes(value)
         self.deliver(self.finish(data), len(data))
 
     def deliver(self, written: Awaitable[None], size: int) -> None:

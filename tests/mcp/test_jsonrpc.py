@@ -1,5 +1,6 @@
 import pytest
 
+from aegis_tornado.mcp import jsonrpc
 from aegis_tornado.mcp.jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -53,3 +54,29 @@ def test_batch_keeps_per_item_errors():
     parsed = parse_body(b'[{"jsonrpc":"2.0","id":1,"method":"ping"}, 5]')
     assert parsed.is_batch
     assert isinstance(parsed.items[1], JsonRpcError)
+
+
+# --------------------------------------------------------------------------------------------
+# encode: orjson first, the json path for what orjson refuses; the same strict output either way
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ({"a": 1, "b": "é😀"}, '{"a":1,"b":"é😀"}'),
+        ({"x": float("nan"), "y": [float("inf"), -float("inf")]}, '{"x":null,"y":[null,null]}'),
+        ({"s": "a\ud800b"}, '{"s":"a\ufffdb"}'),  # orjson refuses: the json path repairs
+        ({"n": 2**70}, '{"n":1180591620717411303424}'),  # beyond 64 bits: the json path
+        ({1: "one"}, '{"1":"one"}'),  # a non-string key: the json path converts it
+        ({"s": "a\ud800", "x": float("nan")}, '{"s":"a\ufffd","x":null}'),
+    ],
+)
+def test_encode_is_strict_json_whichever_encoder_wrote_it(message, expected):
+    assert jsonrpc.encode(message) == expected
+    assert jsonrpc.encode_bytes(message) == expected.encode("utf-8")
+
+
+def test_encode_still_refuses_what_is_not_json():
+    with pytest.raises(TypeError):
+        jsonrpc.encode({"x": object()})
