@@ -40,6 +40,9 @@ RUN groupadd --gid 10001 aegis \
 
 COPY --from=builder /opt/venv /opt/venv
 COPY scripts/healthcheck.py /app/scripts/healthcheck.py
+# The audit chain's checker, for operators inside the container (it imports the installed package):
+#   docker compose exec aegis-mcp python scripts/verify_audit.py /var/log/aegis-mcp/audit.log
+COPY scripts/verify_audit.py /app/scripts/verify_audit.py
 
 ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
@@ -55,6 +58,8 @@ WORKDIR /app
 # The OAuth store (clients, grants, hashed tokens, encrypted Gitea tokens) must be writable and
 # persistent too: on the read-only root, sign-in would fail.
 VOLUME ["/var/log/aegis-mcp", "/var/lib/aegis-mcp"]
+# The MCP port. /metrics on its own METRICS_PORT (off by default; docs/OPERATIONS.md) needs
+# METRICS_HOST=0.0.0.0 to be reachable from other containers; docker-compose.yml says how.
 EXPOSE 8080
 
 USER 10001:10001

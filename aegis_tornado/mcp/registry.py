@@ -59,7 +59,7 @@ class Tool:
     def descriptor(self, version: str = versions.LATEST) -> dict[str, Any]:
         """The ``tools/list`` entry, with only the fields ``version`` knows."""
         entry: dict[str, Any] = {"name": self.name}
-        if versions.has_structured_output(version):
+        if versions.has_structured_output(version) and self.title:  # "": the name says it
             entry["title"] = self.title
         entry["description"] = self.description
         entry["inputSchema"] = self.input_schema
@@ -67,12 +67,12 @@ class Tool:
             entry["outputSchema"] = self.output_schema
         if versions.has_annotations(version):
             annotations: dict[str, Any] = {}
-            if not versions.has_structured_output(version):
+            if not versions.has_structured_output(version) and self.title:
                 annotations["title"] = self.title  # the only place this version has a title
             annotations.update(readOnlyHint=self.read_only, openWorldHint=self.open_world)
-            if self.read_only:
-                annotations["idempotentHint"] = True
-            else:
+            # idempotentHint and destructiveHint mean something only when readOnlyHint is false
+            # (MCP's ToolAnnotations); left out for read-only tools, tools/list stays small.
+            if not self.read_only:
                 annotations["destructiveHint"] = False
             entry["annotations"] = annotations
         return entry

@@ -15,7 +15,10 @@ from ..gitea import Page
 from ..mcp.registry import Tool, ToolError
 from .base import (
     LIMIT,
+    LINE,
+    NUMBER,
     PAGE,
+    REF,
     ToolEnv,
     checked,
     list_result,
@@ -27,18 +30,15 @@ from .base import (
 )
 from .validation import validate_number, validate_ref
 
-ID = {"type": "integer", "minimum": 1, "maximum": 2147483647}
 RUN_STATUS = {
     "type": "string",
     "enum": ["pending", "queued", "in_progress", "success", "failure", "skipped"],
 }
 EVENT = {"type": "string", "maxLength": 40}
 _EVENT_NAME = re.compile(r"[a-z_]{1,40}")
-BRANCH = {"type": "string", "maxLength": 255}
-LINE = {"type": "integer", "minimum": 1, "maximum": 10_000_000}
-TAIL = {"type": "integer", "minimum": 1, "maximum": 2000, "default": 200}
 #: The most log lines one call returns, whatever range is asked for.
 MAX_LOG_LINES = 2000
+TAIL = {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LINES, "default": 200}
 MAX_JOBS = 50
 _LOG_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
 _SECRET_ASSIGNMENT = re.compile(
@@ -241,7 +241,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             "List workflow runs",
             "Actions runs, newest first; filter by branch, status, event (push, "
             "pull_request, schedule...). Paged.",
-            repo_schema(branch=BRANCH, status=RUN_STATUS, event=EVENT, page=PAGE, limit=LIMIT),
+            repo_schema(branch=REF, status=RUN_STATUS, event=EVENT, page=PAGE, limit=LIMIT),
             list_workflow_runs,
         ),
         make_tool(
@@ -249,16 +249,16 @@ def tools(env: ToolEnv) -> list[Tool]:
             "get_workflow_run",
             "Get workflow run",
             "One Actions run with its jobs and steps (job_id for get_job_log).",
-            repo_schema("run_id", run_id=ID),
+            repo_schema("run_id", run_id=NUMBER),
             get_workflow_run,
         ),
         make_tool(
             env,
             "get_job_log",
             "Get job log",
-            "An Actions job's log, secrets redacted: the last tail_lines (default 200), or "
-            "start_line..end_line (at most 2000).",
-            repo_schema("job_id", job_id=ID, tail_lines=TAIL, start_line=LINE, end_line=LINE),
+            "An Actions job's log, secrets redacted: the last tail_lines, or start_line..end_line "
+            "(at most 2000 lines).",
+            repo_schema("job_id", job_id=NUMBER, tail_lines=TAIL, start_line=LINE, end_line=LINE),
             get_job_log,
         ),
     ]

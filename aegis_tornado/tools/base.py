@@ -250,6 +250,10 @@ def make_tool(
                 # Same words as for a missing repository; the audit log alone says why.
                 raise ToolDenied(error.message, reason="repo_policy") from None
 
+    if title.lower() == name.replace("_", " "):
+        # "List branches" for list_branches says nothing more: a client shows the name, and
+        # tools/list (every tool, output schemas and all) must stay under 16 KB.
+        title = ""
     return Tool(
         name=name,
         title=title,

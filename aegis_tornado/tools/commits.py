@@ -100,9 +100,8 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_commits",
             "List commits",
-            "Commits of a branch, tag or commit (default branch when ref is absent), "
-            "newest first; path limits them to those touching a file or directory. "
-            "Paged: page from 1, limit 1-50.",
+            "Commits reachable from ref, newest first; path keeps those touching a file or "
+            "directory. Paged.",
             repo_schema(ref=REF, path=PATH, page=PAGE, limit=LIMIT),
             list_commits,
         ),

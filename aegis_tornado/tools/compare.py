@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..mcp.registry import Tool
-from .base import ToolEnv, checked, make_tool, obj, objs, repo_schema, text
+from .base import REF, ToolEnv, checked, make_tool, obj, objs, repo_schema, text
 from .commits import commit_summary
 from .diffs import filter_diff
 from .sanitize import truncate_utf8
@@ -13,7 +13,6 @@ from .validation import validate_ref
 
 MAX_COMMITS = 50
 MAX_STATUSES = 50
-GIVEN_REF = {"type": "string", "maxLength": 255}  # a branch, tag or SHA; no default
 
 
 async def compare_refs(env: ToolEnv, arguments: dict, context) -> dict:
@@ -130,7 +129,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             "compare_refs",
             "Compare refs",
             "Commits, changed files and the diff (capped) from base to head.",
-            repo_schema("base", "head", base=GIVEN_REF, head=GIVEN_REF),
+            repo_schema("base", "head", base=REF, head=REF),
             compare_refs,
         ),
         make_tool(
@@ -138,7 +137,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             "get_commit_status",
             "Get commit status",
             "Combined CI state of a branch, tag or commit: status checks and Actions runs.",
-            repo_schema("ref", ref=GIVEN_REF),
+            repo_schema("ref", ref=REF),
             get_commit_status,
         ),
     ]

@@ -230,18 +230,13 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "get_file_tree",
             "List files",
-            "List a directory of a repository (path empty for the root), or with "
-            "recursive=true every file below it. Entries are {path, type: file|dir|"
-            "submodule, size}; blocked=true marks sensitive files whose content is never "
-            "returned. Paged: page from 1, limit 1-50.",
+            "A directory (no path: the root), or with recursive every file below it: {path, "
+            "type: file|dir|submodule, size}; blocked=true: a sensitive file, never readable. "
+            "Paged.",
             repo_schema(
                 path=PATH,
                 ref=REF,
-                recursive={
-                    "type": "boolean",
-                    "default": False,
-                    "description": "Include all subdirectories.",
-                },
+                recursive={"type": "boolean", "default": False},
                 page=PAGE,
                 limit=LIMIT,
             ),
@@ -251,17 +246,15 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "get_file_contents",
             "Read a file",
-            "Read a text file at a branch, tag or commit (default branch when ref is "
-            "absent). Big files come in parts: the result says truncated=true and gives "
-            "next_start_line; use start_line/end_line (1-based, inclusive) to read a range. "
-            "Binary files return metadata only (text null). Secrets in the text are "
-            "redacted; sensitive files (keys, .env) are refused by policy.",
+            "A text file at ref. Long files come in parts (truncated=true, next_start_line); "
+            "start_line..end_line (from 1) reads a range. Binary: text null. Secrets are "
+            "redacted; sensitive files (keys, .env) refused.",
             repo_schema(
                 "path",
                 path=PATH,
                 ref=REF,
-                start_line={**LINE, "description": "First line, from 1."},
-                end_line={**LINE, "description": "Last line, inclusive."},
+                start_line=LINE,
+                end_line=LINE,
             ),
             get_file_contents,
         ),

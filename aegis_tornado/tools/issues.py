@@ -28,7 +28,6 @@ LABELS = {
     "type": "array",
     "items": {"type": "string", "maxLength": 100},
     "maxItems": 20,
-    "description": "Only items with all these label names.",
 }
 
 
@@ -185,9 +184,8 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_issues",
             "List issues",
-            "Issues and pull requests of a repository (type=issues or pulls for only "
-            "one kind), newest first, filtered by state (default open), labels and words "
-            "in the title or body (query). Paged: page from 1, limit 1-50.",
+            "Issues and pull requests (type for one kind), newest first, "
+            "by state, labels (all given) and words in title or body (query). Paged.",
             repo_schema(
                 state=STATE,
                 labels=LABELS,
@@ -210,8 +208,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_pull_requests",
             "List pull requests",
-            "Pull requests of a repository by state (default open) with head and base "
-            "branches. Paged: page from 1, limit 1-50.",
+            "Pull requests by state, with head and base branches. Paged.",
             repo_schema(state=STATE, page=PAGE, limit=LIMIT),
             list_pull_requests,
         ),

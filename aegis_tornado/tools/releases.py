@@ -33,8 +33,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_releases",
             "List releases",
-            "Releases of a repository, newest first, with their notes. Paged: page from "
-            "1, limit 1-50.",
+            "Releases, newest first, with their notes. Paged.",
             repo_schema(page=PAGE, limit=LIMIT),
             list_releases,
         ),

@@ -144,15 +144,13 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_repositories",
             "List repositories",
-            "List the repositories you can read, most recently updated first; optional "
-            "query matches names (and descriptions). Start here to find owner and repo for "
-            "every other tool. Paged: page from 1, limit 1-50; has_more says if more exist.",
+            "Repositories you can read, recently updated first; query matches names and "
+            "descriptions. Start here: owner and repo for the other tools. Paged.",
             schema(
                 [],
                 query={
                     "type": "string",
                     "maxLength": 200,
-                    "description": "Words in the repository name.",
                 },
                 page=PAGE,
                 limit=LIMIT,
@@ -163,8 +161,8 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "get_repository",
             "Get repository",
-            "Details of one repository: description, default branch, language, counts of "
-            "open issues, pull requests and releases, topics, web url.",
+            "One repository: description, default branch, language, topics, counts of open "
+            "issues, pull requests and releases.",
             repo_schema(),
             get_repository,
         ),
@@ -172,7 +170,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_branches",
             "List branches",
-            "Branches of a repository with their latest commit. Paged like every list.",
+            "Branches with their latest commit. Paged.",
             repo_schema(page=PAGE, limit=LIMIT),
             list_branches,
         ),
@@ -180,7 +178,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_tags",
             "List tags",
-            "Tags of a repository (newest first) with the commit each points to.",
+            "Tags, newest first, with the commit each points to. Paged.",
             repo_schema(page=PAGE, limit=LIMIT),
             list_tags,
         ),

@@ -1,8 +1,10 @@
 """The tools' input schemas: the same argument names, types and limits in every tool.
 
-Every limit comes from ``tools/validation.py`` (and Gitea's paging limits from
-``gitea/limits.py``), so a schema never allows what validation refuses or the other way round.
-Descriptions only where the name does not say it all: tools/list must stay small (< 12 KB).
+Every limit a schema states comes from ``tools/validation.py`` (and Gitea's paging limits from
+``gitea/limits.py``), so a schema never refuses what validation allows. tools/list, output
+schemas and all, must stay under 16 KB for a caller with every tool
+(tests/tools/test_registry.py): descriptions only where the name does not say it all, and
+bounds no real caller meets are validation's alone.
 """
 
 from __future__ import annotations
@@ -13,13 +15,9 @@ from .validation import (
     DEFAULT_LIMIT,
     DEFAULT_PAGE,
     MAX_LIMIT,
-    MAX_LINE,
-    MAX_NUMBER,
     MAX_PAGE,
-    OWNER_MAX_LENGTH,
     PATH_MAX_BYTES,
     REF_MAX_BYTES,
-    REPO_MAX_LENGTH,
     SHA_MAX_LENGTH,
     SHA_MIN_LENGTH,
 )
@@ -39,35 +37,34 @@ __all__ = [
     "schema",
 ]
 
-OWNER = {"type": "string", "minLength": 1, "maxLength": OWNER_MAX_LENGTH}
-REPO = {"type": "string", "minLength": 1, "maxLength": REPO_MAX_LENGTH}
-REF = {
-    "type": "string",
-    # Characters, not bytes: the schema is a first, cheap bound; validation counts bytes.
-    "maxLength": REF_MAX_BYTES,
-    "description": "Branch, tag or commit SHA; default: the default branch.",
-}
-PATH = {"type": "string", "maxLength": PATH_MAX_BYTES, "description": "From the repository root."}
+# Bounds no real caller meets (an owner of 41 characters, issue 2**31, line ten million) are
+# left to the tools' validation, which refuses them with a clear error: 22 tools repeat owner
+# and repo, and 22 copies of their bounds do not fit tools/list's 16 KB. (PAGE keeps its bound
+# and default: nothing else checks a page number.)
+OWNER = {"type": "string"}
+REPO = {"type": "string"}
+#: A branch, tag or SHA (the default branch where a tool lets it out). Characters, not bytes:
+#: the schema is a first, cheap bound; validation counts bytes.
+REF = {"type": "string", "maxLength": REF_MAX_BYTES}
+PATH = {"type": "string", "maxLength": PATH_MAX_BYTES}
 SHA = {
     "type": "string",
     "minLength": SHA_MIN_LENGTH,
     "maxLength": SHA_MAX_LENGTH,
-    "description": f"Commit SHA (at least {SHA_MIN_LENGTH} hex characters).",
 }
 PAGE = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
-NUMBER = {"type": "integer", "minimum": 1, "maximum": MAX_NUMBER}
-LINE = {"type": "integer", "minimum": 1, "maximum": MAX_LINE}
+NUMBER = {"type": "integer", "minimum": 1}
+LINE = NUMBER
 STATE = {"type": "string", "enum": ["open", "closed", "all"], "default": "open"}
 
 
 def schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
+    value: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        value["required"] = required
+    value["additionalProperties"] = False
+    return value
 
 
 def repo_schema(*extra_required: str, **properties: dict[str, Any]) -> dict[str, Any]:

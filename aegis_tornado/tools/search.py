@@ -458,16 +458,15 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "search",
             "Search Gitea",
-            "Search repositories, issues, pull requests, file paths, wiki pages and CI runs "
-            "for the query words. Returns {results: [{id, title, url}]}; pass an id to fetch to read "
-            "the document. Use specific words (names, error messages, file names).",
+            "Search repositories, issues, pull requests, file paths, wiki pages and CI runs for "
+            "the query words. Returns {results: [{id, title, url}]}; pass an id to fetch to read "
+            "one. Use specific words (names, error messages, file names).",
             schema(
                 ["query"],
                 query={
                     "type": "string",
                     "minLength": 1,
                     "maxLength": 200,
-                    "description": "Words to search for.",
                 },
             ),
             search,
@@ -476,10 +475,9 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "fetch",
             "Fetch a document",
-            "Read one search result in full by its id (repository with README, issue or "
-            "pull request with discussion, commit with diff, file, wiki page, or CI run "
-            "with its failed log). Returns {id, title, "
-            "text, url, metadata}; cite url.",
+            "Read one search result in full by its id (repository with README, issue or pull "
+            "request with discussion, commit with diff, file, wiki page, or CI run with its "
+            "failed log). Returns {id, title, text, url, metadata}; cite url.",
             schema(
                 ["id"],
                 id={

@@ -91,7 +91,7 @@ def tools(env: ToolEnv) -> list[Tool]:
             env,
             "list_wiki_pages",
             "List wiki pages",
-            "A repository's wiki pages and who changed each last. Paged.",
+            "Wiki pages and who changed each last. Paged.",
             repo_schema(page=PAGE, limit=LIMIT),
             list_wiki_pages,
         ),

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,6 +146,41 @@ def test_healthcheck_runs_a_script_the_image_contains(final):
     assert set(imports) <= {"__future__", "http", "os", "sys"}
 
 
+VERIFY_IN_CONTAINER = "python scripts/verify_audit.py /var/log/aegis-mcp/audit.log"
+
+
+def test_the_audit_checker_ships_where_the_docs_run_it(final):
+    copies = [
+        args.split() for name, args in final if name == "COPY" and not args.startswith("--from")
+    ]
+    assert ["scripts/verify_audit.py", "/app/scripts/verify_audit.py"] in copies
+    assert only(final, "WORKDIR") == "/app"  # the documented relative path starts there
+    # Run with the image's python, it imports the package from the venv the image copies.
+    assert re.search(r"^from aegis_tornado\.", (ROOT / "scripts/verify_audit.py").read_text(), re.M)
+    operations = (ROOT / "docs/OPERATIONS.md").read_text()
+    assert f"docker compose exec aegis-mcp {VERIFY_IN_CONTAINER}" in operations
+    assert LOG_DIR + "/audit.log" == env_pairs(only(final, "ENV"))["AUDIT_LOG_PATH"]
+
+
+def test_the_audit_checker_runs_laid_out_as_in_the_image(tmp_path):
+    # /app/scripts/verify_audit.py with no checkout beside it: the package comes from the
+    # environment, as from /opt/venv in the image. An intact log passes, an edited one fails.
+    from ..hardening.test_audit_chain import write_log
+
+    app = tmp_path / "app"
+    (app / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts/verify_audit.py", app / "scripts/verify_audit.py")
+    log = tmp_path / "audit.log"
+    lines = write_log(log, 4)
+    command = [sys.executable, *VERIFY_IN_CONTAINER.split()[1:2], str(log)]
+    intact = subprocess.run(command, cwd=app, capture_output=True, text=True, timeout=30)
+    assert intact.returncode == 0, intact.stderr
+    lines[2] = lines[2].replace('"success"', '"denied"')
+    log.write_text("\n".join(lines) + "\n")
+    edited = subprocess.run(command, cwd=app, capture_output=True, text=True, timeout=30)
+    assert edited.returncode == 1 and f"{log}:3:" in edited.stdout + edited.stderr
+
+
 def test_entrypoint_is_exec_form_console_script(final):
     entrypoint = json.loads(only(final, "ENTRYPOINT"))
     setup = (ROOT / "setup.py").read_text()
@@ -190,7 +228,14 @@ def test_dockerignore_keeps_secrets_and_clutter_out():
     ):
         assert must in patterns, must
     # Nothing the build copies may be ignored.
-    for needed in ("setup.py", "README.md", "aegis_tornado", "scripts", "scripts/healthcheck.py"):
+    for needed in (
+        "setup.py",
+        "README.md",
+        "aegis_tornado",
+        "scripts",
+        "scripts/healthcheck.py",
+        "scripts/verify_audit.py",
+    ):
         assert needed not in patterns
 
 

@@ -62,22 +62,54 @@ SHARED_ARGUMENTS = {
 }
 
 
+#: Issue 13: tools/list stays under 16 KB for a caller with every tool, output schemas and all.
+LIST_BUDGET = 16 * 1024
+META_2026 = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+async def served_tools_lists(api) -> dict[str, bytes]:
+    """The whole answer, as served, of every way to list the tools."""
+    lists = {"GET /mcp/tools": (await api.request("/mcp/tools")).body}
+    for version in ("2025-06-18", "2025-11-25"):
+        response = await api.mcp(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"MCP-Protocol-Version": version},
+        )
+        lists[f"tools/list {version}"] = response.body
+    response = await api.mcp(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": META_2026}},
+        headers={"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"},
+    )
+    lists["tools/list 2026-07-28"] = response.body
+    return lists
+
+
+@pytest.mark.gen_test
+async def test_the_whole_tools_list_is_under_16_kb(api):
+    for how, body in (await served_tools_lists(api)).items():
+        answer = json.loads(body)
+        tools = answer["tools"] if how.startswith("GET") else answer["result"]["tools"]
+        assert {t["name"] for t in tools} == EXPECTED, how
+        assert all(t["outputSchema"]["type"] == "object" for t in tools), how
+        assert len(body) < LIST_BUDGET, (how, len(body))
+
+
 @pytest.mark.gen_test
 async def test_tools_list_is_complete_read_only_and_small(api):
     response = await api.request("/mcp/tools")
     tools = json.loads(response.body)["tools"]
-    # What a model reads stays small (every tool, for a caller allowed them all); output schemas
-    # (for clients to validate) get their own budget.
-    described = [{k: v for k, v in t.items() if k != "outputSchema"} for t in tools]
-    assert len(json.dumps(described, separators=(",", ":"))) < 16 * 1024
-    schemas = [t["outputSchema"] for t in tools]
-    assert len(json.dumps(schemas, separators=(",", ":"))) < 16 * 1024
+    assert len(response.body) < LIST_BUDGET
     assert {t["name"] for t in tools} == EXPECTED
     for tool in tools:
         assert len(tool["description"]) > 40, tool["name"]
         assert tool["annotations"]["readOnlyHint"] is True
         schema = tool["inputSchema"]
         assert schema["type"] == "object" and schema["additionalProperties"] is False
+        # A title is shown only where it says more than the name ("Read a file").
+        assert tool.get("title", "x").lower() != tool["name"].replace("_", " "), tool["name"]
         for name, prop in schema["properties"].items():
             assert name in SHARED_ARGUMENTS, (tool["name"], name)
             assert prop["type"] == SHARED_ARGUMENTS[name], (tool["name"], name)
