@@ -199,6 +199,11 @@ async def run(
             f"MCP_HOST/MCP_PORT: cannot listen on {settings.host}:{settings.port}: {reason}"
         ) from None
     running.cleanups.extend(cleanups)
+    if ctx.state is not None:
+        # Not fatal: requests needing the store fail closed until it answers (reconnects are
+        # automatic); the log says which.
+        await ctx.state.ping()
+        running.cleanups.append(ctx.state.close)
     if (settings.oauth_enabled or settings.demo_mode) and settings.auth_enabled:
         # The issuer is known once the port is (the demo may listen on any free port).
         public_url = settings.public_url or f"http://127.0.0.1:{running.port}"
