@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 log = structlog.get_logger("aegis.state")
 

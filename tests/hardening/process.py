@@ -23,7 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not re.match(
             r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
-            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_)",
+            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_|STATE_)",
             k,
         )
     }
