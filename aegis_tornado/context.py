@@ -13,6 +13,7 @@ from .auth.limiter import FailedAuthLimiter
 from .metrics import Metrics
 from .settings import Settings
 from .state.limiter import SharedFailedAuthLimiter
+from .state.relay import SseRelay
 from .state.store import StateStore
 from .web.fairness import CallSlots
 
@@ -38,6 +39,8 @@ class AppContext:
     #: state is ``limiter`` and the rest above, in this process.
     state: StateStore | None = None
     shared_limiter: SharedFailedAuthLimiter | None = None
+    #: Legacy SSE POSTs reaching this replica for a stream held by another.
+    sse_relay: SseRelay | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
@@ -67,6 +70,7 @@ class AppContext:
                 settings.auth_failure_window,
                 ipv6_prefix=settings.auth_ipv6_prefix,
             )
+            ctx.sse_relay = SseRelay(ctx.state)
         metrics.watch(ctx)
         return ctx
 
