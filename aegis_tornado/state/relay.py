@@ -91,7 +91,10 @@ class SseRelay:
             channel = message["channel"].decode()
             deliver = self._held.get(channel)
             if deliver is not None:
-                deliver(message["data"])
+                try:
+                    deliver(message["data"])
+                except Exception:  # one bad message must not stop every relayed session
+                    log.exception("sse_relay_delivery_failed")
 
     async def close(self) -> None:
         if self._reader is not None:

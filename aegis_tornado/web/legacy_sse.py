@@ -19,6 +19,7 @@ from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError, error_response, parse_b
 from ..state.relay import SseRelay
 from ..state.store import StateUnavailable
 from .base import ApiError
+from .fairness import BUSY
 from .mcp_base import McpHandler
 from .sessions import LegacySession
 from .sse import EventStream
@@ -126,14 +127,24 @@ class LegacySseHandler(McpHandler):
             parsed = parse_body(body)  # already checked by the replica that took the POST
         except JsonRpcError:
             return
+        # The POST was answered 202 by another replica: a refusal goes out on the stream.
         if session.busy:
-            # The POST was answered 202 by another replica: the refusal goes on the stream.
             message = f"{session.max_pending} messages of this session are still in progress"
-            for item in parsed.items:
-                if not isinstance(item, JsonRpcError) and item.id is not None:
-                    session.outbox.put_nowait(error_response(item.id, -32000, message))
+            self._refuse_on_stream(session, parsed, message)
             return
-        self._accept(session, parsed)
+        try:
+            self._accept(session, parsed)
+        except ApiError as refusal:  # no free tool-call slot for this key, or server busy
+            self._refuse_on_stream(session, parsed, refusal.message)
+
+    def _refuse_on_stream(self, session: LegacySession, parsed, message: str) -> None:
+        for item in parsed.items:
+            if isinstance(item, JsonRpcError) or getattr(item, "id", None) is None:
+                continue  # notifications get no reply
+            try:
+                session.outbox.put_nowait(error_response(item.id, BUSY, message))
+            except asyncio.QueueFull:
+                return  # the client is not reading: nothing more is queued for it
 
     async def _relay_elsewhere(self, session_id: str) -> bool:
         """True when another replica holds the session for this key and took the message."""

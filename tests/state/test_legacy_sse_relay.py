@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ..conftest import KEY, OTHER_KEY, body_json
+from ..conftest import KEY, OTHER_KEY, body_json, with_settings
 from ..web.test_legacy_sse import endpoint_of, open_stream, rpc
 
 
@@ -57,3 +57,25 @@ async def test_a_session_opened_on_a_answers_a_post_sent_to_b(
     assert client.get(f"aegis:sse:{session_id}") is None
     gone = await replica_b.request(endpoint, "POST", json_body=rpc("tools/list", 4))
     assert gone.code == 404
+
+
+@with_settings(max_calls_per_key=1)
+@pytest.mark.gen_test(timeout=20)
+async def test_a_relayed_call_over_the_keys_cap_is_refused_on_the_stream(api, base_url, replica_b):
+    reader = await open_stream(base_url)
+    endpoint = await endpoint_of(reader)
+    await replica_b.request(
+        endpoint, "POST", json_body=rpc("initialize", protocolVersion="2025-06-18")
+    )
+    await reader.next_json()
+    await replica_b.request(endpoint, "POST", json_body=rpc("notifications/initialized", None))
+    slow = rpc("tools/call", 2, name="slow", arguments={"seconds": 1.0, "steps": 1})
+    assert (await replica_b.request(endpoint, "POST", json_body=slow)).code == 202
+    echo = rpc("tools/call", 3, name="echo", arguments={"text": "x"})
+    assert (await replica_b.request(endpoint, "POST", json_body=echo)).code == 202
+    refused = await reader.next_json()
+    assert refused["id"] == 3 and refused["error"]["code"] == -32000
+    assert "Too many tool calls of this key" in refused["error"]["message"]
+    finished = await reader.next_json()
+    assert finished["id"] == 2 and "result" in finished
+    reader.close()
