@@ -9,8 +9,9 @@ import urllib.request
 
 import pytest
 
-from ..conftest import KEY, UNKNOWN_KEY
+from ..conftest import KEY, UNKNOWN_KEY, Api
 from ..hardening.process import ServerProcess
+from ..web.test_legacy_sse import endpoint_of, open_stream, rpc
 
 pytestmark = pytest.mark.slow
 
@@ -76,3 +77,21 @@ def test_a_client_under_the_limit_on_each_process_alone_is_not_blocked_elsewhere
     assert get(b.base_url, "/mcp/tools", KEY)[0] == 200  # 3 < 4: not blocked anywhere
     assert get(b.base_url, "/mcp/tools", UNKNOWN_KEY)[0] == 401
     assert get(a.base_url, "/mcp/tools", KEY)[0] == 429
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_legacy_sse_session_opened_on_a_answers_a_post_sent_to_b(replicas):
+    a, b = replicas
+    reader = await open_stream(a.base_url)
+    endpoint = await endpoint_of(reader)
+    via_b = Api(b.base_url)
+    posted = await via_b.request(
+        endpoint, "POST", json_body=rpc("initialize", protocolVersion="2025-06-18")
+    )
+    assert posted.code == 202
+    assert (await reader.next_json(10))["result"]["protocolVersion"] == "2025-06-18"
+    await via_b.request(endpoint, "POST", json_body=rpc("notifications/initialized", None))
+    await via_b.request(endpoint, "POST", json_body=rpc("tools/list", 2))
+    listed = await reader.next_json(10)
+    assert listed["id"] == 2 and len(listed["result"]["tools"]) > 5
+    reader.close()
