@@ -95,3 +95,24 @@ async def test_a_legacy_sse_session_opened_on_a_answers_a_post_sent_to_b(replica
     listed = await reader.next_json(10)
     assert listed["id"] == 2 and len(listed["result"]["tools"]) > 5
     reader.close()
+
+
+def test_killing_redis_mid_run_fails_closed_on_both_then_recovers(replicas, redis_server):
+    a, b = replicas
+    for server in (a, b):
+        assert get(server.base_url, "/mcp/tools", KEY)[0] == 200
+    redis_server.proc.kill()  # not a clean shutdown
+    redis_server.proc.wait()
+    redis_server.proc = None
+    try:
+        for server in (a, b):
+            code, headers, body = get(server.base_url, "/mcp/tools", KEY)
+            assert code == 503 and int(headers["Retry-After"]) >= 1
+            assert b"Traceback" not in body
+            health = json.loads(get(server.base_url, "/health", None)[2])
+            assert health["status"] == "degraded"
+    finally:
+        redis_server.start()
+    for server in (a, b):
+        assert get(server.base_url, "/mcp/tools", KEY)[0] == 200
+        assert json.loads(get(server.base_url, "/health", None)[2])["status"] == "ok"
