@@ -20,7 +20,7 @@ import math
 import secrets
 
 from ..auth.limiter import FailedAuthLimiter, FailureOutcome
-from .store import StateStore, StateUnavailable, unavailable
+from .store import StateStore
 
 # KEYS[1] = the client's sorted set (score: failure time in microseconds, Redis's clock).
 # ARGV: window in microseconds, max_failures, mode ("check" | "fail"), a unique member.
@@ -74,14 +74,7 @@ class SharedFailedAuthLimiter:
     async def _run(self, ip: str, mode: str) -> list[int]:
         key = self.store.key("authfail", self.client(ip))
         args: list[str | int] = [self._window_us, self.max_failures, mode, secrets.token_hex(8)]
-        try:
-            result = await self._script(keys=[key], args=args)
-        except Exception as error:
-            if unavailable(error):
-                self.store.mark(False)
-                raise StateUnavailable() from None
-            raise
-        self.store.mark(True)
+        result = await self.store.call(self._script(keys=[key], args=args))
         return [int(x) for x in result]
 
     async def retry_after(self, ip: str) -> int | None:

@@ -16,8 +16,9 @@ import hmac
 from collections.abc import Callable
 
 import structlog
+from redis.exceptions import RedisError
 
-from .store import StateStore, StateUnavailable, unavailable
+from .store import StateStore
 
 log = structlog.get_logger("aegis.state")
 
@@ -40,13 +41,8 @@ class SseRelay:
     async def hold(self, session_id: str, key_id: str, deliver: Deliver) -> None:
         """This replica holds the stream: messages posted elsewhere come to ``deliver``."""
         channel = self._channel(session_id)
-        try:
-            await self.store.redis.set(channel, key_id, ex=RECORD_TTL)
-            await self._pubsub.subscribe(channel)
-        except Exception as error:
-            if unavailable(error):
-                raise StateUnavailable() from None
-            raise
+        await self.store.call(self.store.redis.set(channel, key_id, ex=RECORD_TTL))
+        await self.store.call(self._pubsub.subscribe(channel))
         self._held[channel] = deliver
         if self._reader is None or self._reader.done():
             self._reader = asyncio.ensure_future(self._read())
@@ -63,16 +59,10 @@ class SseRelay:
         """Publish ``body`` to the replica holding the session; False when none does for
         this key (the caller answers 404)."""
         channel = self._channel(session_id)
-        try:
-            owner = await self.store.redis.get(channel)
-            if not isinstance(owner, bytes) or not hmac.compare_digest(owner, key_id.encode()):
-                return False
-            return bool(await self.store.redis.publish(channel, body))
-        except Exception as error:
-            if unavailable(error):
-                self.store.mark(False)
-                raise StateUnavailable() from None
-            raise
+        owner = await self.store.call(self.store.redis.get(channel))
+        if not isinstance(owner, bytes) or not hmac.compare_digest(owner, key_id.encode()):
+            return False
+        return bool(await self.store.call(self.store.redis.publish(channel, body)))
 
     async def _read(self) -> None:
         while self._held:
@@ -80,10 +70,12 @@ class SseRelay:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # Redis gone: retried, one log line per outage
-                if not unavailable(error):
-                    log.exception("sse_relay_failed")
+            except (RedisError, OSError):  # Redis gone: retried, one log line per outage
                 self.store.mark(False)
+                await asyncio.sleep(1.0)
+                continue
+            except Exception:  # never a dead reader: every relayed session depends on it
+                log.exception("sse_relay_read_failed")
                 await asyncio.sleep(1.0)
                 continue
             if message is None or message.get("type") != "message":

@@ -3,11 +3,15 @@
 redis-py's asyncio client owns the protocol, the connection pool and reconnecting: a command
 after Redis came back simply opens a new connection. What this module adds is the bounds: a
 short connect and socket timeout, a small bounded retry with backoff, and a bounded pool, so that
-a dead Redis costs a request at most a couple of seconds and never an unbounded queue. Every key
+a dead or hung Redis costs a request at most ``deadline`` (2 s) and never an unbounded queue. Every key
 the product writes is under ``NAMESPACE`` and carries a TTL.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import structlog
 from redis.asyncio import Redis
@@ -19,6 +23,8 @@ log = structlog.get_logger("aegis.state")
 
 #: Every key the product writes starts with this (one Redis may serve other applications).
 NAMESPACE = "aegis:"
+
+T = TypeVar("T")
 
 
 class StateUnavailable(Exception):
@@ -39,6 +45,8 @@ class StateStore:
             health_check_interval=30,
         )
         self.available: bool | None = None  # unknown until the first command
+        #: A request waits at most this long for Redis before it is refused (503).
+        self.deadline = 2 * timeout
 
     def key(self, *parts: str) -> str:
         return NAMESPACE + ":".join(parts)
@@ -52,10 +60,23 @@ class StateStore:
                 log.error("state_store_unavailable")
         self.available = available
 
-    async def ping(self) -> bool:
+    async def call(self, command: Awaitable[T]) -> T:
+        """Run one command (or script) within ``deadline`` seconds in all, retries included;
+        ``StateUnavailable`` when Redis cannot be reached, is too slow, or refuses (full)."""
         try:
-            await self.redis.ping()
-        except (RedisError, OSError):
+            result = await asyncio.wait_for(command, self.deadline)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            self.mark(False)
+            raise StateUnavailable() from None
+        self.mark(True)
+        return result
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """Whether Redis answers within ``timeout`` (no retries: /health must answer well
+        inside a container health check's own timeout)."""
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout)
+        except (RedisError, OSError, asyncio.TimeoutError):
             self.mark(False)
             return False
         self.mark(True)
@@ -63,8 +84,3 @@ class StateStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
-
-
-def unavailable(error: BaseException) -> bool:
-    """Errors that mean "the store is not reachable" (as opposed to a bug in a script)."""
-    return isinstance(error, (RedisError, OSError))

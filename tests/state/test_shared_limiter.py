@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 
 import pytest
+
+from aegis_tornado.state.limiter import SharedFailedAuthLimiter
+from aegis_tornado.state.store import StateStore, StateUnavailable
 
 from ..conftest import KEY, UNKNOWN_KEY, body_json, with_settings
 
@@ -86,3 +91,25 @@ async def test_redis_down_fails_closed_and_recovers(api, redis_server, logs):
     # Reconnected by the next request, nothing to restart.
     assert (await api.request("/mcp/tools", key=KEY)).code == 200
     assert body_json(await api.request("/health", key=None))["status"] == "ok"
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_redis_that_never_answers_costs_bounded_time():
+    # A socket that accepts connections (the kernel's backlog) and never replies: the failure
+    # a firewall dropping packets or a hung Redis produces, worse than a refused connection.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    store = StateStore(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+    limiter = SharedFailedAuthLimiter(store, 3, 60.0)
+    try:
+        started = time.monotonic()
+        assert await store.ping() is False
+        assert time.monotonic() - started < 1.5  # /health: well inside a health check's 3 s
+        started = time.monotonic()
+        with pytest.raises(StateUnavailable):
+            await limiter.retry_after("203.0.113.9")
+        assert time.monotonic() - started < 5  # the 503 comes in bounded time
+    finally:
+        await store.close()
+        silent.close()
