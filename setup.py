@@ -40,6 +40,9 @@ setup(
         # One pass finds where the secret rules' ~300 keywords occur (tools/secrets.py): 3-12x
         # cheaper per KB than a stdlib search per keyword. Wheels exist for x86-64; elsewhere
         # the stdlib engine gives the same results, slower.
+        # STATE_URL (several replicas or workers): redis-py's asyncio client speaks the protocol,
+        # pools and reconnects; we write only the keys and the limiter's Lua script.
+        "redis>=5,<9",
         "hyperscan>=0.9,<1; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
     ],
     extras_require={

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -166,8 +167,12 @@ def build_oauth(
 
 
 async def run(
-    settings: Settings, keyring: KeyRing, on_listening: Callable[[int], None] | None = None
+    settings: Settings,
+    keyring: KeyRing,
+    on_listening: Callable[[int], None] | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> int:
+    """Serve until stopped; on ``sockets`` when given (``--workers``: bound before forking)."""
     stop = stop_on_signals()
     cleanups: list[Callable[[], Awaitable[None] | None]] = []
     token = settings.gitea_token
@@ -188,7 +193,7 @@ async def run(
     ctx = build_context(settings, keyring, registry)
     client.observer = ctx.metrics.observe_gitea
     try:
-        running = await start_server(settings, make_app, ctx)
+        running = await start_server(settings, make_app, ctx, sockets)
     except OSError as error:  # EADDRINUSE, EACCES, EADDRNOTAVAIL, an unknown host name
         for cleanup in reversed(cleanups):
             result = cleanup()
@@ -199,6 +204,13 @@ async def run(
             f"MCP_HOST/MCP_PORT: cannot listen on {settings.host}:{settings.port}: {reason}"
         ) from None
     running.cleanups.extend(cleanups)
+    if ctx.state is not None:
+        # Not fatal: requests needing the store fail closed until it answers (reconnects are
+        # automatic); the log says which.
+        await ctx.state.ping()
+        running.cleanups.append(ctx.state.close)
+        if ctx.sse_relay is not None:
+            running.cleanups.insert(0, ctx.sse_relay.close)
     if (settings.oauth_enabled or settings.demo_mode) and settings.auth_enabled:
         # The issuer is known once the port is (the demo may listen on any free port).
         public_url = settings.public_url or f"http://127.0.0.1:{running.port}"

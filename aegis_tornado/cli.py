@@ -1,4 +1,5 @@
-"""``aegis-mcp [--config FILE] [--env-file FILE] [--host H] [--port P]``: validate, then serve.
+"""``aegis-mcp [--config FILE] [--env-file FILE] [--host H] [--port P] [--workers N]``: validate,
+then serve.
 
 Exit status 2, with one line on stderr and no traceback, for any configuration or environment
 mistake found at start-up (a bad setting, an unreadable file, an unwritable audit log, a port
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
+from tornado.netutil import bind_sockets
 
 from . import __version__, reload
 from .assembly import StartupError, build_policies
@@ -24,6 +28,7 @@ from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
 from .metrics import observe_log_pipeline
 from .settings import ConfigError, Settings, load_settings
+from .workers import run_workers, worker_audit_path
 
 EXIT_CONFIG = 2
 DEFAULT_ENV_FILE = ".env"
@@ -53,6 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", help="address to listen on (MCP_HOST)")
     parser.add_argument("--port", help="port to listen on, 0 for any free port (MCP_PORT)")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port, one per core (N > 1 needs STATE_URL)",
+    )
     parser.add_argument("--version", action="version", version=f"aegis-mcp {__version__}")
     return parser.parse_args(argv)
 
@@ -145,6 +157,32 @@ def fail(message: object) -> int:
     return EXIT_CONFIG
 
 
+def _workers(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be between 1 and 256")
+    return value
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Several workers only with a shared store, and only what each can serve alone."""
+    if workers <= 1:
+        return
+    if settings.state_url is None:
+        raise ConfigError(
+            f"--workers {workers} needs STATE_URL (redis://...): without a shared store each "
+            "worker would keep its own limiter and sessions"
+        )
+    if settings.metrics_port is not None:
+        raise ConfigError(
+            f"--workers {workers} with METRICS_PORT: each worker counts only its own traffic, "
+            "so a scrape would see one worker at random; run one worker per replica instead"
+        )
+
+
 def main(argv: list[str] | None = None, run: Run | None = None) -> int:
     """The entry point. ``run`` replaces ``assembly.run`` (tests serve their own tools through
     the same settings, logging, signal and shutdown handling)."""
@@ -155,13 +193,53 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
             overrides={"host": args.host, "port": args.port},
             env_file=env_file_to_read(args.env_file),
         )
+        check_workers(settings, args.workers)
         build_policies(settings)  # a bad pattern stops start-up here, in one line
-        if settings.audit_log_path:
-            check_audit_path(settings.audit_log_path)
+        audit_paths = (
+            [settings.audit_log_path]
+            if args.workers == 1
+            else [worker_audit_path(settings.audit_log_path, n) for n in range(args.workers)]
+        )
+        for path in audit_paths:
+            if path:
+                check_audit_path(path)
     except (ConfigError, AuditFileError) as error:
         return fail(error)
 
     keyring, generated_key = demo_keyring(settings)
+    if args.workers == 1:
+        return serve(args, settings, keyring, generated_key, run)
+    try:
+        # Bound before forking: every worker accepts on the same socket.
+        sockets = bind_sockets(settings.port, settings.host)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return fail(
+            f"MCP_HOST/MCP_PORT: cannot listen on {settings.host}:{settings.port}: {reason}"
+        )
+
+    def serve_worker(index: int) -> int:
+        worker_settings = dataclasses.replace(
+            settings, audit_log_path=worker_audit_path(settings.audit_log_path, index)
+        )
+        # The banners once, not once per worker.
+        return serve(
+            args, worker_settings, keyring, generated_key, run, sockets, announce=index == 0
+        )
+
+    return run_workers(args.workers, serve_worker)
+
+
+def serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    keyring: KeyRing,
+    generated_key: str | None,
+    run: Run | None,
+    sockets: list[socket.socket] | None = None,
+    announce: bool = True,
+) -> int:
+    """Logging, reload and the server, in this process, until it is stopped."""
     known_keys = [*keyring, *([settings.metrics_key] if settings.metrics_key else [])]
     scrubber = SecretScrubber(
         key_digests=[k.digest for k in known_keys],
@@ -182,15 +260,16 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
     )
     try:
         log_startup(settings, keyring, generated=generated_key is not None)
-        serve = run or assembly_run
+        serve_with = run or assembly_run
 
         def on_listening(port: int) -> None:
-            if generated_key:
+            if generated_key and announce:
                 announce_demo_key(generated_key, port)
-            if settings.demo_mode:
+            if settings.demo_mode and announce:
                 announce_demo_users(settings, port)
 
-        return asyncio.run(serve(settings, keyring, on_listening=on_listening))
+        extra: dict[str, Any] = {} if sockets is None else {"sockets": sockets}
+        return asyncio.run(serve_with(settings, keyring, on_listening=on_listening, **extra))
     except StartupError as error:
         return fail(error)
     finally:

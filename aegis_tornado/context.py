@@ -12,6 +12,9 @@ from .auth.keys import KeyRing
 from .auth.limiter import FailedAuthLimiter
 from .metrics import Metrics
 from .settings import Settings
+from .state.limiter import SharedFailedAuthLimiter
+from .state.relay import SseRelay
+from .state.store import StateStore
 from .web.fairness import CallSlots
 
 
@@ -32,6 +35,12 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     #: Tool calls in progress per key (``MAX_CALLS_PER_KEY``).
     calls: CallSlots = field(default_factory=lambda: CallSlots(8))
+    #: The shared store (``STATE_URL``) and the limiter kept in it; None for one replica, whose
+    #: state is ``limiter`` and the rest above, in this process.
+    state: StateStore | None = None
+    shared_limiter: SharedFailedAuthLimiter | None = None
+    #: Legacy SSE POSTs reaching this replica for a stream held by another.
+    sse_relay: SseRelay | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
@@ -53,6 +62,15 @@ class AppContext:
             calls=CallSlots(settings.max_calls_per_key),
             metrics=metrics,
         )
+        if settings.state_url is not None:
+            ctx.state = StateStore(settings.state_url)
+            ctx.shared_limiter = SharedFailedAuthLimiter(
+                ctx.state,
+                settings.max_auth_failures,
+                settings.auth_failure_window,
+                ipv6_prefix=settings.auth_ipv6_prefix,
+            )
+            ctx.sse_relay = SseRelay(ctx.state)
         metrics.watch(ctx)
         return ctx
 

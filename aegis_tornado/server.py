@@ -13,6 +13,7 @@ import asyncio
 import gc
 import resource
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,11 +87,15 @@ def make_http_server(app: Any, settings: Settings, open_files: int | None = None
 
 
 async def start_server(
-    settings: Settings, build_app: Callable[[AppContext], Any], ctx: AppContext
+    settings: Settings,
+    build_app: Callable[[AppContext], Any],
+    ctx: AppContext,
+    sockets: list[socket.socket] | None = None,
 ) -> RunningServer:
     open_files = raise_open_files_limit()
     http_server = make_http_server(build_app(ctx), settings, open_files)
-    sockets = bind_sockets(settings.port, settings.host)
+    if sockets is None:
+        sockets = bind_sockets(settings.port, settings.host)
     http_server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     reload.install(ctx)  # SIGHUP reloads the keys (when the command line asked for it)

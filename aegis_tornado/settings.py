@@ -273,6 +273,16 @@ def _as_public_url(raw: Any) -> str | None:
     return value
 
 
+def _as_state_url(raw: Any) -> str | None:
+    value = _as_optional_str(raw)
+    if value is None:
+        return None
+    # Never echo the value: a Redis URL may carry a password.
+    if urlsplit(value).scheme not in ("redis", "rediss") or not urlsplit(value).hostname:
+        raise ValueError("must be a redis:// or rediss:// URL with a host")
+    return value
+
+
 def _as_gitea_scopes(raw: Any) -> str:
     value = " ".join(_as_str(raw).split())
     if sorted(value.split(" ")) != sorted(GITEA_OAUTH_SCOPES.split(" ")):
@@ -394,6 +404,14 @@ class Settings:
         _seconds(1),
         300.0,
         "Sliding window, in seconds, over which failures are counted.",
+    )
+    state_url: str | None = setting(
+        "STATE_URL",
+        _as_state_url,
+        None,
+        "Shared state for several replicas or --workers: redis:// or rediss:// URL. Unset: "
+        "state lives in this process (one replica). See docs/SCALING.md.",
+        secret=True,
     )
     auth_tracked_ips: int = setting(
         "AUTH_TRACKED_IPS",

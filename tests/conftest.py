@@ -64,6 +64,28 @@ def aegis_settings(tmp_path, settings_overrides) -> Settings:
     return dataclasses.replace(base, **settings_overrides)
 
 
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real redis-server of the test run's own (random port, temporary directory)."""
+    from .redis_server import BINARY, RedisServer
+
+    if BINARY is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The URL of a running, empty Redis (restarted if a test stopped it)."""
+    if redis_server.proc is None:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server.url
+
+
 @pytest.fixture
 def registry():
     return demo_tools()

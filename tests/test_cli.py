@@ -32,7 +32,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not re.match(
             r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
-            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_|AEGIS_)",
+            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_|STATE_|AEGIS_)",
             k,
         )
     }

@@ -22,10 +22,12 @@ from tornado.http1connection import HTTP1Connection
 from .. import untrusted_json
 from ..auth import scopes
 from ..auth.keys import key_hint
+from ..auth.limiter import FailureOutcome
 from ..context import AppContext
 from ..gitea.credentials import REQUEST_CREDENTIALS
 from ..oauth.tokens import digest as oauth_digest
 from ..oauth.tokens import is_oauth_access_token
+from ..state.store import StateUnavailable
 
 log = structlog.get_logger("aegis.http")
 
@@ -156,12 +158,16 @@ class BaseHandler(web.RequestHandler):
                 # An OAuth access token is told from an API key by its prefix, never by trying
                 # one kind and then the other.
                 oauth_token = self._presented_oauth_token()
+                if self.ctx.shared_limiter is not None and self.ctx.settings.auth_enabled:
+                    await self._check_shared_limit()
                 if oauth_token is not None:
                     await self._authenticate_oauth(oauth_token)
                 else:
                     self._authenticate()
         except ApiError as refusal:
             self.refused_at_gate = True  # audited already: the access line is debug
+            if self._failure_pending:
+                refusal = await self._record_shared_failure(refusal)
             await self._refuse(refusal)
             return
         await self._check_declared_body_size()
@@ -261,6 +267,72 @@ class BaseHandler(web.RequestHandler):
             raise ApiError(415, "Content-Type must be application/json")
 
     # --- authentication --------------------------------------------------------------------
+    # The failed-auth limiter is in this process (``ctx.limiter``, called synchronously: no
+    # await on the hot path) or shared in Redis (``ctx.shared_limiter``, STATE_URL): then the
+    # block is checked in prepare() before authenticating, and a failure noted by
+    # ``_count_failure`` is recorded there once the refusal is raised.
+
+    _failure_pending = False
+
+    def _refuse_if_rate_limited(self, retry_after: int | None) -> None:
+        if retry_after is None:
+            return
+        self.ctx.audit.access_denied(
+            reason="rate_limited",
+            client_ip=self.client_ip,
+            path=self.request.path,
+            retry_after=retry_after,
+        )
+        raise ApiError(
+            429,
+            "Too many failed authentication attempts; try again later",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def _count_failure(self, ip: str) -> FailureOutcome | None:
+        """Count a failed authentication; None when it is recorded later, in the shared store."""
+        if self.ctx.shared_limiter is None:
+            return self.ctx.limiter.record_failure(ip)
+        self._failure_pending = True
+        return None
+
+    def _state_unavailable(self, during: str) -> ApiError:
+        """Fail closed: without the shared store no block can be checked or recorded, so the
+        request is refused rather than let an unchecked guess through."""
+        self.ctx.audit.access_denied(
+            reason="state_unavailable",
+            client_ip=self.client_ip,
+            path=self.request.path,
+            during=during,
+        )
+        return ApiError(
+            503,
+            "Authentication is temporarily unavailable; try again shortly",
+            headers={"Retry-After": str(StateUnavailable.retry_after)},
+        )
+
+    async def _check_shared_limit(self) -> None:
+        assert self.ctx.shared_limiter is not None
+        try:
+            retry_after = await self.ctx.shared_limiter.retry_after(self.client_ip)
+        except StateUnavailable:
+            raise self._state_unavailable("limiter_check") from None
+        self._refuse_if_rate_limited(retry_after)
+
+    async def _record_shared_failure(self, refusal: ApiError) -> ApiError:
+        """Records the failure noted while authenticating; the refusal to answer with."""
+        ctx, ip = self.ctx, self.client_ip
+        assert ctx.shared_limiter is not None
+        self._failure_pending = False
+        try:
+            outcome = await ctx.shared_limiter.record_failure(ip)
+        except StateUnavailable:
+            return self._state_unavailable("limiter_record")
+        if outcome.blocked:
+            ctx.audit.rate_limit_exceeded(
+                client_ip=ip, failures=outcome.failures, window=ctx.settings.auth_failure_window
+            )
+        return refusal
 
     def _authenticate(self) -> None:
         ctx = self.ctx
@@ -271,16 +343,8 @@ class BaseHandler(web.RequestHandler):
         ip = self.client_ip
         user_agent = self.request.headers.get("User-Agent")
 
-        retry_after = ctx.limiter.retry_after(ip)
-        if retry_after is not None:
-            ctx.audit.access_denied(
-                reason="rate_limited", client_ip=ip, path=path, retry_after=retry_after
-            )
-            raise ApiError(
-                429,
-                "Too many failed authentication attempts; try again later",
-                headers={"Retry-After": str(retry_after)},
-            )
+        if ctx.shared_limiter is None:  # shared: checked in prepare(), which may await
+            self._refuse_if_rate_limited(ctx.limiter.retry_after(ip))
 
         presented = self._presented_key(ip, user_agent)
         if presented is None:
@@ -293,11 +357,11 @@ class BaseHandler(web.RequestHandler):
         key, via = presented
         match = ctx.keyring.match(key)
         if match is None:
-            outcome = ctx.limiter.record_failure(ip)
+            outcome = self._count_failure(ip)
             ctx.audit.auth_failure(
                 reason="invalid_api_key", client_ip=ip, user_agent=user_agent, path=path
             )
-            if outcome.blocked:
+            if outcome is not None and outcome.blocked:
                 ctx.audit.rate_limit_exceeded(
                     client_ip=ip, failures=outcome.failures, window=ctx.settings.auth_failure_window
                 )
@@ -326,7 +390,7 @@ class BaseHandler(web.RequestHandler):
             raise self._unauthorized("API key expired", error="invalid_token")
         if reason is not None:
             # Answered as an invalid key: a stolen key learns nothing from another network.
-            self.ctx.limiter.record_failure(ip)
+            self._count_failure(ip)
             self.ctx.audit.auth_failure(
                 reason=reason, client_ip=ip, user_agent=user_agent, path=path
             )
@@ -346,24 +410,16 @@ class BaseHandler(web.RequestHandler):
         path, ip = self.request.path, self.client_ip
         user_agent = self.request.headers.get("User-Agent")
         self._refuse_misplaced_query_key()
-        retry_after = ctx.limiter.retry_after(ip)
-        if retry_after is not None:
-            ctx.audit.access_denied(
-                reason="rate_limited", client_ip=ip, path=path, retry_after=retry_after
-            )
-            raise ApiError(
-                429,
-                "Too many failed authentication attempts; try again later",
-                headers={"Retry-After": str(retry_after)},
-            )
+        if ctx.shared_limiter is None:  # shared: checked in prepare(), which may await
+            self._refuse_if_rate_limited(ctx.limiter.retry_after(ip))
         grant = await ctx.oauth.authenticate(token)
         if grant is None:
             # Counted like a bad key: guessing tokens is guessing keys.
-            outcome = ctx.limiter.record_failure(ip)
+            outcome = self._count_failure(ip)
             ctx.audit.auth_failure(
                 reason="invalid_oauth_token", client_ip=ip, user_agent=user_agent, path=path
             )
-            if outcome.blocked:
+            if outcome is not None and outcome.blocked:
                 ctx.audit.rate_limit_exceeded(
                     client_ip=ip, failures=outcome.failures, window=ctx.settings.auth_failure_window
                 )

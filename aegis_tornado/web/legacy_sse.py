@@ -10,12 +10,16 @@ cancels its calls.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from urllib.parse import quote
 
 from ..mcp import versions
 from ..mcp.jsonrpc import INVALID_REQUEST, JsonRpcError, error_response, parse_body
+from ..state.relay import SseRelay
+from ..state.store import StateUnavailable
 from .base import ApiError
+from .fairness import BUSY
 from .mcp_base import McpHandler
 from .sessions import LegacySession
 from .sse import EventStream
@@ -38,12 +42,17 @@ class LegacySseHandler(McpHandler):
         if not self.ctx.requests.streams.add(stream, self.caller.key_id):
             registry.close(session.id)
             raise self.no_room_for_stream()
+        relay = self.ctx.sse_relay
         try:
+            if relay is not None:
+                await self._hold_elsewhere(relay, session)
             await stream.send_event(self._endpoint_url(session), event="endpoint")
             await self._pump(session, stream)
         finally:
             self.ctx.requests.streams.discard(stream)
             registry.close(session.id)
+            if relay is not None:
+                await relay.release(session.id)
         if not stream.closed:
             self.finish()
 
@@ -55,6 +64,9 @@ class LegacySseHandler(McpHandler):
         if not _SESSION_ID.match(session_id):
             raise self.bad_request("Malformed session_id")
         session = self.ctx.legacy_sessions.get(session_id, self.caller.key_id)
+        if session is None and self.ctx.sse_relay is not None:
+            if await self._relay_elsewhere(session_id):
+                return
         if session is None:
             # Also for a session opened with another key: its existence is not revealed. A
             # JSON-RPC body, so a client shows the reason instead of failing to parse.
@@ -74,6 +86,15 @@ class LegacySseHandler(McpHandler):
             parsed = parse_body(self.body)
         except JsonRpcError as error:
             raise ApiError(400, error.message, body=error.response()) from None
+        self._accept(session, parsed)
+        self.set_status(202)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")  # not Tornado's text/html
+        self.finish("Accepted")
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _accept(self, session: LegacySession, parsed) -> None:
+        """Start handling a posted message; its replies go out on the session's stream."""
         items, busy = self.admit_tool_calls(parsed.items)
         if busy:
             parsed = parsed.__class__(items=items, is_batch=True)
@@ -83,11 +104,71 @@ class LegacySseHandler(McpHandler):
         )
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
-        self.set_status(202)
-        self.set_header("Content-Type", "text/plain; charset=utf-8")  # not Tornado's text/html
-        self.finish("Accepted")
 
-    # --- helpers ---------------------------------------------------------------------------
+    # --- across replicas (STATE_URL): docs/SCALING.md --------------------------------------
+
+    async def _hold_elsewhere(self, relay: SseRelay, session: LegacySession) -> None:
+        """Messages posted for this session to another replica come here, and are handled by
+        this (the stream's) request, in its context: its caller, key scope and log fields."""
+        context = contextvars.copy_context()
+
+        def deliver(body: bytes) -> None:
+            context.run(self._accept_relayed, session, body)
+
+        try:
+            await relay.hold(session.id, self.caller.key_id, deliver)
+        except StateUnavailable:
+            pass  # the session still works on this replica; POSTs elsewhere get 404
+
+    def _accept_relayed(self, session: LegacySession, body: bytes) -> None:
+        if self.ctx.legacy_sessions.get(session.id, self.caller.key_id) is not session:
+            return  # ended meanwhile
+        try:
+            parsed = parse_body(body)  # already checked by the replica that took the POST
+        except JsonRpcError:
+            return
+        # The POST was answered 202 by another replica: a refusal goes out on the stream.
+        if session.busy:
+            message = f"{session.max_pending} messages of this session are still in progress"
+            self._refuse_on_stream(session, parsed, message)
+            return
+        try:
+            self._accept(session, parsed)
+        except ApiError as refusal:  # no free tool-call slot for this key, or server busy
+            self._refuse_on_stream(session, parsed, refusal.message)
+
+    def _refuse_on_stream(self, session: LegacySession, parsed, message: str) -> None:
+        for item in parsed.items:
+            if isinstance(item, JsonRpcError) or getattr(item, "id", None) is None:
+                continue  # notifications get no reply
+            try:
+                session.outbox.put_nowait(error_response(item.id, BUSY, message))
+            except asyncio.QueueFull:
+                return  # the client is not reading: nothing more is queued for it
+
+    async def _relay_elsewhere(self, session_id: str) -> bool:
+        """True when another replica holds the session for this key and took the message."""
+        relay = self.ctx.sse_relay
+        assert relay is not None
+        self.require_json_content_type()
+        try:
+            parse_body(self.body)
+        except JsonRpcError as error:
+            raise ApiError(400, error.message, body=error.response()) from None
+        try:
+            delivered = await relay.relay(session_id, self.caller.key_id, self.body)
+        except StateUnavailable:
+            raise ApiError(
+                503,
+                "Sessions are temporarily unavailable; try again shortly",
+                headers={"Retry-After": "5"},
+            ) from None
+        if not delivered:
+            return False
+        self.set_status(202)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("Accepted")
+        return True
 
     def _endpoint_url(self, session: LegacySession) -> str:
         # Path-absolute, so the client resolves it against the URL it connected to (and any

@@ -24,34 +24,28 @@ from .base import _BEARER, ApiError, BaseHandler
 class MetricsHandler(BaseHandler):
     public = True  # the API keys do not open it; the metrics key (if any) is checked below
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """GET /metrics -> Prometheus text format."""
-        self._check_metrics_key()
+        await self._check_metrics_key()
         self.set_header("Content-Type", CONTENT_TYPE)
         self.finish(self.ctx.metrics.exposition())
 
-    def _check_metrics_key(self) -> None:
+    async def _check_metrics_key(self) -> None:
         configured = self.ctx.settings.metrics_key
         if configured is None:
             return
         ctx, ip = self.ctx, self.client_ip
-        retry_after = ctx.limiter.retry_after(ip)
-        if retry_after is not None:
-            ctx.audit.access_denied(
-                reason="rate_limited", client_ip=ip, path=self.request.path, retry_after=retry_after
-            )
-            raise ApiError(
-                429,
-                "Too many failed authentication attempts; try again later",
-                headers={"Retry-After": str(retry_after)},
-            )
+        if ctx.shared_limiter is None:
+            self._refuse_if_rate_limited(ctx.limiter.retry_after(ip))
+        else:
+            await self._check_shared_limit()
         match = _BEARER.match(self.request.headers.get("Authorization", ""))
         presented = match.group("key") if match else ""
         digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
         if match and hmac.compare_digest(digest, bytes.fromhex(configured.digest)):
             return
         if match:
-            ctx.limiter.record_failure(ip)
+            self._count_failure(ip)
         ctx.audit.auth_failure(
             reason="invalid_metrics_key" if match else "missing_metrics_key",
             client_ip=ip,
@@ -59,11 +53,14 @@ class MetricsHandler(BaseHandler):
             path=self.request.path,
         )
         self.refused_at_gate = True
-        raise ApiError(
+        refusal = ApiError(
             401,
             "This endpoint needs the metrics key: 'Authorization: Bearer <METRICS_KEY>'",
             headers={"WWW-Authenticate": 'Bearer realm="aegis-gitea-mcp-metrics"'},
         )
+        if self._failure_pending:
+            refusal = await self._record_shared_failure(refusal)
+        raise refusal
 
 
 class _NoSuchPath(BaseHandler):

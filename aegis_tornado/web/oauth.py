@@ -22,6 +22,7 @@ from ..oauth.gitea_login import GiteaLoginError, pkce_pair
 from ..oauth.service import OAuthService, RegistrationError
 from ..oauth.tokens import digest
 from ..oauth.validator import canonical
+from ..state.store import StateUnavailable
 from .base import ApiError, BaseHandler
 
 TRANSACTION_TTL = 600
@@ -347,8 +348,13 @@ class TokenHandler(_CorsMixin, OAuthHandler):
         await self._respond(self.oauth.token_response)
 
     async def _respond(self, endpoint) -> None:
-        limiter, ip = self.ctx.limiter, self.client_ip
-        retry_after = limiter.retry_after(ip)
+        limiter, shared, ip = self.ctx.limiter, self.ctx.shared_limiter, self.client_ip
+        try:
+            retry_after = (
+                limiter.retry_after(ip) if shared is None else await shared.retry_after(ip)
+            )
+        except StateUnavailable:
+            raise self._state_unavailable("limiter_check") from None
         if retry_after is not None:
             # Guessing codes or refresh tokens is guessing keys: the same per-IP limit.
             self.audit("token_rate_limited", failure=True)
@@ -378,7 +384,14 @@ class TokenHandler(_CorsMixin, OAuthHandler):
             except (ValueError, AttributeError):
                 pass
             self.audit(f"{self.request.path.rsplit('/', 1)[-1]}_refused", failure=True, error=error)
-            outcome = limiter.record_failure(ip)
+            try:
+                outcome = (
+                    limiter.record_failure(ip)
+                    if shared is None
+                    else await shared.record_failure(ip)
+                )
+            except StateUnavailable:
+                raise self._state_unavailable("limiter_record") from None
             if outcome.blocked:
                 self.ctx.audit.rate_limit_exceeded(
                     client_ip=ip,

@@ -23,7 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not re.match(
             r"^(GITEA_|MCP_|AUTH_|MAX_|AUDIT_|LOG_LEVEL|TRUSTED_|REPO_|SENSITIVE_"
-            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_)",
+            r"|ALLOWED_|SESSION_|SSE_|SHUTDOWN_|HTTP_|STATE_)",
             k,
         )
     }
@@ -41,6 +41,7 @@ class ServerProcess:
         tmp_path,
         module: str = "tests.hardening.serve_test_tools",
         preexec_fn=None,
+        args: tuple[str, ...] = (),
         **env: str,
     ):
         env.setdefault("MCP_API_KEYS", f"{KEY},{OTHER_KEY}")
@@ -49,7 +50,7 @@ class ServerProcess:
         env.setdefault("AUDIT_LOG_PATH", str(tmp_path / "audit.log"))
         self.audit_path = env["AUDIT_LOG_PATH"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", "0"],
+            [sys.executable, "-m", module, "--port", "0", *args],
             env=clean_env(**env),
             cwd=tmp_path,  # not the checkout: a developer's .env there must not count
             stdout=subprocess.PIPE,

@@ -189,6 +189,7 @@ async def test_every_route_but_health_requires_a_key(api, ctx):
 async def test_health_is_public_and_not_audited(api, logs):
     response = await api.request("/health", key=None)
     assert body_json(response)["status"] == "ok"
+    assert "state" not in body_json(response)  # one replica, no STATE_URL: as it always was
     head = await api.request("/health", "HEAD", key=None)
     assert head.code == 200
     assert logs.audit("api_authentication") == [] and logs.audit("access_denied") == []

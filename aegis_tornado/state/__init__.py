@@ -1,0 +1,1 @@
+"""State shared by several replicas or worker processes (``STATE_URL``); see docs/SCALING.md."""
