@@ -109,7 +109,9 @@ def apply_keys(ctx: AppContext, fresh: Settings, scrubber: SecretScrubber | None
     ctx.keyring = keyring
     registry = getattr(ctx.mcp, "registry", None)
     if registry is not None:
-        for label, names in unknown_tools(keyring, (t.name for t in registry.all_tools())).items():
+        for label, names in unknown_tools(
+            [*keyring, *fresh.oauth_scopes.labelled()], (t.name for t in registry.all_tools())
+        ).items():
             log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     not_applied = sorted(
         f.name

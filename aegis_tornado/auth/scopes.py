@@ -367,6 +367,12 @@ def intersect(first: KeyScope | None, second: KeyScope | None) -> KeyScope | Non
 
 
 @dataclass(frozen=True)
+class LabelledScope:
+    label: str
+    scope: KeyScope
+
+
+@dataclass(frozen=True)
 class OAuthScopes:
     """Scopes for OAuth callers, by Gitea login (case-insensitive, as Gitea's) and by OAuth
     client ID. A caller gets the intersection of its user's and its client's scope."""
@@ -376,6 +382,13 @@ class OAuthScopes:
 
     def __bool__(self) -> bool:
         return bool(self.users or self.clients)
+
+    def labelled(self) -> list[LabelledScope]:
+        """Every entry as ``user:<login>`` / ``client:<id>`` with its scope (for
+        :func:`unknown_tools`)."""
+        return [LabelledScope(f"user:{name}", scope) for name, scope in self.users.items()] + [
+            LabelledScope(f"client:{name}", scope) for name, scope in self.clients.items()
+        ]
 
     def for_caller(self, gitea_login: str | None, client_id: str | None) -> KeyScope | None:
         user = self.users.get(gitea_login.lower()) if gitea_login else None

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from aegis_tornado.auth.scopes import parse_oauth_scopes
+from aegis_tornado.auth.scopes import intersect, parse_oauth_scopes, parse_scope
 from aegis_tornado.reload import KeySource, reload_keys
 from aegis_tornado.settings import ConfigError, load_settings
 
@@ -86,7 +86,9 @@ async def test_a_client_scope_hides_a_tool_and_refuses_it_like_an_unknown_one(
     storage = MemoryStorage()
     client_id = await sign_in(mcp_base, storage)
     await reload_oauth_scopes(
-        ctx, tmp_path, {"clients": {client_id: {"tools": ["get_repository", "list_branches"]}}}
+        ctx,
+        tmp_path,
+        {"clients": {client_id: {"tools": ["get_repository", "list_branches", "list_brances"]}}},
     )
     browser = Browser("alice")  # not visited: the stored tokens are still good
     try:
@@ -104,6 +106,9 @@ async def test_a_client_scope_hides_a_tool_and_refuses_it_like_an_unknown_one(
     assert not inside.is_error, text(inside)
     reloaded = [line for line in logs.stdout_text().splitlines() if "config_reloaded" in line]
     assert len(reloaded) == 1 and '"oauth_scopes": 1' in reloaded[0]
+    # The typo is reported under the entry's label, and simply grants nothing.
+    warned = [line for line in logs.stdout_text().splitlines() if "names_unknown_tools" in line]
+    assert len(warned) == 1 and f"client:{client_id}" in warned[0] and "list_brances" in warned[0]
 
 
 ALICE_SCOPE = {
@@ -232,3 +237,39 @@ def test_oauth_scopes_from_the_environment_as_json():
     scope = settings.oauth_scopes.for_caller("bob", "any-client")
     assert scope is not None and scope.tools == frozenset({"search", "fetch"})
     assert settings.oauth_scopes.for_caller("alice", "any-client") is None
+
+
+def test_intersect_keeps_what_both_scopes_allow():
+    user = parse_scope(
+        {
+            "repos": {"allow": ["acme/*"], "deny": ["acme/vault"]},
+            "tools": ["search", "fetch", "get_repository"],
+            "sensitive_paths": ["*.sql"],
+            "expires": "2030-01-01",
+            "allowed_ips": ["10.0.0.0/8", "192.168.1.0/24"],
+        }
+    )
+    client = parse_scope(
+        {
+            "repos": ["acme/web", "acme/vault", "other/*"],
+            "tools": ["fetch", "get_repository", "list_branches"],
+            "sensitive_paths": ["*.key"],
+            "expires": "2029-06-30",
+            "allowed_ips": ["10.1.0.0/16", "172.16.0.0/12"],
+        }
+    )
+    both = intersect(user, client)
+    assert both is not None and both.repos is not None
+    assert both.repos.allows("acme", "web")
+    assert not both.repos.allows("acme", "api")  # the client's scope leaves it out
+    assert not both.repos.allows("acme", "vault")  # the user's scope denies it
+    assert not both.repos.allows("other", "x")  # the user's scope leaves it out
+    assert not both.repos.may_allow_owner("other") and both.repos.may_allow_owner("acme")
+    assert both.tools == frozenset({"fetch", "get_repository"})
+    assert both.sensitive_paths is not None
+    assert both.sensitive_paths.blocked_reason("db/dump.sql")
+    assert both.sensitive_paths.blocked_reason("certs/tls.key")
+    assert both.expires is not None and both.expires.date().isoformat() == "2029-06-30"
+    assert both.allows_ip("10.1.2.3") and not both.allows_ip("10.2.0.1")
+    assert not both.allows_ip("192.168.1.5") and not both.allows_ip("172.16.0.1")
+    assert intersect(user, None) is user and intersect(None, None) is None
