@@ -77,7 +77,9 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO, caller_scoped_tools=True)
     RepositoryFiles.install(ctx.mcp)  # resources and completions, over the file tools
     ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
-    for label, names in unknown_tools(keyring, (tool.name for tool in registry)).items():
+    for label, names in unknown_tools(
+        [*keyring, *settings.oauth_scopes.labelled()], (tool.name for tool in registry)
+    ).items():
         log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     ctx.sessions = SessionStore(
         session_secret(settings, keyring),

@@ -1,4 +1,5 @@
-"""SIGHUP: reload the API keys and their scopes from the configuration, without a restart.
+"""SIGHUP: reload the API keys, their scopes and OAUTH_SCOPES from the configuration, without
+a restart.
 
 Open connections, sessions and event streams are untouched: only the key ring a request is
 checked against is replaced, so the next request of every client meets the new keys. A file
@@ -102,20 +103,26 @@ def apply_keys(ctx: AppContext, fresh: Settings, scrubber: SecretScrubber | None
         scrubber.key_lengths = tuple(
             sorted({*scrubber.key_lengths, *(k.length for k in keyring if k.length)})
         )
-    ctx.settings = dataclasses.replace(old, api_keys=fresh.api_keys)
+    ctx.settings = dataclasses.replace(
+        old, api_keys=fresh.api_keys, oauth_scopes=fresh.oauth_scopes
+    )
     ctx.keyring = keyring
     registry = getattr(ctx.mcp, "registry", None)
     if registry is not None:
-        for label, names in unknown_tools(keyring, (t.name for t in registry.all_tools())).items():
+        for label, names in unknown_tools(
+            [*keyring, *fresh.oauth_scopes.labelled()], (t.name for t in registry.all_tools())
+        ).items():
             log.warning("key_scope_names_unknown_tools", key=label, tools=names)
     not_applied = sorted(
         f.name
         for f in dataclasses.fields(Settings)
-        if f.name != "api_keys" and getattr(old, f.name) != getattr(fresh, f.name)
+        if f.name not in ("api_keys", "oauth_scopes")
+        and getattr(old, f.name) != getattr(fresh, f.name)
     )
     log.info(
         "config_reloaded",
         keys=len(keyring),
         scoped_keys=sum(1 for k in keyring if k.scope is not None),
+        oauth_scopes=len(fresh.oauth_scopes.users) + len(fresh.oauth_scopes.clients),
         restart_needed_for=not_applied or None,
     )

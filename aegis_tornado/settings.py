@@ -32,7 +32,7 @@ import yaml
 from dotenv import dotenv_values
 
 from .auth.keys import DIGEST_PREFIX, ConfiguredKey, KeyFormatError, parse_key
-from .auth.scopes import SCOPE_FIELDS, parse_scope
+from .auth.scopes import SCOPE_FIELDS, OAuthScopes, parse_oauth_scopes, parse_scope
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -243,6 +243,17 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
         except ValueError as error:  # KeyFormatError is a ValueError
             raise ValueError(f"key #{number} {error}") from None
     return tuple(keys)
+
+
+def _as_oauth_scopes(raw: Any) -> OAuthScopes:
+    """Scopes for OAuth users and clients: a YAML mapping (from the environment, the same
+    mapping written as YAML or JSON)."""
+    if isinstance(raw, str):
+        try:
+            raw = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ValueError("must be a YAML or JSON mapping") from None
+    return parse_oauth_scopes(raw)
 
 
 #: The only Gitea scope string the server asks for: a misspelt or OIDC-only scope makes Gitea
@@ -689,6 +700,13 @@ class Settings:
         _int_between(1, 100_000),
         10,
         "Dynamic client registrations accepted per client IP per minute.",
+    )
+    oauth_scopes: OAuthScopes = setting(
+        "OAUTH_SCOPES",
+        _as_oauth_scopes,
+        OAuthScopes(),
+        "Scopes narrowing OAuth callers, as for keys: {users: {<gitea login>: {repos, tools, "
+        "sensitive_paths, expires, allowed_ips}}, clients: {<client id>: {...}}}; both apply.",
     )
 
     @property

@@ -27,7 +27,7 @@ import contextvars
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
@@ -287,3 +287,155 @@ class ScopedToolRegistry(ToolRegistry):
     def all_tools(self) -> tuple[Tool, ...]:
         """Every registered tool, whatever the current scope (start-up checks, reloads)."""
         return tuple(self._tools.values())
+
+
+# --- OAuth callers: scopes per Gitea user and per OAuth client --------------------------------
+
+
+class RepoPolicyIntersection(RepoPolicy):
+    """Several repository policies at once: a repository is allowed only when each allows it.
+
+    Allow lists of globs do not combine into one list, so each question is asked of every
+    policy (a user's scope and a client's scope, both narrowing)."""
+
+    def __init__(self, policies: Iterable[RepoPolicy]) -> None:
+        super().__init__()
+        self.policies = tuple(policies)
+
+    def __repr__(self) -> str:
+        return f"RepoPolicyIntersection({list(self.policies)!r})"
+
+    @property
+    def unrestricted(self) -> bool:
+        return all(policy.unrestricted for policy in self.policies)
+
+    def denial_reason(self, owner: object, repo: object) -> str | None:
+        for policy in self.policies:
+            reason = policy.denial_reason(owner, repo)
+            if reason is not None:
+                return reason
+        return None
+
+    def allows_owner_fully(self, owner: object) -> bool:
+        return all(policy.allows_owner_fully(owner) for policy in self.policies)
+
+    def may_allow_owner(self, owner: object) -> bool:
+        return all(policy.may_allow_owner(owner) for policy in self.policies)
+
+
+def _both(first: T | None, second: T | None, combine: Callable[[T, T], T]) -> T | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return combine(first, second)
+
+
+def _common_networks(
+    first: tuple[Network, ...], second: tuple[Network, ...]
+) -> tuple[Network, ...]:
+    """The addresses in both lists. Two CIDR blocks are nested or disjoint, so the overlap of
+    each pair is the smaller block, or nothing. An empty result lets no address through."""
+    common: list[Network] = []
+    for a in first:
+        for b in second:
+            if a.version != b.version:
+                continue
+            if a.subnet_of(b):  # type: ignore[arg-type]
+                common.append(a)
+            elif b.subnet_of(a):  # type: ignore[arg-type]
+                common.append(b)
+    return tuple(dict.fromkeys(common))
+
+
+def intersect(first: KeyScope | None, second: KeyScope | None) -> KeyScope | None:
+    """One scope that narrows as both do: repositories both allow, tools in both, the
+    sensitive paths of both, the earlier expiry, addresses in both ranges."""
+    if first is None or second is None:
+        return first if second is None else second
+    return KeyScope(
+        repos=_both(first.repos, second.repos, lambda a, b: RepoPolicyIntersection((a, b))),
+        tools=_both(first.tools, second.tools, lambda a, b: a & b),
+        sensitive_paths=_both(
+            first.sensitive_paths,
+            second.sensitive_paths,
+            lambda a, b: PathPolicy(list(dict.fromkeys(a.globs + b.globs))),
+        ),
+        expires=_both(first.expires, second.expires, min),
+        allowed_ips=_both(first.allowed_ips, second.allowed_ips, _common_networks),
+    )
+
+
+@dataclass(frozen=True)
+class LabelledScope:
+    label: str
+    scope: KeyScope
+
+
+@dataclass(frozen=True)
+class OAuthScopes:
+    """Scopes for OAuth callers, by Gitea login (case-insensitive, as Gitea's) and by OAuth
+    client ID. A caller gets the intersection of its user's and its client's scope."""
+
+    users: Mapping[str, KeyScope] = field(default_factory=dict)
+    clients: Mapping[str, KeyScope] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.clients)
+
+    def labelled(self) -> list[LabelledScope]:
+        """Every entry as ``user:<login>`` / ``client:<id>`` with its scope (for
+        :func:`unknown_tools`)."""
+        return [LabelledScope(f"user:{name}", scope) for name, scope in self.users.items()] + [
+            LabelledScope(f"client:{name}", scope) for name, scope in self.clients.items()
+        ]
+
+    def for_caller(self, gitea_login: str | None, client_id: str | None) -> KeyScope | None:
+        user = self.users.get(gitea_login.lower()) if gitea_login else None
+        client = self.clients.get(client_id) if client_id else None
+        return intersect(user, client)
+
+
+def _parse_scope_table(raw: Any, what: str, *, fold_case: bool) -> dict[str, KeyScope]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} must be a mapping of names to scopes")
+    table: dict[str, KeyScope] = {}
+    for name, entry in raw.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{what}: every name must be a non-empty string")
+        label = name.strip()[:60]
+        if not isinstance(entry, dict):
+            raise ValueError(f"{what}.{label} must be a mapping of scope fields")
+        unknown = set(entry) - SCOPE_FIELDS
+        if unknown:
+            fields = ", ".join(sorted(map(str, unknown)))
+            raise ValueError(f"{what}.{label} has unknown field(s): {fields}")
+        try:
+            scope = parse_scope(entry)
+        except ValueError as error:
+            raise ValueError(f"{what}.{label}: {error}") from None
+        if scope is None:
+            raise ValueError(f"{what}.{label} has no scope fields; leave it out instead")
+        key = name.strip().lower() if fold_case else name.strip()
+        if key in table:
+            raise ValueError(f"{what}.{label} is listed twice")
+        table[key] = scope
+    return table
+
+
+def parse_oauth_scopes(raw: Any) -> OAuthScopes:
+    """``{users: {<gitea login>: scope}, clients: {<client id>: scope}}``, each scope with the
+    fields a key entry may carry. Raises ValueError naming the entry."""
+    if raw is None or raw == {}:
+        return OAuthScopes()
+    if not isinstance(raw, dict):
+        raise ValueError("must be a mapping with 'users' and/or 'clients'")
+    unknown = set(raw) - {"users", "clients"}
+    if unknown:
+        raise ValueError(f"has unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    return OAuthScopes(
+        users=_parse_scope_table(raw.get("users"), "users", fold_case=True),
+        clients=_parse_scope_table(raw.get("clients"), "clients", fold_case=False),
+    )

@@ -397,6 +397,25 @@ class BaseHandler(web.RequestHandler):
             raise self._unauthorized("Invalid API key", error="invalid_token")
         scopes.enter(scope)
 
+    def _check_oauth_scope(
+        self, login: str, client_id: str, ip: str, user_agent: str | None, path: str
+    ) -> None:
+        """The OAUTH_SCOPES of the user and of the client, intersected, enter the request as a
+        key's scope does (same gate after this: out-of-scope repositories are "not found")."""
+        scope = self.ctx.settings.oauth_scopes.for_caller(login, client_id)
+        reason = scopes.gate_refusal(scope, ip)
+        if reason is not None:
+            reason = "oauth_scope_expired" if reason == "expired_api_key" else reason
+            if reason == "ip_not_allowed":
+                self._count_failure(ip)
+            self.ctx.audit.auth_failure(
+                reason=reason, client_ip=ip, user_agent=user_agent, path=path
+            )
+            raise self._unauthorized(
+                "Invalid, expired or revoked access token; sign in again", error="invalid_token"
+            )
+        scopes.enter(scope)
+
     def _presented_oauth_token(self) -> str | None:
         if self.ctx.oauth is None or not self.ctx.settings.auth_enabled:
             return None
@@ -426,6 +445,7 @@ class BaseHandler(web.RequestHandler):
             raise self._unauthorized(
                 "Invalid, expired or revoked access token; sign in again", error="invalid_token"
             )
+        self._check_oauth_scope(grant.gitea_login, grant.client_id, ip, user_agent, path)
         identity = oauth_digest(f"oauth:{grant.gitea_user_id}:{grant.client_id}")[:16]
         self._caller = Caller(
             key_hint=None,
