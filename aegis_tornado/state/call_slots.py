@@ -135,8 +135,10 @@ class SharedCallSlots:
                     pass  # retried at the next tick; the store logs the outage once
 
     async def close(self) -> None:
+        """Stop renewing (what is still held ends with its lease); finish the releases under way."""
         if self._renewer is not None:
             self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
 
