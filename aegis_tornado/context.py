@@ -12,6 +12,7 @@ from .auth.keys import KeyRing
 from .auth.limiter import FailedAuthLimiter
 from .metrics import Metrics
 from .settings import Settings
+from .state.call_slots import SharedCallSlots
 from .state.limiter import SharedFailedAuthLimiter
 from .state.relay import SseRelay
 from .state.store import StateStore
@@ -41,6 +42,8 @@ class AppContext:
     shared_limiter: SharedFailedAuthLimiter | None = None
     #: Legacy SSE POSTs reaching this replica for a stream held by another.
     sse_relay: SseRelay | None = None
+    #: Tool calls in progress per key across replicas (used instead of ``calls``).
+    shared_calls: SharedCallSlots | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
@@ -71,6 +74,9 @@ class AppContext:
                 ipv6_prefix=settings.auth_ipv6_prefix,
             )
             ctx.sse_relay = SseRelay(ctx.state)
+            ctx.shared_calls = SharedCallSlots(
+                ctx.state, settings.max_calls_per_key, settings.call_slot_lease
+            )
         metrics.watch(ctx)
         return ctx
 

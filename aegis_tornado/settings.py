@@ -497,6 +497,13 @@ class Settings:
         "Tool calls of one key in progress at once; more get 429 with Retry-After, so one key's "
         "burst cannot hold the Gitea pool (GITEA_POOL_SIZE) every key shares.",
     )
+    call_slot_lease: float = setting(
+        "CALL_SLOT_LEASE",
+        _seconds(1),
+        30.0,
+        "With STATE_URL: seconds a tool-call slot taken in Redis lives unless its replica renews "
+        "it; a replica that dies holding slots frees them within this time.",
+    )
     max_batch_result_bytes: int = setting(
         "MAX_BATCH_RESULT_BYTES",
         _int_between(10_000, 1_000_000_000),

@@ -86,7 +86,11 @@ class LegacySseHandler(McpHandler):
             parsed = parse_body(self.body)
         except JsonRpcError as error:
             raise ApiError(400, error.message, body=error.response()) from None
-        self._accept(session, parsed)
+        if self.ctx.shared_calls is None:
+            self._accept(session, parsed)
+        else:
+            items, busy = await self.admit_shared_tool_calls(parsed.items)
+            self._start(session, parsed, items, busy)
         self.set_status(202)
         self.set_header("Content-Type", "text/plain; charset=utf-8")  # not Tornado's text/html
         self.finish("Accepted")
@@ -96,6 +100,9 @@ class LegacySseHandler(McpHandler):
     def _accept(self, session: LegacySession, parsed) -> None:
         """Start handling a posted message; its replies go out on the session's stream."""
         items, busy = self.admit_tool_calls(parsed.items)
+        self._start(session, parsed, items, busy)
+
+    def _start(self, session: LegacySession, parsed, items, busy) -> None:
         if busy:
             parsed = parsed.__class__(items=items, is_batch=True)
         release = self.release_tool_calls()  # held until the calls are done, not the POST
@@ -132,10 +139,27 @@ class LegacySseHandler(McpHandler):
             message = f"{session.max_pending} messages of this session are still in progress"
             self._refuse_on_stream(session, parsed, message)
             return
+        if self.ctx.shared_calls is not None:
+            task = asyncio.ensure_future(self._accept_relayed_shared(session, parsed))
+            session.tasks.add(task)
+            task.add_done_callback(session.tasks.discard)
+            return
         try:
             self._accept(session, parsed)
         except ApiError as refusal:  # no free tool-call slot for this key, or server busy
             self._refuse_on_stream(session, parsed, refusal.message)
+
+    async def _accept_relayed_shared(self, session: LegacySession, parsed) -> None:
+        """``_accept`` for a relayed message when the slots are counted in Redis."""
+        try:
+            items, busy = await self.admit_shared_tool_calls(parsed.items)
+        except ApiError as refusal:  # no free slot, server busy, or Redis unavailable
+            self._refuse_on_stream(session, parsed, refusal.message)
+            return
+        if self.ctx.legacy_sessions.get(session.id, self.caller.key_id) is not session:
+            self.release_tool_calls()()  # the stream ended meanwhile
+            return
+        self._start(session, parsed, items, busy)
 
     def _refuse_on_stream(self, session: LegacySession, parsed, message: str) -> None:
         for item in parsed.items:

@@ -13,6 +13,7 @@ from tornado.ioloop import IOLoop
 
 from ..mcp.jsonrpc import INVALID_REQUEST, encode_bytes, error_response
 from ..mcp.protocol import McpServer
+from ..state.store import StateUnavailable
 from .base import ApiError, BaseHandler
 from .fairness import BUSY, bound_batch, busy_reply, tool_calls
 from .sse import EventStream
@@ -127,6 +128,46 @@ class McpHandler(BaseHandler):
             return items, []
         kept = [m for m in items if id(m) not in over]
         return kept, [busy_reply(m, ctx.calls.per_key) for m in calls[free:]]
+
+    async def admit_shared_tool_calls(
+        self, items: list[Any]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """``admit_tool_calls`` with the slots counted across replicas in Redis
+        (``STATE_URL``); Redis unavailable: 503 with ``Retry-After`` (fail closed)."""
+        shared = self.ctx.shared_calls
+        assert shared is not None
+        calls = tool_calls(items)
+        if not calls:
+            return items, []
+        ctx = self.ctx
+        retry = {"Retry-After": "1"}
+        if ctx.requests.queued_bytes >= ctx.settings.max_queued_bytes:
+            message = "The server is busy sending replies to clients that read slowly; retry"
+            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+        try:
+            taken, release = await shared.take(self.caller.key_id, len(calls))
+        except StateUnavailable as unavailable:
+            message = "Tool calls are temporarily unavailable; retry shortly"
+            raise ApiError(
+                503,
+                message,
+                headers={"Retry-After": str(unavailable.retry_after)},
+                body=self._rpc_body(message),
+            ) from None
+        if taken <= 0:
+            message = (
+                f"Too many tool calls of this key in progress (at most "
+                f"{shared.per_key} at once); retry shortly"
+            )
+            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+        self._release_calls = release
+        if self.client_gone():
+            self._release_calls()  # the connection closed while the slots were being taken
+        if taken == len(calls):
+            return items, []
+        over = {id(m) for m in calls[taken:]}
+        kept = [m for m in items if id(m) not in over]
+        return kept, [busy_reply(m, shared.per_key) for m in calls[taken:]]
 
     def release_tool_calls(self) -> Callable[[], None]:
         """Hand the slots' release to work that outlives the request (legacy SSE)."""

@@ -40,7 +40,11 @@ class ToolCallHandler(McpHandler):
         if arguments is not None and not isinstance(arguments, dict):
             raise ApiError(400, '"arguments" must be a JSON object')
         session = ProtocolSession(version=versions.LATEST)
-        self.admit_tool_calls([Message(kind="request", method="tools/call", id=0)])
+        call = [Message(kind="request", method="tools/call", id=0)]
+        if self.ctx.shared_calls is None:
+            self.admit_tool_calls(call)
+        else:
+            await self.admit_shared_tool_calls(call)
         try:
             result = await self.until_disconnect(
                 self.mcp.call_tool(

@@ -107,7 +107,10 @@ class StreamableHttpHandler(McpHandler):
         protocol_session = session or self._stateless_session(version_header)
         if parsed.is_batch and (refusal := versions.batch_refusal(protocol_session.version)):
             raise self.bad_request(refusal)
-        items, busy = self.admit_tool_calls(items)
+        if self.ctx.shared_calls is None:
+            items, busy = self.admit_tool_calls(items)
+        else:
+            items, busy = await self.admit_shared_tool_calls(items)
         if busy:
             parsed = parsed.__class__(items=items, is_batch=True)
         observer = self.tool_observer()
@@ -154,7 +157,11 @@ class StreamableHttpHandler(McpHandler):
             raise ApiError(
                 _REJECTION_STATUS[rejection.kind], rejection.message, body=rejection.response()
             ) from None
-        self.admit_tool_calls([message])  # this key's share of tool calls (429 beyond it)
+        # This key's share of tool calls (429 beyond it).
+        if self.ctx.shared_calls is None:
+            self.admit_tool_calls([message])
+        else:
+            await self.admit_shared_tool_calls([message])
         observer = self.tool_observer()
         if self.accepts_event_stream() and self._stateless_may_emit(admitted):
             stream = self.open_event_stream()

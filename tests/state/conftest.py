@@ -23,6 +23,7 @@ def aegis_settings(aegis_settings, redis_url):
 @pytest.fixture
 def ctx(ctx, io_loop):
     yield ctx
+    io_loop.run_sync(ctx.shared_calls.close)
     io_loop.run_sync(ctx.sse_relay.close)
     io_loop.run_sync(ctx.state.close)
 
@@ -36,5 +37,6 @@ def replica_b(aegis_settings, registry, io_loop):
     server.add_sockets([sock])
     yield Api(f"http://127.0.0.1:{port}")
     server.stop()
+    io_loop.run_sync(ctx.shared_calls.close)
     io_loop.run_sync(ctx.sse_relay.close)
     io_loop.run_sync(ctx.state.close)
