@@ -604,7 +604,7 @@ async def test_no_resource_binds_to_the_canonical_uri_and_callbacks_are_single_u
         assert await mcp_status(mcp_base, tokens["access_token"]) == 200
         # A deleted client: its tokens die, and the token endpoint says invalid_client (401),
         # which makes Claude register again.
-        await ctx.oauth.store.call(ctx.oauth.store.delete_client, client_id)
+        await ctx.oauth.delete_client(client_id)
         gone = await http.post(
             f"{mcp_base}/oauth/token",
             data={
