@@ -386,7 +386,8 @@ class TokenHandler(_CorsMixin, OAuthHandler):
                 limiter.retry_after(ip) if shared is None else await shared.retry_after(ip)
             )
         except StateUnavailable:
-            raise self._state_unavailable("limiter_check") from None
+            self._state_unavailable("limiter_check")  # audited; answered by write_error
+            raise
         if retry_after is not None:
             # Guessing codes or refresh tokens is guessing keys: the same per-IP limit.
             self.audit("token_rate_limited", failure=True)
@@ -423,7 +424,8 @@ class TokenHandler(_CorsMixin, OAuthHandler):
                     else await shared.record_failure(ip)
                 )
             except StateUnavailable:
-                raise self._state_unavailable("limiter_record") from None
+                self._state_unavailable("limiter_record")
+                raise
             if outcome.blocked:
                 self.ctx.audit.rate_limit_exceeded(
                     client_ip=ip,

@@ -65,11 +65,16 @@ def mcp_base(http_port) -> str:
 VAULT_KEY = "q0kXW1sQ2cC0mJ3b8k1lHcV7o9oR2yJ7Jx3m6l2mYbE="
 
 
+def pytest_generate_tests(metafunc) -> None:
+    """A module with ``BOTH_STORES = True`` runs each test using the OAuth state on both."""
+    if getattr(metafunc.module, "BOTH_STORES", False) and "oauth_backend" in metafunc.fixturenames:
+        metafunc.parametrize("oauth_backend", ["sqlite", "redis"], indirect=True)
+
+
 @pytest.fixture
 def oauth_backend(request) -> str:
-    """Where the OAuth state lives: ``sqlite`` (the default) or ``redis``: a module runs with
-    both through ``pytest.mark.parametrize("oauth_backend", [...], indirect=True)``, and
-    ``AEGIS_TEST_OAUTH_BACKEND=redis`` runs the whole suite against Redis."""
+    """Where the OAuth state lives: ``sqlite`` (the default) or ``redis`` (``BOTH_STORES``
+    above; ``AEGIS_TEST_OAUTH_BACKEND=redis`` runs the whole suite against Redis)."""
     return getattr(request, "param", os.environ.get("AEGIS_TEST_OAUTH_BACKEND", "sqlite"))
 
 

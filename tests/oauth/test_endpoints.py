@@ -16,6 +16,9 @@ import pytest
 from ..conftest import KEY
 from .conftest import REDIRECT, Browser
 
+# The same flows on both stores: the SQLite file (one replica) and Redis (STATE_URL).
+BOTH_STORES = True
+
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,
