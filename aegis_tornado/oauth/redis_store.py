@@ -22,7 +22,7 @@ Keys (all under ``aegis:oauth:``, ``<d>`` = a SHA-256 hex digest, never a secret
 ``tx:<kind>:<d>``              a browser transaction (consent, Gitea leg)             its TTL
 ``transactions``               sorted set of transactions by expiry (the bound)       10 min
 ``code:<d>``                   an authorization code's grant                          60 s
-``token:<d>``                  hash: one access or refresh token's record             TTL + 1 day
+``token:<d>``                  hash: one access or refresh token's record             see below
 ``family:<family>``            set of the token digests of one refresh family         longest TTL
 ``family-revoked:<family>``    marker: tokens saved into this family are revoked      longest TTL
 ``by-user:<id>``, ``by-login:<d>``, ``by-client:<d>``  sets of families               longest TTL
@@ -30,8 +30,8 @@ Keys (all under ``aegis:oauth:``, ``<d>`` = a SHA-256 hex digest, never a secret
 ``vault-key``                  the vault key's fingerprint (never the key)            longest TTL
 =============================  ==================================================  ============
 
-"Longest TTL" is the refresh-token lifetime plus a day (expired tokens are kept a day, as in
-SQLite, so that a late refresh-token replay is still recognised as one). Clients registered
+"Longest TTL" is the refresh-token lifetime plus a day. An access token lives its lifetime;
+a refresh token its lifetime plus a day, cut to a day once rotated (``KEEP_EXPIRED``). Clients registered
 dynamically (DCR) and CIMD clients live as long, renewed each time a token is issued to them:
 a client unused for longer than a refresh token lives has no token left and is forgotten (its
 MCP client registers again). Static clients (``oauth.admin add-client``) carry no TTL: only
@@ -63,7 +63,10 @@ log = structlog.get_logger("aegis.oauth")
 T = TypeVar("T")
 
 PREFIX = NAMESPACE + "oauth:"
-#: Expired tokens are kept this long (a late replay of a rotated refresh token is recognised).
+#: Refresh tokens are kept this long past their end, and rotated ones this long past their
+#: rotation: a replay within it is recognised as a reuse (and revokes the family); a later one
+#: is refused as unknown. (SQLite keeps a rotated token until its own end plus this; in Redis
+#: that would cost one record per refresh for a whole refresh-token lifetime.)
 KEEP_EXPIRED = 86400.0
 #: After a failed command, further calls fail at once for this long (no queue of doomed calls
 #: piling up behind a dead or hung Redis on the store's one thread).
@@ -133,10 +136,14 @@ end
 return revoked
 """
 
-# Compare-and-set on one token's state; 1 when it was ARGV[1] and is now ARGV[2].
+# Compare-and-set on one token's state; 1 when it was ARGV[1] and is now ARGV[2]. The token
+# is then kept at most ARGV[3] ms more (long enough to recognise a replay as a reuse).
 _SWAP_STATE = """
 if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', ARGV[2])
+  if redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  end
   return 1
 end
 return 0
@@ -425,7 +432,9 @@ class RedisOAuthStore:
                 scopes,
                 family,
                 repr(time.time() + ttl),
-                int((ttl + KEEP_EXPIRED) * 1000),
+                # An expired access token is of no use to anyone; a refresh token is kept a
+                # day past its end so that a late replay is still recognised as a reuse.
+                int((ttl + (KEEP_EXPIRED if kind == "refresh" else 0)) * 1000),
                 token,
                 self.keep_ms,
                 self.key("token", ""),
@@ -450,7 +459,11 @@ class RedisOAuthStore:
     def rotate_refresh_token(self, token: str) -> bool:
         """``active`` -> ``rotated`` atomically; False when it was no longer active (used
         already, maybe at the same instant on another replica)."""
-        return bool(self._swap_state(keys=[self.key("token", token)], args=["active", "rotated"]))
+        keep = int(KEEP_EXPIRED * 1000)
+        swapped = self._swap_state(
+            keys=[self.key("token", token)], args=["active", "rotated", keep]
+        )
+        return bool(swapped)
 
     def revoke_family(self, family: str) -> int:
         return int(self._revoke(args=[PREFIX, self.keep_ms, "family", family]))

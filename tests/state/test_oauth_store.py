@@ -55,7 +55,7 @@ def test_a_code_taken_at_once_by_two_replicas_is_taken_once(stores):
         assert sum(r is not None for r in results) == 1
 
 
-def test_a_refresh_token_rotated_at_once_by_two_replicas_rotates_once(stores):
+def test_a_refresh_token_rotated_at_once_by_two_replicas_rotates_once(stores, redis_server):
     a, b = stores
     for i in range(100):
         token = digest(f"refresh-{i}")
@@ -64,6 +64,8 @@ def test_a_refresh_token_rotated_at_once_by_two_replicas_rotates_once(stores):
             partial(a.rotate_refresh_token, token), partial(b.rotate_refresh_token, token)
         )
         assert sorted(results) == [False, True]
+    # Saved for its lifetime (600 s) plus a day; once rotated, kept a day at most.
+    assert 0 < redis_server.client().pttl("aegis:oauth:token:" + token) <= 86_400_000
 
 
 def test_a_token_saved_into_a_revoked_family_is_revoked(stores):
