@@ -175,7 +175,7 @@ return value
 """
 
 # KEYS: client, clients:<kind> index (absent for static clients).
-# ARGV: value, ttl ms (0: none), member.
+# ARGV: value, ttl ms (0: none), member, limit (0: none). 0 when the limit is reached.
 _ADD_CLIENT = """
 if tonumber(ARGV[2]) == 0 then
   redis.call('SET', KEYS[1], ARGV[1])
@@ -183,6 +183,12 @@ if tonumber(ARGV[2]) == 0 then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local limit = tonumber(ARGV[4])
+if limit > 0 and redis.call('ZCARD', KEYS[2]) >= limit
+   and not redis.call('ZSCORE', KEYS[2], ARGV[3]) then
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
@@ -300,8 +306,15 @@ class RedisOAuthStore:
     # --- clients ---------------------------------------------------------------------------
 
     def add_client(
-        self, client_id: str, metadata: dict[str, Any], kind: str, secret_digest: str | None
-    ) -> None:
+        self,
+        client_id: str,
+        metadata: dict[str, Any],
+        kind: str,
+        secret_digest: str | None,
+        limit: int | None = None,
+    ) -> bool:
+        """False (nothing added) when ``limit`` live clients of this kind exist already: the
+        count and the addition in one script, so replicas cannot overshoot it together."""
         member = digest(client_id)
         value = json.dumps(
             {
@@ -316,7 +329,7 @@ class RedisOAuthStore:
             keys, ttl = [self.key("client", member)], 0
         else:
             keys, ttl = [self.key("client", member), self.key("clients", kind)], self.client_ttl_ms
-        self._add_client(keys=keys, args=[value, ttl, member])
+        return bool(self._add_client(keys=keys, args=[value, ttl, member, limit or 0]))
 
     @staticmethod
     def _client_from(raw: Any) -> dict[str, Any]:

@@ -237,9 +237,11 @@ class OAuthService:
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
         }
-        if await self.store.call(self.store.count_clients, "dcr") >= MAX_DCR_CLIENTS:
+        added = await self.store.call(
+            self.store.add_client, client_id, metadata, "dcr", None, MAX_DCR_CLIENTS
+        )
+        if not added:
             raise RegistrationError("temporarily_unavailable", "Too many registered clients")
-        await self.store.call(self.store.add_client, client_id, metadata, "dcr", None)
         return {
             "client_id": client_id,
             "client_id_issued_at": int(time.time()),

@@ -118,12 +118,21 @@ class OAuthStore:
     # --- clients ---------------------------------------------------------------------------
 
     def add_client(
-        self, client_id: str, metadata: dict[str, Any], kind: str, secret_digest: str | None
-    ) -> None:
+        self,
+        client_id: str,
+        metadata: dict[str, Any],
+        kind: str,
+        secret_digest: str | None,
+        limit: int | None = None,
+    ) -> bool:
+        """False (nothing added) when ``limit`` clients of this kind exist already."""
+        if limit is not None and self.count_clients(kind) >= limit:
+            return False
         self.db.execute(
             "INSERT OR REPLACE INTO clients VALUES (?, ?, ?, ?, ?)",
             (client_id, secret_digest, json.dumps(metadata), kind, time.time()),
         )
+        return True
 
     def get_client(self, client_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()

@@ -150,3 +150,16 @@ def test_the_admin_command_manages_static_clients_in_redis(redis_url, monkeypatc
     monkeypatch.setenv("STATE_URL", "redis://127.0.0.1:9/0")  # nothing listens there
     assert admin.main(["list-clients"]) == 2
     assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_the_registration_bound_holds_across_replicas_registering_at_once(stores):
+    a, b = stores
+    # Each replica's store works on its one thread: six calls queued on each, racing the other.
+    calls = [
+        partial(s.call_sync, s.add_client, f"dcr_{i}", {"redirect_uris": []}, "dcr", None, 5)
+        for i, s in enumerate([a, b] * 6)
+    ]
+    assert sum(race(*calls)) == 5
+    assert a.call_sync(a.count_clients, "dcr") == 5
+    # Static clients (the operator's) are not counted against it.
+    assert b.call_sync(b.add_client, "static_z", {"redirect_uris": []}, "static", "d", 5)
