@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..gitea.errors import GiteaUnavailable
+from ..state.store import StateUnavailable
 from .gitea_login import GiteaLogin, GiteaLoginError, GiteaTokens
 
 if TYPE_CHECKING:
@@ -145,7 +147,14 @@ class UserGiteaCredentials:
         return f"gitea-user:{self.user_id}"
 
     async def token(self) -> str:
-        token = await self.vault.access_token(self.user_id, self.login)
+        try:
+            token = await self.vault.access_token(self.user_id, self.login)
+        except StateUnavailable:
+            # Not "your grant is gone, sign in again": the store will be back.
+            raise GiteaUnavailable(
+                "Your Gitea sign-in cannot be read right now (the OAuth state store is "
+                "unavailable); try again shortly."
+            ) from None
         if token is None:
             raise GiteaGrantGone()
         return token

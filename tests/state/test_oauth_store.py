@@ -163,3 +163,25 @@ def test_the_registration_bound_holds_across_replicas_registering_at_once(stores
     assert a.call_sync(a.count_clients, "dcr") == 5
     # Static clients (the operator's) are not counted against it.
     assert b.call_sync(b.add_client, "static_z", {"redirect_uris": []}, "static", "d", 5)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_users_gitea_token_unreadable_while_redis_is_down_is_retryable(
+    stores, redis_server
+):
+    """Not "your grant is gone": the tool answers Gitea-unavailable, nothing is revoked."""
+    from cryptography.fernet import Fernet
+
+    from aegis_tornado.gitea.errors import GiteaUnavailable
+    from aegis_tornado.oauth.vault import GiteaTokenVault, UserGiteaCredentials
+
+    store = stores[0]
+    revoked = []
+    vault = GiteaTokenVault(store, None, Fernet.generate_key(), lambda: revoked.append(1))
+    redis_server.stop()
+    try:
+        with pytest.raises(GiteaUnavailable):
+            await UserGiteaCredentials(vault, 7, "alice").token()
+    finally:
+        redis_server.start()
+    assert revoked == []
