@@ -681,13 +681,15 @@ class Settings:
         "OAUTH_STATE_PATH",
         _as_str,
         "data/oauth.sqlite3",
-        "SQLite file holding OAuth clients, grants, hashed tokens and encrypted Gitea tokens.",
+        "SQLite file holding OAuth clients, grants, hashed tokens and encrypted Gitea tokens "
+        "(not used with STATE_URL: OAuth state is then in Redis).",
     )
     oauth_encryption_key: str | None = setting(
         "OAUTH_ENCRYPTION_KEY",
         _as_optional_str,
         None,
-        "Fernet key encrypting Gitea tokens at rest (default: a 0600 key file beside the store).",
+        "Fernet key encrypting Gitea tokens at rest (default: a 0600 key file beside the store; "
+        "required with STATE_URL, the same on every replica).",
         secret=True,
     )
     oauth_redirect_prefixes: tuple[str, ...] = setting(

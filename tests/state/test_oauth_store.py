@@ -185,3 +185,22 @@ async def test_a_users_gitea_token_unreadable_while_redis_is_down_is_retryable(
     finally:
         redis_server.start()
     assert revoked == []
+
+
+def test_oauth_with_state_url_needs_one_configured_vault_key(monkeypatch):
+    from aegis_tornado.settings import ConfigError, load_settings
+
+    for name, value in {
+        "STATE_URL": "redis://127.0.0.1:6379/0",
+        "OAUTH_ENABLED": "true",
+        "PUBLIC_URL": "https://mcp.example",
+        "GITEA_URL": "http://127.0.0.1:9",
+        "GITEA_TOKEN": "bot",
+        "GITEA_OAUTH_CLIENT_ID": "id",
+        "GITEA_OAUTH_CLIENT_SECRET": "secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="^OAUTH_ENCRYPTION_KEY: required with STATE_URL"):
+        load_settings(None)
+    monkeypatch.setenv("OAUTH_ENCRYPTION_KEY", "q0kXW1sQ2cC0mJ3b8k1lHcV7o9oR2yJ7Jx3m6l2mYbE=")
+    assert load_settings(None).state_url is not None
