@@ -210,8 +210,8 @@ async def check_vault_key(oauth) -> None:
         return
     if not same:
         raise StartupError(
-            "OAUTH_ENCRYPTION_KEY: differs from the key of the other replicas on STATE_URL "
-            "(Redis holds its fingerprint, never the key): give every replica the same key"
+            "OAUTH_ENCRYPTION_KEY: not the key of the other replicas on STATE_URL (Redis "
+            "holds its fingerprint, never the key): give every replica the same key"
         )
 
 
