@@ -134,9 +134,9 @@ class OAuthService:
         self.vault = GiteaTokenVault(self.store, self.gitea, vault_key, self.forget_verified)
         self.validator = AegisRequestValidator(self.store, self.resource, access_ttl, refresh_ttl)
         self.server = OAuthServer(self.validator, access_ttl)
-        self.registrations = AttemptRate("oauth:rate:register", registrations_per_minute, state)
+        self.registrations = AttemptRate("register", registrations_per_minute, state)
         #: Consent pages per client IP: each holds a stored transaction for 10 minutes.
-        self.authorizations = AttemptRate("oauth:rate:authorize", AUTHORIZATIONS_PER_MINUTE, state)
+        self.authorizations = AttemptRate("authorize", AUTHORIZATIONS_PER_MINUTE, state)
 
     def close(self) -> None:
         self.store.close()

@@ -58,16 +58,9 @@ class SharedFailedAuthLimiter:
     record_failure(ip)``; both raise ``StateUnavailable`` when Redis cannot be reached."""
 
     def __init__(
-        self,
-        store: StateStore,
-        max_failures: int,
-        window: float,
-        ipv6_prefix: int = 64,
-        name: str = "authfail",
+        self, store: StateStore, max_failures: int, window: float, ipv6_prefix: int = 64
     ) -> None:
         self.store = store
-        #: The keys' name under ``aegis:`` (other per-IP counters reuse this window: OAuth).
-        self.name = name
         self.max_failures = max_failures
         self.window = window
         self._window_us = int(window * 1_000_000)
@@ -79,7 +72,7 @@ class SharedFailedAuthLimiter:
         return self._clients.client(ip)
 
     async def _run(self, ip: str, mode: str) -> list[int]:
-        key = self.store.key(self.name, self.client(ip))
+        key = self.store.key("authfail", self.client(ip))
         args: list[str | int] = [self._window_us, self.max_failures, mode, secrets.token_hex(8)]
         result = await self.store.call(self._script(keys=[key], args=args))
         return [int(x) for x in result]
@@ -91,12 +84,3 @@ class SharedFailedAuthLimiter:
     async def record_failure(self, ip: str) -> FailureOutcome:
         failures, blocked_now, _ = await self._run(ip, "fail")
         return FailureOutcome(failures=failures, blocked=bool(blocked_now))
-
-    async def take(self, ip: str) -> int | None:
-        """Count one attempt if the client is under the limit (None), else the seconds to wait
-        (not counted): the check and the count in one script, so replicas cannot both admit
-        the last attempt."""
-        _, blocked_now, wait_us = await self._run(ip, "fail")
-        if wait_us and not blocked_now:
-            return max(1, math.ceil(wait_us / 1_000_000))
-        return None

@@ -204,3 +204,23 @@ def test_oauth_with_state_url_needs_one_configured_vault_key(monkeypatch):
         load_settings(None)
     monkeypatch.setenv("OAUTH_ENCRYPTION_KEY", "q0kXW1sQ2cC0mJ3b8k1lHcV7o9oR2yJ7Jx3m6l2mYbE=")
     assert load_settings(None).state_url is not None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_oauth_rates_per_ip_are_shared_by_replicas(redis_url, redis_server):
+    from aegis_tornado.oauth.limits import AttemptRate
+    from aegis_tornado.state.store import StateStore
+
+    replicas = [StateStore(redis_url) for _ in range(2)]
+    try:
+        rates = [AttemptRate("register", 3, state) for state in replicas]
+        taken = [await rates[i % 2].take("203.0.113.9") for i in range(4)]
+        assert taken[:3] == [None, None, None] and 55 <= taken[3] <= 60
+        assert await rates[1].take("203.0.113.10") is None  # another client
+        key = "aegis:oauth:rate:register:203.0.113.9"
+        assert 0 < redis_server.client().pttl(key) <= 60_000
+        # Not failed authentications: the gate's limiter keys are untouched.
+        assert not list(redis_server.client().scan_iter(match="aegis:authfail:*"))
+    finally:
+        for state in replicas:
+            await state.close()
