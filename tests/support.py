@@ -8,7 +8,10 @@ denies, and one with a bug.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 
+from aegis_tornado import cli
 from aegis_tornado.mcp.registry import Tool, ToolDenied, ToolError, ToolRegistry
 
 #: Calls of ``slow`` that were cancelled, so tests can see cancellation reach the tool.
@@ -85,3 +88,17 @@ def demo_tools() -> ToolRegistry:
             Tool("crash", "Crash", "Raises an unexpected exception.", {"type": "object"}, _crash),
         ]
     )
+
+
+async def _not_served(*args, **kwargs) -> int:
+    return 0
+
+
+def start_up(*argv: str) -> tuple[int, str]:
+    """``aegis-mcp ARGV`` in this process, as far as start-up goes (it serves nothing): its exit
+    status and what it printed on stderr. Run it in a temporary working directory
+    (``monkeypatch.chdir``): start-up reads ``./.env`` and checks the audit log's path."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = cli.main(list(argv), run=_not_served)
+    return status, stderr.getvalue()
