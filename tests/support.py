@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+from typing import Any
 
 from aegis_tornado import cli
 from aegis_tornado.mcp.registry import Tool, ToolDenied, ToolError, ToolRegistry
+
+from .sse_reader import SseReader
 
 #: Calls of ``slow`` that were cancelled, so tests can see cancellation reach the tool.
 CANCELLED: list[str] = []
@@ -102,3 +106,29 @@ def start_up(*argv: str) -> tuple[int, str]:
     with contextlib.redirect_stderr(stderr):
         status = cli.main(list(argv), run=_not_served)
     return status, stderr.getvalue()
+
+
+async def post_mcp(
+    base_url: str,
+    key: str,
+    message: dict[str, Any],
+    *,
+    accept: str = "application/json, text/event-stream",
+    headers: dict[str, str] | None = None,
+    wait: bool = True,
+) -> SseReader:
+    """``message`` POSTed to ``/mcp`` with ``key``, on a connection the test controls: it reads
+    the reply as it comes (an event stream when the call asked for progress) or drops it
+    mid-call. ``headers`` adds to (or replaces) the usual ones; ``wait`` as ``SseReader.open``."""
+    return await SseReader.open(
+        base_url + "/mcp",
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "Accept": accept,
+            **(headers or {}),
+        },
+        body=json.dumps(message),
+        wait=wait,
+    )

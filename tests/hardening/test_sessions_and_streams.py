@@ -159,22 +159,15 @@ async def test_an_abandoned_legacy_stream_cancels_its_calls_at_once(api, ctx, ba
 @with_settings(sse_keepalive=30)
 @pytest.mark.gen_test(timeout=30)
 async def test_a_call_abandoned_mid_event_stream_is_cancelled_at_once(api, ctx, base_url):
-    reader = await SseReader.open(
-        base_url + "/mcp",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {KEY}",
-            "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream",
-        },
-        body=json.dumps(
-            rpc(
-                "tools/call",
-                9,
-                name="slow",
-                arguments={"seconds": 20, "steps": 40, "label": "mid-stream"},
-                _meta={"progressToken": "p"},
-            )
+    reader = await support.post_mcp(
+        base_url,
+        KEY,
+        rpc(
+            "tools/call",
+            9,
+            name="slow",
+            arguments={"seconds": 20, "steps": 40, "label": "mid-stream"},
+            _meta={"progressToken": "p"},
         ),
     )
     assert (await reader.next_json())["method"] == "notifications/progress"
