@@ -108,6 +108,14 @@ def start_up(*argv: str) -> tuple[int, str]:
     return status, stderr.getvalue()
 
 
+def rpc(method: str, id_: int | str | None = 1, **params: Any) -> dict[str, Any]:
+    """A JSON-RPC 2.0 message; ``id_=None`` makes it a notification."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+    if id_ is not None:
+        message["id"] = id_
+    return message
+
+
 async def post_mcp(
     base_url: str,
     key: str,

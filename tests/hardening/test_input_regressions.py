@@ -14,14 +14,10 @@ from aegis_tornado.mcp.registry import Tool
 
 from ..conftest import KEY, body_json
 from ..sse_reader import SseReader
-from ..support import demo_tools, post_mcp
+from ..support import demo_tools, post_mcp, rpc
 from .conftest import strict_json
 
 JSON = {"Content-Type": "application/json"}
-
-
-def rpc(method, id_=1, **params):
-    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
 
 
 async def _weird_output(arguments, context):

@@ -20,13 +20,10 @@ from aegis_tornado.mcp.registry import Tool
 from .. import support
 from ..conftest import KEY, OTHER_KEY, body_json, with_settings
 from ..sse_reader import SseReader
+from ..support import rpc
 from .conftest import RawConnection, drained, request_bytes, wait_until
 
 SSE = {"Authorization": f"Bearer {KEY}", "Accept": "text/event-stream"}
-
-
-def rpc(method, id_=1, **params):
-    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
 
 
 async def open_legacy(base_url: str) -> tuple[SseReader, str]:

@@ -10,13 +10,7 @@ import pytest
 from .. import support
 from ..conftest import KEY, OTHER_KEY, body_json, with_settings
 from ..sse_reader import SseReader
-
-
-def rpc(method: str, id_: int | str | None = 1, **params):
-    message = {"jsonrpc": "2.0", "method": method, "params": params}
-    if id_ is not None:
-        message["id"] = id_
-    return message
+from ..support import rpc
 
 
 async def initialize(api, version="2025-06-18", key=KEY):
