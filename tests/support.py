@@ -116,6 +116,12 @@ def rpc(method: str, id_: int | str | None = 1, **params: Any) -> dict[str, Any]
     return message
 
 
+def initialize_request(client: str = "t", version: str = "2025-06-18") -> dict[str, Any]:
+    """The ``initialize`` request an MCP client opens a session with."""
+    info = {"name": client, "version": "1"}
+    return rpc("initialize", protocolVersion=version, capabilities={}, clientInfo=info)
+
+
 async def post_mcp(
     base_url: str,
     key: str,

@@ -14,18 +14,10 @@ import httpx2
 import pytest
 
 from ..conftest import KEY
+from ..support import initialize_request
 from .conftest import REDIRECT, Browser
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+INIT = initialize_request()
 
 
 def pkce() -> tuple[str, str]:

@@ -10,19 +10,11 @@ import pytest
 from .. import support
 from ..conftest import KEY, OTHER_KEY, body_json, with_settings
 from ..sse_reader import SseReader
-from ..support import rpc
+from ..support import initialize_request, rpc
 
 
 async def initialize(api, version="2025-06-18", key=KEY):
-    response = await api.mcp(
-        rpc(
-            "initialize",
-            protocolVersion=version,
-            capabilities={},
-            clientInfo={"name": "t", "version": "1"},
-        ),
-        key=key,
-    )
+    response = await api.mcp(initialize_request(version=version), key=key)
     assert response.code == 200, response.body
     return response.headers["Mcp-Session-Id"], body_json(response)["result"]
 
