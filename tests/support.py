@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 from typing import Any
@@ -106,6 +107,30 @@ def start_up(*argv: str) -> tuple[int, str]:
     with contextlib.redirect_stderr(stderr):
         status = cli.main(list(argv), run=_not_served)
     return status, stderr.getvalue()
+
+
+@dataclasses.dataclass
+class Gitea:
+    """The Gitea double serving on a port of its own, as the ``gitea`` fixtures yield it."""
+
+    app: Any
+    url: str
+
+    @property
+    def double(self):
+        return self.app.double
+
+    @property
+    def faults(self):
+        return self.app.faults
+
+    @property
+    def oauth(self):
+        """Its OAuth2 provider (grants, token requests, revocation)."""
+        return self.app.double.oauth
+
+    def requested_paths(self) -> list[str]:
+        return [record.path for record in self.double.requests]
 
 
 def rpc(method: str, id_: int | str | None = 1, **params: Any) -> dict[str, Any]:
