@@ -135,14 +135,20 @@ def _as_log_level(raw: Any) -> str:
     return value
 
 
-def _as_networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def ip_networks(items: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """IP addresses or CIDR networks (host bits allowed), as networks; ValueError naming the
+    first that is neither. Shared with the ``allowed_ips`` of scopes: one reading of a range."""
     networks = []
-    for item in _as_list(raw):
+    for item in items:
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ValueError(f"'{item[:60]}' is not an IP address or CIDR network") from None
     return tuple(networks)
+
+
+def _as_networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return ip_networks(_as_list(raw))
 
 
 def _as_header_name(raw: Any) -> str:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from ..mcp import versions
 from ..mcp.registry import Tool, ToolRegistry
-from ..settings import SCOPE_FIELDS
+from ..settings import SCOPE_FIELDS, ip_networks
 from ..tools.policy import PathPolicy, RepoPolicy
 from .keys import ConfiguredKey
 
@@ -130,12 +130,11 @@ def _parse_expires(raw: Any) -> datetime:
 
 
 def _parse_networks(raw: Any) -> tuple[Network, ...]:
-    networks = []
-    for item in _string_list(raw, "allowed_ips"):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"allowed_ips: '{item[:60]}' is not an IP address or CIDR") from None
+    items = _string_list(raw, "allowed_ips")
+    try:
+        networks = ip_networks(items)
+    except ValueError as error:
+        raise ValueError(f"allowed_ips: {error}") from None
     if not networks:
         raise ValueError("allowed_ips is empty; leave it out to allow every address")
     return tuple(networks)
