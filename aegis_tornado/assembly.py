@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
 
@@ -96,6 +96,16 @@ def build_oauth_scopes(settings: Settings) -> OAuthScopes:
         raise ConfigError(f"OAUTH_SCOPES (oauth_scopes): {error}") from None
 
 
+def warn_unknown_scope_tools(
+    keyring: KeyRing, oauth_scopes: OAuthScopes, tool_names: Iterable[str]
+) -> None:
+    """A scope naming a tool nobody registered is a typo the operator should hear about (the
+    key or OAuth caller simply lacks that tool): one warning per key or entry, at start-up and
+    on every reload."""
+    for label, names in unknown_tools([*keyring, *oauth_scopes.labelled()], tool_names).items():
+        log.warning("key_scope_names_unknown_tools", key=label, tools=names)
+
+
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
     ctx.oauth_scopes = build_oauth_scopes(settings)
@@ -104,10 +114,7 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
     ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO, caller_scoped_tools=True)
     RepositoryFiles.install(ctx.mcp)  # resources and completions, over the file tools
     ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
-    for label, names in unknown_tools(
-        [*keyring, *ctx.oauth_scopes.labelled()], (tool.name for tool in registry)
-    ).items():
-        log.warning("key_scope_names_unknown_tools", key=label, tools=names)
+    warn_unknown_scope_tools(keyring, ctx.oauth_scopes, (tool.name for tool in registry))
     ctx.sessions = SessionStore(
         session_secret(settings, keyring),
         settings.session_ttl,

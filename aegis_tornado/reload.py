@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from .auth.keys import KeyRing
-from .auth.scopes import OAuthScopes, unknown_tools
+from .auth.scopes import OAuthScopes
 from .settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -119,10 +119,9 @@ def apply_keys(
     ctx.oauth_scopes = oauth_scopes
     registry = getattr(ctx.mcp, "registry", None)
     if registry is not None:
-        for label, names in unknown_tools(
-            [*keyring, *oauth_scopes.labelled()], (t.name for t in registry.all_tools())
-        ).items():
-            log.warning("key_scope_names_unknown_tools", key=label, tools=names)
+        from .assembly import warn_unknown_scope_tools  # see load_access
+
+        warn_unknown_scope_tools(keyring, oauth_scopes, (t.name for t in registry.all_tools()))
     not_applied = sorted(
         f.name
         for f in dataclasses.fields(Settings)
