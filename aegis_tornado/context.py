@@ -10,6 +10,7 @@ from .audit import AuditLog
 from .auth.client_ip import ClientIpResolver
 from .auth.keys import KeyRing
 from .auth.limiter import FailedAuthLimiter
+from .auth.scopes import OAuthScopes
 from .metrics import Metrics
 from .settings import Settings
 from .state.call_slots import SharedCallSlots
@@ -32,6 +33,8 @@ class AppContext:
     legacy_sessions: Any = None
     #: The OAuth service (``aegis_tornado.oauth.OAuthService``); None while OAuth is off.
     oauth: Any = None
+    #: Scopes of OAuth callers (OAUTH_SCOPES), built by assembly and replaced on SIGHUP.
+    oauth_scopes: OAuthScopes = field(default_factory=OAuthScopes)
     requests: RequestTracker = field(default_factory=lambda: RequestTracker())
     metrics: Metrics = field(default_factory=Metrics)
     #: Tool calls in progress per key (``MAX_CALLS_PER_KEY``).
