@@ -173,7 +173,9 @@ class SharedLeases:
                     key = self.store.key(self.kind, key_id)
                     await self.store.call(self._renew(keys=[key], args=args))
                 except StateUnavailable:
-                    pass  # retried at the next tick; the store logs the outage once
+                    # Retried at the next tick (the store logs the outage once). The other
+                    # keys wait too: a hung Redis costs a tick one deadline, not one per key.
+                    break
 
     async def close(self) -> None:
         """Stop renewing (what is still held ends with its lease); finish the give-backs
