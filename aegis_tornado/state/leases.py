@@ -168,14 +168,20 @@ class SharedLeases:
             for key_id, ids in list(self._held.items()):
                 if not ids:
                     continue
-                args: list[str | int] = [self._lease_ms, self._renew_mode, *ids]
+                renewing = list(ids)
+                args: list[str | int] = [self._lease_ms, self._renew_mode, *renewing]
+                key = self.store.key(self.kind, key_id)
                 try:
-                    key = self.store.key(self.kind, key_id)
                     await self.store.call(self._renew(keys=[key], args=args))
                 except StateUnavailable:
                     # Retried at the next tick (the store logs the outage once). The other
                     # keys wait too: a hung Redis costs a tick one deadline, not one per key.
                     break
+                # A lease given back while its renewal was under way may have reached Redis
+                # first and been put back by it: give it back again, now that it is done.
+                gone = set(renewing) - self._held.get(key_id, set())
+                if gone:
+                    await self._zrem(key, list(gone))
 
     async def close(self) -> None:
         """Stop renewing (what is still held ends with its lease); finish the give-backs
