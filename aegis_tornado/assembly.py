@@ -249,6 +249,8 @@ async def run(
             running.cleanups.insert(0, ctx.sse_relay.close)
         if ctx.shared_calls is not None:
             running.cleanups.insert(0, ctx.shared_calls.close)
+        if ctx.shared_streams is not None:
+            running.cleanups.insert(0, ctx.shared_streams.close)
     if (settings.oauth_enabled or settings.demo_mode) and settings.auth_enabled:
         # The issuer is known once the port is (the demo may listen on any free port).
         public_url = settings.public_url or f"http://127.0.0.1:{running.port}"

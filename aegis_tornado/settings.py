@@ -507,7 +507,15 @@ class Settings:
         _int_between(1, 1_000_000),
         250,
         "MCP sessions, and event streams, one key may hold at once; beyond it that key's own "
-        "least recently used one goes. Another key's session is never evicted for it.",
+        "least recently used one goes. Another key's session is never evicted for it. With "
+        "STATE_URL a key's event streams are counted on every replica together.",
+    )
+    stream_lease: float = setting(
+        "STREAM_LEASE",
+        _seconds(1),
+        30.0,
+        "With STATE_URL: seconds an event stream's share of MAX_SESSIONS_PER_KEY lives in Redis "
+        "unless its replica renews it; a replica that dies frees its streams' shares within this.",
     )
     max_calls_per_key: int = setting(
         "MAX_CALLS_PER_KEY",
