@@ -6,13 +6,21 @@ import dataclasses
 import hashlib
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
 
 from . import __version__
 from .auth.keys import KeyRing
-from .auth.scopes import ScopedPathPolicy, ScopedRepoPolicy, ScopedToolRegistry, unknown_tools
+from .auth.scopes import (
+    OAuthScopes,
+    ScopedPathPolicy,
+    ScopedRepoPolicy,
+    ScopedToolRegistry,
+    parse_oauth_scopes,
+    unknown_tools,
+    with_scopes,
+)
 from .context import AppContext
 from .gitea import GiteaClient
 from .mcp.protocol import McpServer, ServerInfo
@@ -71,17 +79,43 @@ def session_secret(settings: Settings, keyring: KeyRing) -> bytes:
     return hashlib.sha256(("aegis-session-v1:" + ",".join(digests)).encode()).digest()
 
 
+def build_keyring(settings: Settings) -> KeyRing:
+    """The configured keys with their scopes built (the one place they are: start-up and SIGHUP);
+    ConfigError naming the key by its place, never its value."""
+    try:
+        return KeyRing(with_scopes(settings.api_keys))
+    except ValueError as error:
+        # Scope fields exist only on the mapping entries of the YAML file.
+        raise ConfigError(f"api_keys (config file): {error}") from None
+
+
+def build_oauth_scopes(settings: Settings) -> OAuthScopes:
+    """The scopes of OAuth users and clients (OAUTH_SCOPES) built; ConfigError naming the entry."""
+    try:
+        return parse_oauth_scopes(settings.oauth_scopes)
+    except ValueError as error:
+        raise ConfigError(f"OAUTH_SCOPES (oauth_scopes): {error}") from None
+
+
+def warn_unknown_scope_tools(
+    keyring: KeyRing, oauth_scopes: OAuthScopes, tool_names: Iterable[str]
+) -> None:
+    """A scope naming a tool nobody registered is a typo the operator should hear about (the
+    key or OAuth caller simply lacks that tool): one warning per key or entry, at start-up and
+    on every reload."""
+    for label, names in unknown_tools([*keyring, *oauth_scopes.labelled()], tool_names).items():
+        log.warning("key_scope_names_unknown_tools", key=label, tools=names)
+
+
 def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) -> AppContext:
     ctx = AppContext.from_settings(settings, keyring)
+    ctx.oauth_scopes = build_oauth_scopes(settings)
     # Each request sees the tools its key's scope allows (auth/scopes.py); so tools/list is
     # cached per caller ("private") whatever the keys in force now, since a reload may scope them.
     ctx.mcp = McpServer(ScopedToolRegistry(registry), SERVER_INFO, caller_scoped_tools=True)
     RepositoryFiles.install(ctx.mcp)  # resources and completions, over the file tools
     ctx.metrics.watch(ctx, tool_names=[tool.name for tool in registry])
-    for label, names in unknown_tools(
-        [*keyring, *settings.oauth_scopes.labelled()], (tool.name for tool in registry)
-    ).items():
-        log.warning("key_scope_names_unknown_tools", key=label, tools=names)
+    warn_unknown_scope_tools(keyring, ctx.oauth_scopes, (tool.name for tool in registry))
     ctx.sessions = SessionStore(
         session_secret(settings, keyring),
         settings.session_ttl,
@@ -262,6 +296,8 @@ async def run(
             running.cleanups.insert(0, ctx.sse_relay.close)
         if ctx.shared_calls is not None:
             running.cleanups.insert(0, ctx.shared_calls.close)
+        if ctx.shared_streams is not None:
+            running.cleanups.insert(0, ctx.shared_streams.close)
     if (settings.oauth_enabled or settings.demo_mode) and settings.auth_enabled:
         # The issuer is known once the port is (the demo may listen on any free port).
         public_url = settings.public_url or f"http://127.0.0.1:{running.port}"

@@ -22,7 +22,7 @@ import structlog
 from tornado.netutil import bind_sockets
 
 from . import __version__, reload
-from .assembly import StartupError, build_policies
+from .assembly import StartupError, build_keyring, build_oauth_scopes, build_policies
 from .assembly import run as assembly_run
 from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
@@ -78,12 +78,12 @@ def env_file_to_read(named: str | None) -> str | None:
     return DEFAULT_ENV_FILE if os.path.isfile(DEFAULT_ENV_FILE) else None
 
 
-def demo_keyring(settings: Settings) -> tuple[KeyRing, str | None]:
+def demo_keyring(settings: Settings, keyring: KeyRing) -> tuple[KeyRing, str | None]:
     """In demo mode without keys, a fresh key so a newcomer can connect at once."""
     if settings.demo_mode and settings.auth_enabled and not settings.api_keys:
         key = generate_key()
         return KeyRing([parse_key(key, name="demo")]), key
-    return KeyRing(settings.api_keys), None
+    return keyring, None
 
 
 def announce_demo_key(key: str, port: int) -> None:
@@ -194,7 +194,10 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
             env_file=env_file_to_read(args.env_file),
         )
         check_workers(settings, args.workers)
-        build_policies(settings)  # a bad pattern stops start-up here, in one line
+        # A bad pattern or scope stops start-up here, in one line.
+        build_policies(settings)
+        keyring = build_keyring(settings)
+        build_oauth_scopes(settings)
         audit_paths = (
             [settings.audit_log_path]
             if args.workers == 1
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
     except (ConfigError, AuditFileError) as error:
         return fail(error)
 
-    keyring, generated_key = demo_keyring(settings)
+    keyring, generated_key = demo_keyring(settings, keyring)
     if args.workers == 1:
         return serve(args, settings, keyring, generated_key, run)
     try:

@@ -10,9 +10,11 @@ from .audit import AuditLog
 from .auth.client_ip import ClientIpResolver
 from .auth.keys import KeyRing
 from .auth.limiter import FailedAuthLimiter
+from .auth.scopes import OAuthScopes
 from .metrics import Metrics
 from .settings import Settings
 from .state.call_slots import SharedCallSlots
+from .state.leases import Lease, SharedLeases
 from .state.limiter import SharedFailedAuthLimiter
 from .state.relay import SseRelay
 from .state.store import StateStore
@@ -32,6 +34,8 @@ class AppContext:
     legacy_sessions: Any = None
     #: The OAuth service (``aegis_tornado.oauth.OAuthService``); None while OAuth is off.
     oauth: Any = None
+    #: Scopes of OAuth callers (OAUTH_SCOPES), built by assembly and replaced on SIGHUP.
+    oauth_scopes: OAuthScopes = field(default_factory=OAuthScopes)
     requests: RequestTracker = field(default_factory=lambda: RequestTracker())
     metrics: Metrics = field(default_factory=Metrics)
     #: Tool calls in progress per key (``MAX_CALLS_PER_KEY``).
@@ -44,6 +48,9 @@ class AppContext:
     sse_relay: SseRelay | None = None
     #: Tool calls in progress per key across replicas (used instead of ``calls``).
     shared_calls: SharedCallSlots | None = None
+    #: Each key's event streams across replicas (``MAX_SESSIONS_PER_KEY``), as leases held by
+    #: the streams in ``requests.streams``.
+    shared_streams: SharedLeases | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, keyring: KeyRing | None = None) -> AppContext:
@@ -77,6 +84,14 @@ class AppContext:
             ctx.shared_calls = SharedCallSlots(
                 ctx.state, settings.max_calls_per_key, settings.call_slot_lease
             )
+            # Streams outlive a Redis outage: their leases are put back when it ends.
+            ctx.shared_streams = SharedLeases(
+                ctx.state,
+                "streams",
+                settings.max_sessions_per_key,
+                settings.stream_lease,
+                restore=True,
+            )
         metrics.watch(ctx)
         return ctx
 
@@ -88,6 +103,9 @@ class OpenStreams:
     connections: at most ``limit`` in all and ``per_key`` per key. Room for a new stream is made
     by ending the same key's oldest; another key's stream is never ended for it, so when the
     streams open are all other keys', ``add`` refuses.
+
+    With ``STATE_URL`` each stream also holds its key's share across replicas (a ``Lease``),
+    given back when the stream leaves this table.
     """
 
     def __init__(self, limit: int | None = None, per_key: int | None = None) -> None:
@@ -95,9 +113,11 @@ class OpenStreams:
         self.per_key = per_key
         self._streams: dict[Any, str] = {}
         self._by_key: dict[str, dict[Any, None]] = {}
+        self._leases: dict[Any, Lease] = {}
 
-    def add(self, stream: Any, key_id: str = "") -> bool:
-        """Track ``stream``; False (not added) when there is no room for this key."""
+    def add(self, stream: Any, key_id: str = "", lease: Lease | None = None) -> bool:
+        """Track ``stream`` (and its ``lease``, released with it); False (not added, the
+        lease released) when there is no room for this key."""
         own = self._by_key.get(key_id)
         full = self.limit is not None and len(self._streams) >= self.limit
         if own and (full or (self.per_key is not None and len(own) >= self.per_key)):
@@ -105,12 +125,30 @@ class OpenStreams:
             self.discard(oldest)
             oldest.end()
         elif full:
+            if lease is not None:
+                lease.release()
             return False
         self._streams[stream] = key_id
         self._by_key.setdefault(key_id, {})[stream] = None
+        if lease is not None:
+            self._leases[stream] = lease
         return True
 
+    def hand_over_oldest(self, key_id: str) -> Lease | None:
+        """End this key's oldest stream that holds a share across replicas, and hand that
+        share (its lease) to the stream replacing it; None when there is none here."""
+        for stream in self._by_key.get(key_id, {}):
+            lease = self._leases.pop(stream, None)
+            if lease is not None:
+                self.discard(stream)
+                stream.end()
+                return lease.transfer()
+        return None
+
     def discard(self, stream: Any) -> None:
+        lease = self._leases.pop(stream, None)
+        if lease is not None:
+            lease.release()
         key_id = self._streams.pop(stream, None)
         if key_id is None:
             return

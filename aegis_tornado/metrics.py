@@ -12,6 +12,11 @@ repositories that exist and the policy let through, so its size stays that of th
 Counts are pushed by small hooks where things happen (the access log function, the tool-call
 observer, the audit log, the Gitea client); levels (limiter, sessions, streams, the audit queue)
 are read from the running objects at scrape time.
+
+With ``STATE_URL`` the failed-auth limiter lives in Redis, not in this process: its gauges are
+read from Redis before each scrape (``read_shared_state``: one O(log n) script, at most
+``SHARED_READ_TIMEOUT`` seconds, never blocking the loop), and left out of a scrape that could
+not read them rather than reported as zero; ``aegis_state_store_available`` says which.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .state.store import StateUnavailable
+
 if TYPE_CHECKING:
     from .context import AppContext
 
@@ -35,6 +42,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _OUTCOME = re.compile(r"[a-z0-9_]{1,40}")
 _REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)")
+#: Seconds a scrape waits for the levels kept in Redis (STATE_URL) before leaving them out.
+SHARED_READ_TIMEOUT = 1.0
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # The log pipeline is process-wide (configured once by the command line): its queue is read at
@@ -124,6 +133,10 @@ class Metrics:
         self._tools: frozenset[str] = frozenset()
         self._routes: dict[type, str] = {}
         self._ctx: AppContext | None = None
+        #: With STATE_URL, what the last ``read_shared_state`` found: whether Redis answered,
+        #: and the limiter's (tracked, blocked) clients across every replica.
+        self._state_available = False
+        self._shared_limiter_levels: tuple[int, int] | None = None
         registry.register(_LiveState(self))
 
     # --- wiring ----------------------------------------------------------------------------
@@ -140,6 +153,18 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    async def read_shared_state(self, timeout: float = SHARED_READ_TIMEOUT) -> None:
+        """With ``STATE_URL``: read the levels kept in Redis for the next exposition."""
+        ctx = self._ctx
+        if ctx is None or ctx.shared_limiter is None:
+            return
+        try:
+            levels = await ctx.shared_limiter.levels(timeout)
+        except StateUnavailable:
+            self._state_available, self._shared_limiter_levels = False, None
+            return
+        self._state_available, self._shared_limiter_levels = True, levels
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -186,19 +211,17 @@ class _LiveState:
     def collect(self) -> Iterable[Any]:
         ctx = self._metrics._ctx
         if ctx is not None:
-            limiter = ctx.limiter
+            yield from self._limiter(ctx)
+            if ctx.shared_calls is not None:
+                calls = ctx.shared_calls.held()  # the slots this replica holds in Redis
+            else:
+                calls = ctx.calls.in_use()
             yield _gauge(
-                "aegis_auth_limiter_tracked_ips",
-                "Client IPs the failed-auth limiter currently remembers.",
-                len(limiter),
+                "aegis_tool_calls_in_progress",
+                "Tool calls running in this process (each holds one of its key's "
+                "MAX_CALLS_PER_KEY slots).",
+                calls,
             )
-            blocked = getattr(limiter, "blocked_count", None)
-            if blocked is not None:
-                yield _gauge(
-                    "aegis_auth_limiter_blocked_ips",
-                    "Client IPs currently blocked for too many failed authentications.",
-                    blocked(),
-                )
             yield _gauge(
                 "aegis_api_keys", "API keys configured (after the last reload).", len(ctx.keyring)
             )
@@ -237,6 +260,32 @@ class _LiveState:
             )
             family.add_metric([], dropped)
             yield family
+
+    def _limiter(self, ctx: AppContext) -> Iterable[Any]:
+        tracked_help = "Client IPs the failed-auth limiter currently remembers."
+        blocked_help = "Client IPs currently blocked for too many failed authentications."
+        if ctx.shared_limiter is None:
+            limiter = ctx.limiter
+            yield _gauge("aegis_auth_limiter_tracked_ips", tracked_help, len(limiter))
+            blocked = getattr(limiter, "blocked_count", None)
+            if blocked is not None:
+                yield _gauge("aegis_auth_limiter_blocked_ips", blocked_help, blocked())
+            return
+        # STATE_URL: the limiter is Redis's, shared by every replica (the same value on each).
+        metrics = self._metrics
+        yield _gauge(
+            "aegis_state_store_available",
+            "Whether the shared state store (STATE_URL) answered this scrape (1) or not (0).",
+            1 if metrics._state_available else 0,
+        )
+        if metrics._shared_limiter_levels is not None:
+            tracked, blocked_now = metrics._shared_limiter_levels
+            yield _gauge(
+                "aegis_auth_limiter_tracked_ips", tracked_help + " (every replica's)", tracked
+            )
+            yield _gauge(
+                "aegis_auth_limiter_blocked_ips", blocked_help + " (every replica's)", blocked_now
+            )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

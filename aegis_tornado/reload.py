@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from .auth.keys import KeyRing
-from .auth.scopes import unknown_tools
+from .auth.scopes import OAuthScopes
 from .settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -72,16 +72,20 @@ def install(ctx: AppContext) -> None:
     )
 
 
+def load_access(source: KeySource) -> tuple[Settings, KeyRing, OAuthScopes]:
+    """The configuration read again, and the keys and OAuth scopes built from it as at
+    start-up (by the same functions); ConfigError when any of it is wrong."""
+    # Here, not at the top: assembly imports the server, which imports this module.
+    from .assembly import build_keyring, build_oauth_scopes
+
+    fresh = load_settings(source.config_path, dict(os.environ), source.overrides, source.env_file)
+    return fresh, build_keyring(fresh), build_oauth_scopes(fresh)
+
+
 async def reload_keys(ctx: AppContext, source: KeySource) -> bool:
     """Load the configuration again and apply its keys; True when they were applied."""
     try:
-        fresh = await asyncio.to_thread(
-            load_settings,
-            source.config_path,
-            dict(os.environ),
-            source.overrides,
-            source.env_file,
-        )
+        fresh, keyring, oauth_scopes = await asyncio.to_thread(load_access, source)
         if ctx.settings.auth_enabled and not fresh.api_keys:
             raise ConfigError("api_keys: the new configuration has no keys")
     except ConfigError as error:
@@ -91,13 +95,18 @@ async def reload_keys(ctx: AppContext, source: KeySource) -> bool:
     except Exception as error:  # noqa: BLE001 - a reload must never take the server down
         log.error("config_reload_failed", error=type(error).__name__, keys_kept=len(ctx.keyring))
         return False
-    apply_keys(ctx, fresh, source.scrubber)
+    apply_keys(ctx, fresh, keyring, oauth_scopes, source.scrubber)
     return True
 
 
-def apply_keys(ctx: AppContext, fresh: Settings, scrubber: SecretScrubber | None = None) -> None:
+def apply_keys(
+    ctx: AppContext,
+    fresh: Settings,
+    keyring: KeyRing,
+    oauth_scopes: OAuthScopes,
+    scrubber: SecretScrubber | None = None,
+) -> None:
     old = ctx.settings
-    keyring = KeyRing(fresh.api_keys)
     if scrubber is not None:
         scrubber.key_digests = scrubber.key_digests | {k.digest for k in keyring}
         scrubber.key_lengths = tuple(
@@ -107,12 +116,12 @@ def apply_keys(ctx: AppContext, fresh: Settings, scrubber: SecretScrubber | None
         old, api_keys=fresh.api_keys, oauth_scopes=fresh.oauth_scopes
     )
     ctx.keyring = keyring
+    ctx.oauth_scopes = oauth_scopes
     registry = getattr(ctx.mcp, "registry", None)
     if registry is not None:
-        for label, names in unknown_tools(
-            [*keyring, *fresh.oauth_scopes.labelled()], (t.name for t in registry.all_tools())
-        ).items():
-            log.warning("key_scope_names_unknown_tools", key=label, tools=names)
+        from .assembly import warn_unknown_scope_tools  # see load_access
+
+        warn_unknown_scope_tools(keyring, oauth_scopes, (t.name for t in registry.all_tools()))
     not_applied = sorted(
         f.name
         for f in dataclasses.fields(Settings)
@@ -123,6 +132,6 @@ def apply_keys(ctx: AppContext, fresh: Settings, scrubber: SecretScrubber | None
         "config_reloaded",
         keys=len(keyring),
         scoped_keys=sum(1 for k in keyring if k.scope is not None),
-        oauth_scopes=len(fresh.oauth_scopes.users) + len(fresh.oauth_scopes.clients),
+        oauth_scopes=len(oauth_scopes.users) + len(oauth_scopes.clients),
         restart_needed_for=not_applied or None,
     )

@@ -12,7 +12,10 @@ Precedence, highest first (the one place it is written down; README and .env.exa
 
 ``load_settings`` returns a frozen ``Settings`` of plain values, or raises ``ConfigError`` whose
 message is a single line naming the setting and what is wrong with it, never a secret's value.
-Objects built from settings (the access policies, the Gitea client) are built in ``assembly.py``.
+Objects built from settings (the access policies, the key and OAuth scopes, the Gitea client)
+are built in ``assembly.py``, so this module imports nothing of the layers above it: the only
+package module it reads is ``auth.keys`` (stdlib only: the key format, so that a configured key
+is held as its digest from the moment it is read).
 """
 
 from __future__ import annotations
@@ -32,9 +35,13 @@ import yaml
 from dotenv import dotenv_values
 
 from .auth.keys import DIGEST_PREFIX, ConfiguredKey, KeyFormatError, parse_key
-from .auth.scopes import SCOPE_FIELDS, OAuthScopes, parse_oauth_scopes, parse_scope
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+#: The scope fields a key entry (and an OAUTH_SCOPES entry) may carry besides
+#: key/sha256/name/created. What they mean, and what makes one valid, is ``auth.scopes``'s; the
+#: scopes are built from these plain values in ``assembly.py``.
+SCOPE_FIELDS = frozenset({"repos", "tools", "sensitive_paths", "expires", "allowed_ips"})
 
 
 class ConfigError(Exception):
@@ -128,14 +135,20 @@ def _as_log_level(raw: Any) -> str:
     return value
 
 
-def _as_networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def ip_networks(items: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """IP addresses or CIDR networks (host bits allowed), as networks; ValueError naming the
+    first that is neither. Shared with the ``allowed_ips`` of scopes: one reading of a range."""
     networks = []
-    for item in _as_list(raw):
+    for item in items:
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ValueError(f"'{item[:60]}' is not an IP address or CIDR network") from None
     return tuple(networks)
+
+
+def _as_networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return ip_networks(_as_list(raw))
 
 
 def _as_header_name(raw: Any) -> str:
@@ -237,23 +250,29 @@ def _as_keys(raw: Any) -> tuple[ConfiguredKey, ...]:
     for number, entry in enumerate(entries, start=1):
         try:
             key = parse_key_entry(entry)
-            if isinstance(entry, dict):
-                key = dataclasses.replace(key, scope=parse_scope(entry))
+            if isinstance(entry, dict) and SCOPE_FIELDS & set(entry):
+                fields = {name: entry[name] for name in SCOPE_FIELDS if name in entry}
+                key = dataclasses.replace(key, scope_fields=fields)
             keys.append(key)
         except ValueError as error:  # KeyFormatError is a ValueError
             raise ValueError(f"key #{number} {error}") from None
     return tuple(keys)
 
 
-def _as_oauth_scopes(raw: Any) -> OAuthScopes:
+def _as_oauth_scopes(raw: Any) -> dict[str, Any] | None:
     """Scopes for OAuth users and clients: a YAML mapping (from the environment, the same
-    mapping written as YAML or JSON)."""
+    mapping written as YAML or JSON), kept as the plain mapping; ``assembly.build_oauth_scopes``
+    builds and checks the scopes in it. None when unset or empty."""
     if isinstance(raw, str):
         try:
             raw = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise ValueError("must be a YAML or JSON mapping") from None
-    return parse_oauth_scopes(raw)
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("must be a mapping with 'users' and/or 'clients'")
+    return raw
 
 
 #: The only Gitea scope string the server asks for: a misspelt or OIDC-only scope makes Gitea
@@ -488,7 +507,15 @@ class Settings:
         _int_between(1, 1_000_000),
         250,
         "MCP sessions, and event streams, one key may hold at once; beyond it that key's own "
-        "least recently used one goes. Another key's session is never evicted for it.",
+        "least recently used one goes. Another key's session is never evicted for it. With "
+        "STATE_URL a key's event streams are counted on every replica together.",
+    )
+    stream_lease: float = setting(
+        "STREAM_LEASE",
+        _seconds(1),
+        30.0,
+        "With STATE_URL: seconds an event stream's share of MAX_SESSIONS_PER_KEY lives in Redis "
+        "unless its replica renews it; a replica that dies frees its streams' shares within this.",
     )
     max_calls_per_key: int = setting(
         "MAX_CALLS_PER_KEY",
@@ -717,10 +744,10 @@ class Settings:
         "Seconds a verified OAuth access token is trusted without a store lookup (0: every "
         "request looks it up); a revocation on another replica is seen at most this late.",
     )
-    oauth_scopes: OAuthScopes = setting(
+    oauth_scopes: dict[str, Any] | None = setting(
         "OAUTH_SCOPES",
         _as_oauth_scopes,
-        OAuthScopes(),
+        None,
         "Scopes narrowing OAuth callers, as for keys: {users: {<gitea login>: {repos, tools, "
         "sensitive_paths, expires, allowed_ips}}, clients: {<client id>: {...}}}; both apply.",
     )

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
-from aegis_tornado.assembly import build_context
-from aegis_tornado.auth.keys import KeyRing, parse_key
+from aegis_tornado.assembly import build_context, build_keyring
+from aegis_tornado.auth.keys import parse_key
 from aegis_tornado.logs import SecretScrubber, configure_logging
 from aegis_tornado.settings import Settings
 from aegis_tornado.web.app import make_app
@@ -121,7 +121,7 @@ class CapturedLogs:
 @pytest.fixture
 def logs(aegis_settings):
     stream = io.StringIO()
-    keys = KeyRing(aegis_settings.api_keys)
+    keys = build_keyring(aegis_settings)
     runtime = configure_logging(
         aegis_settings.log_level,
         aegis_settings.audit_log_path,
@@ -135,7 +135,7 @@ def logs(aegis_settings):
 
 @pytest.fixture
 def ctx(aegis_settings, logs, registry):
-    return build_context(aegis_settings, KeyRing(aegis_settings.api_keys), registry)
+    return build_context(aegis_settings, build_keyring(aegis_settings), registry)
 
 
 @pytest.fixture

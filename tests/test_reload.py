@@ -161,10 +161,17 @@ async def test_sighup_applies_new_keys_and_scopes_without_dropping_streams(serve
     server.config.write_text(keys_yaml("{key: abc123}"))
     failed = await server.hup_and_wait("config_reload_failed")
     assert "too short" in failed["error"]
+    # Scopes are built after the file loads: a bad one fails the reload just the same.
+    server.config.write_text(keys_yaml(f"{{key: {KEY}, tools: get_repository}}"))
+    failed = await server.hup_and_wait("config_reload_failed")
+    assert "key #1 tools must be a list" in failed["error"] and failed["keys_kept"] == 2
+    server.config.write_text(keys_yaml(KEY) + "oauth_scopes: {users: {alice: {repos: []}}}\n")
+    failed = await server.hup_and_wait("config_reload_failed")
+    assert "oauth_scopes" in failed["error"] and "repos is empty" in failed["error"]
     server.config.write_text("api_keys: []\n")
     failed = await server.hup_and_wait("config_reload_failed")
     assert "no keys" in failed["error"] or "No API keys" in failed["error"]
-    assert len(server.events("config_reload_failed")) == 3
+    assert len(server.events("config_reload_failed")) == 5
     assert await server.status(KEY) == 200 and await server.status(NEW_KEY) == 200
     assert await server.status(OTHER_KEY) == 401
     assert server.proc.poll() is None

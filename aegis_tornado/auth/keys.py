@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -58,7 +59,11 @@ class ConfiguredKey:
     created: date | None = None
     short: bool = False  # shorter than the recommended 64 characters (plain keys only)
     length: int | None = None  # characters of a plain key (not secret); None when by digest
-    #: What this key is narrowed to (``auth.scopes.KeyScope``); None: the global policy only.
+    #: The scope fields of the key's YAML entry as configured (plain values, see
+    #: ``auth.scopes``); None: the key has none.
+    scope_fields: Mapping[str, Any] | None = None
+    #: What this key is narrowed to (``auth.scopes.KeyScope``), built from ``scope_fields`` by
+    #: ``assembly.build_keyring``; None: the global policy only.
     scope: Any = None
 
     @property
@@ -107,6 +112,11 @@ class KeyRing:
     def __init__(self, keys: list[ConfiguredKey] | tuple[ConfiguredKey, ...] = ()):
         unique: dict[str, ConfiguredKey] = {}
         for key in keys:
+            if key.scope_fields is not None and key.scope is None:
+                # Fail closed: a scoped key whose scope was never built would reach everything.
+                raise ValueError(
+                    f"key {key.label}: its scope is not built (assembly.build_keyring)"
+                )
             unique.setdefault(key.digest, key)
         self._keys = tuple(unique.values())
         self._digests = tuple(bytes.fromhex(k.digest) for k in self._keys)

@@ -24,6 +24,7 @@ no Gitea request), and a tool outside it is exactly an unknown tool.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,12 +34,11 @@ from typing import Any, TypeVar
 
 from ..mcp import versions
 from ..mcp.registry import Tool, ToolRegistry
+from ..settings import SCOPE_FIELDS, ip_networks
 from ..tools.policy import PathPolicy, RepoPolicy
+from .keys import ConfiguredKey
 
 T = TypeVar("T")
-
-#: The fields a key entry may carry besides key/sha256/name/created.
-SCOPE_FIELDS = frozenset({"repos", "tools", "sensitive_paths", "expires", "allowed_ips"})
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
@@ -130,12 +130,11 @@ def _parse_expires(raw: Any) -> datetime:
 
 
 def _parse_networks(raw: Any) -> tuple[Network, ...]:
-    networks = []
-    for item in _string_list(raw, "allowed_ips"):
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"allowed_ips: '{item[:60]}' is not an IP address or CIDR") from None
+    items = _string_list(raw, "allowed_ips")
+    try:
+        networks = ip_networks(items)
+    except ValueError as error:
+        raise ValueError(f"allowed_ips: {error}") from None
     if not networks:
         raise ValueError("allowed_ips is empty; leave it out to allow every address")
     return tuple(networks)
@@ -158,6 +157,21 @@ def parse_scope(entry: Mapping[str, Any]) -> KeyScope | None:
         expires=_parse_expires(entry["expires"]) if "expires" in entry else None,
         allowed_ips=_parse_networks(entry["allowed_ips"]) if "allowed_ips" in entry else None,
     )
+
+
+def with_scopes(keys: Iterable[ConfiguredKey]) -> tuple[ConfiguredKey, ...]:
+    """The configured keys, each with the scope its ``scope_fields`` describe built.
+
+    Raises ValueError naming the key by its place in the list (``key #2 ...``), never the key."""
+    built = []
+    for number, key in enumerate(keys, start=1):
+        if key.scope_fields is not None:
+            try:
+                key = dataclasses.replace(key, scope=parse_scope(key.scope_fields))
+            except ValueError as error:
+                raise ValueError(f"key #{number} {error}") from None
+        built.append(key)
+    return tuple(built)
 
 
 def unknown_tools(keys: Iterable[Any], tool_names: Iterable[str]) -> dict[str, list[str]]:

@@ -10,6 +10,12 @@ disagree still agree on it. Every key expires with its window.
 Memory: no table to bound here: a client's key holds at most ``max_failures`` entries and lives
 at most one window; Redis's own ``maxmemory`` is the ceiling (docs/SCALING.md gives the size).
 
+For the metrics, two index sets say at any time how many clients are tracked and blocked
+without a ``SCAN``: ``aegis:limiter:tracked`` (each client scored by when its last failure
+leaves the window) and ``aegis:limiter:blocked`` (each blocked client scored by when its block
+ends). They are kept by the same script, pruned of past members as it runs, and expire with the
+window; ``levels`` counts them in O(log n).
+
 Redis unavailable: ``StateUnavailable`` is raised and the caller refuses the request (503 with
 ``Retry-After``) rather than let an unchecked guess through: the gate fails closed.
 """
@@ -22,9 +28,10 @@ import secrets
 from ..auth.limiter import FailedAuthLimiter, FailureOutcome
 from .store import StateStore
 
-# KEYS[1] = the client's sorted set (score: failure time in microseconds, Redis's clock).
-# ARGV: window in microseconds, max_failures, mode ("check" | "fail"), a unique member.
-# Returns {failures, blocked_now, wait_microseconds} (wait 0: not blocked).
+# KEYS[1] = the client's sorted set (score: failure time in microseconds, Redis's clock),
+# KEYS[2], KEYS[3] = the tracked and blocked index sets (scores: microseconds, Redis's clock).
+# ARGV: window in microseconds, max_failures, mode ("check" | "fail"), a unique member, the
+# client. Returns {failures, blocked_now, wait_microseconds} (wait 0: not blocked).
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -45,11 +52,26 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+local function index(key, until_)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, until_, ARGV[5])
+  redis.call('PEXPIRE', key, math.ceil(window / 1000))
+end
+index(KEYS[2], now + window)
 count = count + 1
 if count >= max then
-  return {count, 1, wait()}
+  local w = wait()
+  index(KEYS[3], now + w)
+  return {count, 1, w}
 end
 return {count, 0, 0}
+"""
+
+# KEYS = the tracked and blocked index sets. Returns {tracked, blocked} now (Redis's clock).
+_LEVELS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('ZCOUNT', KEYS[2], now, '+inf')}
 """
 
 
@@ -67,15 +89,30 @@ class SharedFailedAuthLimiter:
         # Reuses the in-process limiter's rule for what a client is (IPv6 networks).
         self._clients = FailedAuthLimiter(max_failures, window, 1, ipv6_prefix=ipv6_prefix)
         self._script = store.redis.register_script(_SCRIPT)
+        self._levels = store.redis.register_script(_LEVELS)
+        self._index = [store.key("limiter", "tracked"), store.key("limiter", "blocked")]
 
     def client(self, ip: str) -> str:
         return self._clients.client(ip)
 
     async def _run(self, ip: str, mode: str) -> list[int]:
-        key = self.store.key("authfail", self.client(ip))
-        args: list[str | int] = [self._window_us, self.max_failures, mode, secrets.token_hex(8)]
-        result = await self.store.call(self._script(keys=[key], args=args))
+        client = self.client(ip)
+        key = self.store.key("authfail", client)
+        args: list[str | int] = [
+            self._window_us,
+            self.max_failures,
+            mode,
+            secrets.token_hex(8),
+            client,
+        ]
+        result = await self.store.call(self._script(keys=[key, *self._index], args=args))
         return [int(x) for x in result]
+
+    async def levels(self, timeout: float) -> tuple[int, int]:
+        """(clients tracked, clients blocked) across every replica, for the metrics: one
+        O(log n) script given at most ``timeout`` seconds (``StateUnavailable`` beyond)."""
+        result = await self.store.call(self._levels(keys=self._index), timeout)
+        return int(result[0]), int(result[1])
 
     async def retry_after(self, ip: str) -> int | None:
         failures, _, wait_us = await self._run(ip, "check")

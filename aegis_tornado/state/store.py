@@ -60,11 +60,12 @@ class StateStore:
                 log.error("state_store_unavailable")
         self.available = available
 
-    async def call(self, command: Awaitable[T]) -> T:
-        """Run one command (or script) within ``deadline`` seconds in all, retries included;
-        ``StateUnavailable`` when Redis cannot be reached, is too slow, or refuses (full)."""
+    async def call(self, command: Awaitable[T], timeout: float | None = None) -> T:
+        """Run one command (or script) within ``deadline`` (or ``timeout``) seconds in all,
+        retries included; ``StateUnavailable`` when Redis cannot be reached, is too slow, or
+        refuses (full)."""
         try:
-            result = await asyncio.wait_for(command, self.deadline)
+            result = await asyncio.wait_for(command, timeout or self.deadline)
         except (RedisError, OSError, asyncio.TimeoutError):
             self.mark(False)
             raise StateUnavailable() from None

@@ -402,7 +402,7 @@ class BaseHandler(web.RequestHandler):
     ) -> None:
         """The OAUTH_SCOPES of the user and of the client, intersected, enter the request as a
         key's scope does (same gate after this: out-of-scope repositories are "not found")."""
-        scope = self.ctx.settings.oauth_scopes.for_caller(login, client_id)
+        scope = self.ctx.oauth_scopes.for_caller(login, client_id)
         reason = scopes.gate_refusal(scope, ip)
         if reason is not None:
             reason = "oauth_scope_expired" if reason == "expired_api_key" else reason

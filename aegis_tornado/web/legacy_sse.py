@@ -33,13 +33,16 @@ class LegacySseHandler(McpHandler):
 
     async def get(self) -> None:
         """GET /mcp/sse: the session's event stream."""
+        share = await self.take_stream_share()  # across replicas (STATE_URL), else None
         registry = self.ctx.legacy_sessions
         session = registry.open(self.caller.key_id)
         if session is None:
+            if share is not None:
+                share.release()
             raise self.no_room_for_stream()
         stream = self.open_event_stream()
         session.stream = stream
-        if not self.ctx.requests.streams.add(stream, self.caller.key_id):
+        if not self.ctx.requests.streams.add(stream, self.caller.key_id, share):
             registry.close(session.id)
             raise self.no_room_for_stream()
         relay = self.ctx.sse_relay

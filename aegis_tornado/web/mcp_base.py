@@ -13,6 +13,7 @@ from tornado.ioloop import IOLoop
 
 from ..mcp.jsonrpc import INVALID_REQUEST, encode_bytes, error_response
 from ..mcp.protocol import McpServer
+from ..state.leases import Lease
 from ..state.store import StateUnavailable
 from .base import ApiError, BaseHandler
 from .fairness import BUSY, bound_batch, busy_reply, tool_calls
@@ -96,6 +97,35 @@ class McpHandler(BaseHandler):
             headers={"Retry-After": "5"},
             body=error_response(None, BUSY, message) if self.transport != "rest" else None,
         )
+
+    async def take_stream_share(self) -> Lease | None:
+        """With ``STATE_URL``: this key's share of event streams across replicas
+        (``MAX_SESSIONS_PER_KEY``), a lease the stream holds while open; None without it.
+
+        When every share of the key is taken, the key's oldest stream on this replica is ended
+        and hands its share over (the newest wins, as in one process); when this replica holds
+        none of them, 429. Redis unavailable: 503 with ``Retry-After`` (fail closed: no stream
+        goes uncounted); streams already open keep running.
+        """
+        shared = self.ctx.shared_streams
+        if shared is None:
+            return None
+        key_id = self.caller.key_id
+        try:
+            lease = await shared.take_lease(key_id)
+        except StateUnavailable as unavailable:
+            message = "Event streams are temporarily unavailable; retry shortly"
+            raise ApiError(
+                503,
+                message,
+                headers={"Retry-After": str(unavailable.retry_after)},
+                body=self._rpc_body(message),
+            ) from None
+        if lease is None:
+            lease = self.ctx.requests.streams.hand_over_oldest(key_id)
+        if lease is None:
+            raise self.no_room_for_stream()
+        return lease
 
     # --- fair shares -----------------------------------------------------------------------
 

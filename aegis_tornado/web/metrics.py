@@ -27,8 +27,10 @@ class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         """GET /metrics -> Prometheus text format."""
         await self._check_metrics_key()
+        metrics = self.ctx.metrics
+        await metrics.read_shared_state()  # STATE_URL: the levels kept in Redis (bounded)
         self.set_header("Content-Type", CONTENT_TYPE)
-        self.finish(self.ctx.metrics.exposition())
+        self.finish(metrics.exposition())
 
     async def _check_metrics_key(self) -> None:
         configured = self.ctx.settings.metrics_key

@@ -8,6 +8,16 @@ failing: hosted clients often cannot recover from a 404. Only ids that were ende
 expired or fail verification are refused.
 
 Sessions are never used for authentication: every request carries its own key.
+
+Across replicas (``STATE_URL``) a session is its signed id, valid on every replica; what a
+replica keeps is a cache of the sessions it has seen, bounded per replica like the process's
+memory (``MAX_SESSIONS``, and ``MAX_SESSIONS_PER_KEY`` evicting the key's own least recently
+used). Sessions are not counted in Redis: eviction never refuses (an evicted id is rebuilt on
+its next request), so a shared count could refuse nothing a hosted client would survive, and
+keeping it would cost a Redis round trip per request. What a session holds open, its
+``GET /mcp`` stream, is counted across replicas with every other event stream of its key
+(``McpHandler.take_stream_share``). An ended id (DELETE) is remembered by the replica that
+ended it only (docs/SCALING.md).
 """
 
 from __future__ import annotations

@@ -203,8 +203,9 @@ class StreamableHttpHandler(McpHandler):
         if not self.accepts_event_stream():
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = self._session(self._version_header())
+        share = await self.take_stream_share()  # across replicas (STATE_URL), else None
         stream = self.open_event_stream()
-        if not self.ctx.requests.streams.add(stream, self.caller.key_id):
+        if not self.ctx.requests.streams.add(stream, self.caller.key_id, share):
             raise self.no_room_for_stream()
         if session is not None:
             if session.stream is not None:

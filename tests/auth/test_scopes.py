@@ -17,9 +17,10 @@ import textwrap
 import pytest
 
 from aegis_tornado.auth.scopes import KeyScope, parse_scope
-from aegis_tornado.settings import ConfigError, load_settings
+from aegis_tornado.settings import load_settings
 
 from ..conftest import KEY, body_json, with_settings
+from ..support import start_up
 from ..tools.conftest import GITEA_TOKEN, gitea, registry  # noqa: F401  (fixtures)
 from ..web.test_sdk_clients import connect  # noqa: F401  (fixture: both SDK transports)
 
@@ -330,22 +331,25 @@ async def test_allowed_ips_use_the_client_address_behind_a_trusted_proxy(api):
         ("allowed_ips: 10.0.0.0/8", "allowed_ips must be a list"),
     ],
 )
-def test_bad_scope_fields_stop_start_up_with_one_line_naming_them(tmp_path, entry, message):
+def test_bad_scope_fields_stop_start_up_with_one_line_naming_them(
+    tmp_path, monkeypatch, entry, message
+):
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "aegis.yaml"
     config.write_text(
         textwrap.dedent(f"""\
+            gitea_url: http://127.0.0.1:9
+            gitea_token: t0k
             api_keys:
               - key: {KEY}
                 {entry}
             """)
     )
-    with pytest.raises(ConfigError) as info:
-        load_settings(
-            str(config), environ={"GITEA_URL": "http://127.0.0.1:9", "GITEA_TOKEN": "t0k"}
-        )
-    assert message in str(info.value)
-    assert "key #1" in str(info.value) and "\n" not in str(info.value)
-    assert KEY not in str(info.value)
+    status, stderr = start_up("--config", str(config))
+    assert status == 2
+    assert message in stderr
+    assert "api_keys (config file): key #1" in stderr and stderr.count("\n") == 1
+    assert KEY not in stderr
 
 
 def test_expires_accepts_dates_and_times():

@@ -18,7 +18,7 @@ from aegis_tornado.web.app import make_app
 
 from ..conftest import KEY, OTHER_KEY, UNKNOWN_KEY, body_json, with_settings
 from ..sse_reader import SseReader
-from ..support import demo_tools
+from ..support import demo_tools, rpc
 from .conftest import LiveServer, live_settings
 
 QUERY_KEY_ROUTES = {"/mcp/tools", "/mcp/tool/call", "/mcp/sse"}
@@ -29,10 +29,6 @@ def route_paths(ctx) -> list[str]:
     for rule in make_app(ctx).wildcard_router.rules:
         paths.append(rule.matcher.regex.pattern.rstrip("$").replace("/?", ""))
     return paths
-
-
-def rpc(method, id_=1, **params):
-    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
 
 
 # --- query keys -------------------------------------------------------------------------

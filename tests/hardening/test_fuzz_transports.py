@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ..sse_reader import SseReader
+from ..support import initialize_request
 from .checks import (
     assert_error_body,
     assert_jsonrpc_message,
@@ -83,18 +84,7 @@ def session_id(live_server) -> str:
     reply = live_server.request(
         "POST",
         "/mcp",
-        json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "fuzz", "version": "1"},
-                },
-            }
-        ).encode(),
+        json.dumps(initialize_request("fuzz")).encode(),
         headers={"Content-Type": "application/json", "Accept": "application/json"},
     )
     assert reply.status == 200

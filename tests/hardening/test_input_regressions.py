@@ -14,14 +14,10 @@ from aegis_tornado.mcp.registry import Tool
 
 from ..conftest import KEY, body_json
 from ..sse_reader import SseReader
-from ..support import demo_tools
+from ..support import demo_tools, post_mcp, rpc
 from .conftest import strict_json
 
 JSON = {"Content-Type": "application/json"}
-
-
-def rpc(method, id_=1, **params):
-    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
 
 
 async def _weird_output(arguments, context):
@@ -133,17 +129,10 @@ async def test_a_tool_returning_unencodable_values_still_gets_a_valid_reply(api,
             "big": None,
         }
     # On an event stream too (progress requested, so the reply goes out as SSE).
-    reader = await SseReader.open(
-        base_url + "/mcp",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {KEY}",
-            "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream",
-        },
-        body=json.dumps(
-            rpc("tools/call", 3, name="weird", arguments={}, _meta={"progressToken": "p"})
-        ),
+    reader = await post_mcp(
+        base_url,
+        KEY,
+        rpc("tools/call", 3, name="weird", arguments={}, _meta={"progressToken": "p"}),
     )
     while True:
         message = strict_json((await reader.next())[1])

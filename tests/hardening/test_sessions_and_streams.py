@@ -20,13 +20,10 @@ from aegis_tornado.mcp.registry import Tool
 from .. import support
 from ..conftest import KEY, OTHER_KEY, body_json, with_settings
 from ..sse_reader import SseReader
+from ..support import rpc
 from .conftest import RawConnection, drained, request_bytes, wait_until
 
 SSE = {"Authorization": f"Bearer {KEY}", "Accept": "text/event-stream"}
-
-
-def rpc(method, id_=1, **params):
-    return {"jsonrpc": "2.0", "id": id_, "method": method, "params": params}
 
 
 async def open_legacy(base_url: str) -> tuple[SseReader, str]:
@@ -159,22 +156,15 @@ async def test_an_abandoned_legacy_stream_cancels_its_calls_at_once(api, ctx, ba
 @with_settings(sse_keepalive=30)
 @pytest.mark.gen_test(timeout=30)
 async def test_a_call_abandoned_mid_event_stream_is_cancelled_at_once(api, ctx, base_url):
-    reader = await SseReader.open(
-        base_url + "/mcp",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {KEY}",
-            "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream",
-        },
-        body=json.dumps(
-            rpc(
-                "tools/call",
-                9,
-                name="slow",
-                arguments={"seconds": 20, "steps": 40, "label": "mid-stream"},
-                _meta={"progressToken": "p"},
-            )
+    reader = await support.post_mcp(
+        base_url,
+        KEY,
+        rpc(
+            "tools/call",
+            9,
+            name="slow",
+            arguments={"seconds": 20, "steps": 40, "label": "mid-stream"},
+            _meta={"progressToken": "p"},
         ),
     )
     assert (await reader.next_json())["method"] == "notifications/progress"

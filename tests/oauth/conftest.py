@@ -25,25 +25,12 @@ from aegis_tornado.gitea_double.oauth2 import DEMO_PASSWORDS, OAuthApp
 from aegis_tornado.settings import Settings
 
 from ..conftest import KEY
+from ..support import Gitea
 
 BOT_TOKEN = "bot-token-for-oauth-tests-5d2c9e1f"
 GITEA_CLIENT_ID = "0b7c5f9e-oauth-tests-client"
 GITEA_CLIENT_SECRET = "gto_oauthtestssecret0000000000000000000000000000"
 REDIRECT = "http://127.0.0.1:33418/callback"
-
-
-@dataclasses.dataclass
-class Gitea:
-    app: Any
-    url: str
-
-    @property
-    def double(self):
-        return self.app.double
-
-    @property
-    def oauth(self):
-        return self.app.double.oauth
 
 
 @pytest.fixture
@@ -131,6 +118,7 @@ def ctx(aegis_settings, logs, registry, gitea, mcp_base, io_loop):
     context.oauth.close()
     if context.state is not None:
         io_loop.run_sync(context.shared_calls.close)
+        io_loop.run_sync(context.shared_streams.close)
         io_loop.run_sync(context.sse_relay.close)
         io_loop.run_sync(context.state.close)
 

@@ -14,21 +14,13 @@ import httpx2
 import pytest
 
 from ..conftest import KEY
+from ..support import initialize_request
 from .conftest import REDIRECT, Browser
 
 # The same flows on both stores: the SQLite file (one replica) and Redis (STATE_URL).
 BOTH_STORES = True
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+INIT = initialize_request()
 
 
 def pkce() -> tuple[str, str]:
@@ -64,50 +56,92 @@ def authorize_url(base: str, client_id: str, challenge: str, **overrides) -> str
     return f"{base}/oauth/authorize?" + urlencode({k: v for k, v in query.items() if v is not None})
 
 
+async def authorization(base: str, client_id: str, challenge: str, login: str = "alice") -> dict:
+    """A browser's way through consent and Gitea's sign-in for ``authorize_url``: the query of
+    the redirect back to the client (code, state, iss)."""
+    browser = Browser(login)
+    try:
+        await browser.visit(authorize_url(base, client_id, challenge))
+    finally:
+        await browser.aclose()
+    return browser.result
+
+
+async def exchange_code(
+    http: httpx2.AsyncClient, base: str, client_id: str, code: str, verifier: str, **extra
+) -> httpx2.Response:
+    """The client's token request for an authorization code."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+        "code_verifier": verifier,
+        **extra,
+    }
+    return await http.post(f"{base}/oauth/token", data=form)
+
+
+async def refresh(
+    http: httpx2.AsyncClient, base: str, refresh_token: str, client_id: str
+) -> httpx2.Response:
+    """The client's token request with a refresh token."""
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    return await http.post(f"{base}/oauth/token", data=form)
+
+
 async def sign_in(base: str, login: str = "alice") -> dict:
     """DCR + the browser flow + the code exchange: the token response, plus the client id."""
     async with httpx2.AsyncClient(timeout=20) as http:
         client_id = (await register(http, base)).json()["client_id"]
         verifier, challenge = pkce()
-        browser = Browser(login)
-        try:
-            await browser.visit(authorize_url(base, client_id, challenge))
-        finally:
-            await browser.aclose()
-        assert browser.result and browser.result["iss"] == base
-        assert browser.result["state"] == "client-state-1"
-        reply = await http.post(
-            f"{base}/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": browser.result["code"],
-                "redirect_uri": REDIRECT,
-                "client_id": client_id,
-                "code_verifier": verifier,
-                "resource": f"{base}/mcp",
-            },
+        result = await authorization(base, client_id, challenge, login)
+        assert result and result["iss"] == base
+        assert result["state"] == "client-state-1"
+        reply = await exchange_code(
+            http, base, client_id, result["code"], verifier, resource=f"{base}/mcp"
         )
         assert reply.status_code == 200, reply.text
         assert reply.headers["cache-control"] == "no-store"
         return {
             **reply.json(),
             "client_id": client_id,
-            "code": browser.result["code"],
+            "code": result["code"],
             "verifier": verifier,
         }
 
 
+async def post_mcp(
+    http: httpx2.AsyncClient,
+    base: str,
+    token: str,
+    message: dict,
+    headers: dict[str, str] | None = None,
+) -> httpx2.Response:
+    """A JSON-RPC message POSTed to /mcp with an OAuth access token."""
+    return await http.post(
+        f"{base}/mcp",
+        json=message,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json, text/event-stream",
+            **(headers or {}),
+        },
+    )
+
+
+async def list_repositories(http: httpx2.AsyncClient, base: str, token: str) -> httpx2.Response:
+    """The REST tool call (/mcp/tool/call) every user can make, with an OAuth access token."""
+    return await http.post(
+        f"{base}/mcp/tool/call",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        json={"tool": "list_repositories", "arguments": {}},
+    )
+
+
 async def mcp_status(base: str, token: str) -> int:
     async with httpx2.AsyncClient(timeout=20) as http:
-        reply = await http.post(
-            f"{base}/mcp",
-            json=INIT,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json, text/event-stream",
-            },
-        )
-        return reply.status_code
+        return (await post_mcp(http, base, token, INIT)).status_code
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -257,45 +291,18 @@ async def test_code_exchange_failures(mcp_base, app, http_server):
     tokens = await sign_in(mcp_base)
     async with httpx2.AsyncClient(timeout=20) as http:
         # The code is single use.
-        replay = await http.post(
-            f"{mcp_base}/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": tokens["code"],
-                "redirect_uri": REDIRECT,
-                "client_id": tokens["client_id"],
-                "code_verifier": tokens["verifier"],
-            },
+        replay = await exchange_code(
+            http, mcp_base, tokens["client_id"], tokens["code"], tokens["verifier"]
         )
         assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-        unknown = await http.post(
-            f"{mcp_base}/oauth/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": tokens["refresh_token"],
-                "client_id": "dcr_deleted",
-            },
-        )
+        unknown = await refresh(http, mcp_base, tokens["refresh_token"], "dcr_deleted")
         assert unknown.status_code == 401 and unknown.json()["error"] == "invalid_client"
     # A wrong PKCE verifier.
     async with httpx2.AsyncClient(timeout=20) as http:
         client_id = (await register(http, mcp_base)).json()["client_id"]
         _, challenge = pkce()
-        browser = Browser("alice")
-        try:
-            await browser.visit(authorize_url(mcp_base, client_id, challenge))
-        finally:
-            await browser.aclose()
-        wrong = await http.post(
-            f"{mcp_base}/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": browser.result["code"],
-                "redirect_uri": REDIRECT,
-                "client_id": client_id,
-                "code_verifier": "w" * 60,
-            },
-        )
+        code = (await authorization(mcp_base, client_id, challenge))["code"]
+        wrong = await exchange_code(http, mcp_base, client_id, code, "w" * 60)
         assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
 
 
@@ -347,23 +354,11 @@ async def test_revocation(mcp_base, app, http_server):
 @pytest.mark.gen_test(timeout=60)
 async def test_gitea_grant_revoked_ends_the_mcp_grant(mcp_base, gitea, app, http_server):
     tokens = await sign_in(mcp_base)
-    headers = {
-        "Authorization": f"Bearer {tokens['access_token']}",
-        "Content-Type": "application/json",
-    }
     async with httpx2.AsyncClient(timeout=20) as http:
-        ok = await http.post(
-            f"{mcp_base}/mcp/tool/call",
-            headers=headers,
-            json={"tool": "list_repositories", "arguments": {}},
-        )
+        ok = await list_repositories(http, mcp_base, tokens["access_token"])
         assert ok.status_code == 200, ok.text
         assert gitea.oauth.revoke("alice") == 1  # alice clicks Revoke in Gitea
-        failed = await http.post(
-            f"{mcp_base}/mcp/tool/call",
-            headers=headers,
-            json={"tool": "list_repositories", "arguments": {}},
-        )
+        failed = await list_repositories(http, mcp_base, tokens["access_token"])
         assert failed.json()["isError"] is True
         assert "sign in again" in failed.json()["content"][0]["text"]
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401
@@ -412,20 +407,9 @@ async def test_gitea_token_refreshed_once_under_concurrent_calls(
     gitea.oauth.invalidate_refresh_tokens = True  # a second refresh with the old token would fail
     tokens = await sign_in(mcp_base)
     await asyncio.sleep(1.5)
-    headers = {
-        "Authorization": f"Bearer {tokens['access_token']}",
-        "Content-Type": "application/json",
-    }
     async with httpx2.AsyncClient(timeout=20) as http:
         replies = await asyncio.gather(
-            *[
-                http.post(
-                    f"{mcp_base}/mcp/tool/call",
-                    headers=headers,
-                    json={"tool": "list_repositories", "arguments": {}},
-                )
-                for _ in range(5)
-            ]
+            *[list_repositories(http, mcp_base, tokens["access_token"]) for _ in range(5)]
         )
     assert all(r.status_code == 200 and r.json().get("isError") is not True for r in replies)
     assert gitea.oauth.token_requests.get("refresh_token") == 1
@@ -446,14 +430,7 @@ async def test_one_user_two_clients_share_one_gitea_grant(mcp_base, gitea, ctx, 
     await asyncio.sleep(1.5)  # both now need a Gitea refresh
     async with httpx2.AsyncClient(timeout=20) as http:
         for tokens in (first, second, first):
-            reply = await http.post(
-                f"{mcp_base}/mcp/tool/call",
-                headers={
-                    "Authorization": f"Bearer {tokens['access_token']}",
-                    "Content-Type": "application/json",
-                },
-                json={"tool": "list_repositories", "arguments": {}},
-            )
+            reply = await list_repositories(http, mcp_base, tokens["access_token"])
             assert reply.status_code == 200 and reply.json().get("isError") is not True, reply.text
     assert len(gitea.oauth.grants) == 1
     assert ctx.oauth.vault.refreshes == 1
@@ -464,16 +441,7 @@ async def test_failed_token_requests_count_in_the_per_ip_limiter(mcp_base, app, 
     async with httpx2.AsyncClient(timeout=20) as http:
         client_id = (await register(http, mcp_base)).json()["client_id"]
         statuses = [
-            (
-                await http.post(
-                    f"{mcp_base}/oauth/token",
-                    data={
-                        "grant_type": "refresh_token",
-                        "refresh_token": f"agm_rt_guess{n}",
-                        "client_id": client_id,
-                    },
-                )
-            ).status_code
+            (await refresh(http, mcp_base, f"agm_rt_guess{n}", client_id)).status_code
             for n in range(6)
         ]
     assert statuses == [400] * 5 + [429]
@@ -485,14 +453,9 @@ async def test_static_client_with_a_secret(mcp_base, ctx, app, http_server):
 
     client_id, secret = add_static_client(ctx.oauth.store, "Claude (static)", [REDIRECT])
     verifier, challenge = pkce()
-    browser = Browser("alice")
-    try:
-        await browser.visit(authorize_url(mcp_base, client_id, challenge))
-    finally:
-        await browser.aclose()
     form = {
         "grant_type": "authorization_code",
-        "code": browser.result["code"],
+        "code": (await authorization(mcp_base, client_id, challenge))["code"],
         "redirect_uri": REDIRECT,
         "code_verifier": verifier,
     }
@@ -543,35 +506,15 @@ def test_admin_cli_adds_lists_and_revokes(tmp_path, capsys):
 @pytest.mark.gen_test(timeout=60)
 async def test_a_session_is_bound_to_its_user(mcp_base, app, http_server):
     alice, carol = await sign_in(mcp_base, "alice"), await sign_in(mcp_base, "carol")
-    accept = {"Accept": "application/json, text/event-stream"}
     async with httpx2.AsyncClient(timeout=20) as http:
-        init = await http.post(
-            f"{mcp_base}/mcp",
-            json=INIT,
-            headers={"Authorization": f"Bearer {alice['access_token']}", **accept},
-        )
-        session = init.headers["mcp-session-id"]
+        init = await post_mcp(http, mcp_base, alice["access_token"], INIT)
+        in_session = {
+            "Mcp-Session-Id": init.headers["mcp-session-id"],
+            "MCP-Protocol-Version": "2025-06-18",
+        }
         listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
-        own = await http.post(
-            f"{mcp_base}/mcp",
-            json=listing,
-            headers={
-                "Authorization": f"Bearer {alice['access_token']}",
-                "Mcp-Session-Id": session,
-                "MCP-Protocol-Version": "2025-06-18",
-                **accept,
-            },
-        )
-        hijack = await http.post(
-            f"{mcp_base}/mcp",
-            json=listing,
-            headers={
-                "Authorization": f"Bearer {carol['access_token']}",
-                "Mcp-Session-Id": session,
-                "MCP-Protocol-Version": "2025-06-18",
-                **accept,
-            },
-        )
+        own = await post_mcp(http, mcp_base, alice["access_token"], listing, in_session)
+        hijack = await post_mcp(http, mcp_base, carol["access_token"], listing, in_session)
     assert own.status_code == 200
     assert hijack.status_code in (403, 404)
 
@@ -592,30 +535,14 @@ async def test_no_resource_binds_to_the_canonical_uri_and_callbacks_are_single_u
             assert replayed.status_code == 400 and "location" not in replayed.headers
         finally:
             await browser.aclose()
-        reply = await http.post(
-            f"{mcp_base}/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": browser.result["code"],
-                "redirect_uri": REDIRECT,
-                "client_id": client_id,
-                "code_verifier": verifier,
-            },
-        )
+        reply = await exchange_code(http, mcp_base, client_id, browser.result["code"], verifier)
         assert reply.status_code == 200, reply.text
         tokens = reply.json()
         assert await mcp_status(mcp_base, tokens["access_token"]) == 200
         # A deleted client: its tokens die, and the token endpoint says invalid_client (401),
         # which makes Claude register again.
         await ctx.oauth.delete_client(client_id)
-        gone = await http.post(
-            f"{mcp_base}/oauth/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": tokens["refresh_token"],
-                "client_id": client_id,
-            },
-        )
+        gone = await refresh(http, mcp_base, tokens["refresh_token"], client_id)
         assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401
 

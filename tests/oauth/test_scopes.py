@@ -12,11 +12,13 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from aegis_tornado.auth.scopes import intersect, parse_oauth_scopes, parse_scope
+from aegis_tornado.assembly import build_oauth_scopes
+from aegis_tornado.auth.scopes import intersect, parse_scope
 from aegis_tornado.reload import KeySource, reload_keys
-from aegis_tornado.settings import ConfigError, load_settings
+from aegis_tornado.settings import load_settings
 
 from ..conftest import KEY, with_settings
+from ..support import start_up
 from .conftest import Browser, MemoryStorage
 from .test_sdk_flow import oauth_session, repo_names
 
@@ -53,7 +55,7 @@ async def sign_in(mcp_base: str, storage: MemoryStorage, login: str = "alice") -
 
 
 @pytest.mark.gen_test(timeout=60)
-@with_settings(oauth_scopes=parse_oauth_scopes({"users": {"Alice": {"repos": ["alice/*"]}}}))
+@with_settings(oauth_scopes={"users": {"Alice": {"repos": ["alice/*"]}}})
 async def test_a_user_scope_hides_a_repository_the_user_can_read(mcp_base, gitea, app, http_server):
     browser = Browser("alice")
     try:
@@ -119,7 +121,7 @@ ALICE_SCOPE = {
 
 
 @pytest.mark.gen_test(timeout=90)
-@with_settings(oauth_scopes=parse_oauth_scopes({"users": {"alice": ALICE_SCOPE}}))
+@with_settings(oauth_scopes={"users": {"alice": ALICE_SCOPE}})
 async def test_user_and_client_scopes_intersect(mcp_base, gitea, app, http_server, ctx, tmp_path):
     storage = MemoryStorage()
     client_id = await sign_in(mcp_base, storage)
@@ -221,22 +223,26 @@ async def test_expired_and_ip_bound_oauth_scopes_refuse_at_the_gate(
         ("users: {alice: {tools: [get_repository]}, ALICE: {tools: [search]}}", "listed twice"),
     ],
 )
-def test_bad_oauth_scopes_stop_start_up_with_one_line_naming_them(tmp_path, scopes, message):
+def test_bad_oauth_scopes_stop_start_up_with_one_line_naming_them(
+    tmp_path, monkeypatch, scopes, message
+):
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "aegis.yaml"
     path.write_text(textwrap.dedent(f"oauth_scopes: {{{scopes}}}\n"))
-    with pytest.raises(ConfigError) as raised:
-        load_settings(str(path), {})
-    assert "oauth_scopes" in str(raised.value) and message in str(raised.value)
-    assert "\n" not in str(raised.value)
+    status, stderr = start_up("--config", str(path))
+    assert status == 2
+    assert "oauth_scopes" in stderr and message in stderr
+    assert stderr.count("\n") == 1
 
 
 def test_oauth_scopes_from_the_environment_as_json():
     settings = load_settings(
         None, {"OAUTH_SCOPES": '{"users": {"Bob": {"tools": ["search", "fetch"]}}}'}
     )
-    scope = settings.oauth_scopes.for_caller("bob", "any-client")
+    scopes = build_oauth_scopes(settings)
+    scope = scopes.for_caller("bob", "any-client")
     assert scope is not None and scope.tools == frozenset({"search", "fetch"})
-    assert settings.oauth_scopes.for_caller("alice", "any-client") is None
+    assert scopes.for_caller("alice", "any-client") is None
 
 
 def test_intersect_keeps_what_both_scopes_allow():

@@ -24,6 +24,7 @@ def aegis_settings(aegis_settings, redis_url):
 def ctx(ctx, io_loop):
     yield ctx
     io_loop.run_sync(ctx.shared_calls.close)
+    io_loop.run_sync(ctx.shared_streams.close)
     io_loop.run_sync(ctx.sse_relay.close)
     io_loop.run_sync(ctx.state.close)
 
@@ -38,5 +39,6 @@ def replica_b(aegis_settings, registry, io_loop):
     yield Api(f"http://127.0.0.1:{port}")
     server.stop()
     io_loop.run_sync(ctx.shared_calls.close)
+    io_loop.run_sync(ctx.shared_streams.close)
     io_loop.run_sync(ctx.sse_relay.close)
     io_loop.run_sync(ctx.state.close)

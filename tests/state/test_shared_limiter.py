@@ -55,10 +55,12 @@ async def test_keys_are_namespaced_and_expire(api, redis_server):
     for _ in range(3):
         await api.request("/mcp/tools", key=UNKNOWN_KEY)
     client = redis_server.client()
-    keys = client.keys("*")
-    assert keys == [b"aegis:authfail:127.0.0.1"]
-    assert 0 < client.pttl(keys[0]) <= 60_000
+    keys = sorted(client.keys("*"))
+    # The client's failures, and the metrics' two indexes (tracked and blocked clients).
+    assert keys == [b"aegis:authfail:127.0.0.1", b"aegis:limiter:blocked", b"aegis:limiter:tracked"]
+    assert all(0 < client.pttl(key) <= 60_000 for key in keys)
     assert client.zcard(keys[0]) == 2  # only the most recent max_failures are kept
+    assert client.zrange(keys[1], 0, -1) == client.zrange(keys[2], 0, -1) == [b"127.0.0.1"]
 
 
 @with_settings(max_auth_failures=3, auth_failure_window=60.0)

@@ -14,25 +14,9 @@ from aegis_tornado.assembly import gitea_tools
 from aegis_tornado.gitea_double import make_double_app
 
 from ..gitea import spec
+from ..support import Gitea
 
 GITEA_TOKEN = "bot-token-for-tool-tests-3c9d1e7a"
-
-
-@dataclasses.dataclass
-class Gitea:
-    app: Any
-    url: str
-
-    @property
-    def double(self):
-        return self.app.double
-
-    @property
-    def faults(self):
-        return self.app.faults
-
-    def requested_paths(self) -> list[str]:
-        return [record.path for record in self.double.requests]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from .. import support
 from ..conftest import KEY, OTHER_KEY, body_json
 from ..sse_reader import SseReader
+from ..support import rpc
 
 
 async def open_stream(base_url: str, *, query_key: bool = False, key: str = KEY):
@@ -28,13 +29,6 @@ async def endpoint_of(reader: SseReader) -> str:
     event, data = await reader.next()
     assert event == "endpoint"
     return data
-
-
-def rpc(method, id_=1, **params):
-    message = {"jsonrpc": "2.0", "method": method, "params": params}
-    if id_ is not None:
-        message["id"] = id_
-    return message
 
 
 @pytest.mark.gen_test

@@ -19,6 +19,7 @@ from aegis_tornado.metrics import observe_log_pipeline
 from ..conftest import KEY, OTHER_KEY, UNKNOWN_KEY, body_json, with_settings
 from ..hardening.process import ServerProcess
 from ..sse_reader import SseReader
+from ..support import initialize_request
 from ..tools.conftest import GITEA_TOKEN, gitea  # noqa: F401  (fixture)
 
 METRICS_KEY = hashlib.sha256(b"metrics-scraper").hexdigest()
@@ -190,18 +191,7 @@ async def test_sessions_and_streams_are_gauges(api, base_url):
         assert opened.value("aegis_http_requests_in_flight") >= 1
     finally:
         stream.close()
-    init = await api.mcp(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-    )
+    init = await api.mcp(initialize_request())
     assert init.code == 200
     assert (await scrape(api)).value("aegis_mcp_sessions") == 1
 

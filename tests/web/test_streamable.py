@@ -10,25 +10,11 @@ import pytest
 from .. import support
 from ..conftest import KEY, OTHER_KEY, body_json, with_settings
 from ..sse_reader import SseReader
-
-
-def rpc(method: str, id_: int | str | None = 1, **params):
-    message = {"jsonrpc": "2.0", "method": method, "params": params}
-    if id_ is not None:
-        message["id"] = id_
-    return message
+from ..support import initialize_request, rpc
 
 
 async def initialize(api, version="2025-06-18", key=KEY):
-    response = await api.mcp(
-        rpc(
-            "initialize",
-            protocolVersion=version,
-            capabilities={},
-            clientInfo={"name": "t", "version": "1"},
-        ),
-        key=key,
-    )
+    response = await api.mcp(initialize_request(version=version), key=key)
     assert response.code == 200, response.body
     return response.headers["Mcp-Session-Id"], body_json(response)["result"]
 
@@ -242,22 +228,15 @@ async def test_the_session_remembers_its_version(api):
 
 @pytest.mark.gen_test
 async def test_progress_token_gets_an_event_stream(api, base_url):
-    reader = await SseReader.open(
-        base_url + "/mcp",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {KEY}",
-            "Content-Type": "application/json",
-            "Accept": "application/json, text/event-stream",
-        },
-        body=json.dumps(
-            rpc(
-                "tools/call",
-                7,
-                name="slow",
-                arguments={"seconds": 0.1, "steps": 2},
-                _meta={"progressToken": "tok"},
-            )
+    reader = await support.post_mcp(
+        base_url,
+        KEY,
+        rpc(
+            "tools/call",
+            7,
+            name="slow",
+            arguments={"seconds": 0.1, "steps": 2},
+            _meta={"progressToken": "tok"},
         ),
     )
     assert reader.code == 200
@@ -294,25 +273,17 @@ async def test_without_event_stream_accept_the_reply_is_json(api):
 @pytest.mark.gen_test
 async def test_cancelled_notification_stops_the_call_and_sends_nothing(api, base_url):
     session_id, _ = await initialize(api)
-    headers = {
-        "Authorization": f"Bearer {KEY}",
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "Mcp-Session-Id": session_id,
-    }
-    reader = await SseReader.open(
-        base_url + "/mcp",
-        method="POST",
-        headers=headers,
-        body=json.dumps(
-            rpc(
-                "tools/call",
-                41,
-                name="slow",
-                arguments={"seconds": 20, "label": "c41"},
-                _meta={"progressToken": "t"},
-            )
+    reader = await support.post_mcp(
+        base_url,
+        KEY,
+        rpc(
+            "tools/call",
+            41,
+            name="slow",
+            arguments={"seconds": 20, "label": "c41"},
+            _meta={"progressToken": "t"},
         ),
+        headers={"Mcp-Session-Id": session_id},
     )
     first = await reader.next_json()
     assert first["method"] == "notifications/progress"
@@ -334,17 +305,11 @@ async def test_cancelled_notification_stops_the_call_and_sends_nothing(api, base
 
 @pytest.mark.gen_test
 async def test_a_client_that_disconnects_mid_call_cancels_it(api, base_url, logs):
-    reader = await SseReader.open(
-        base_url + "/mcp",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {KEY}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
-        body=json.dumps(
-            rpc("tools/call", 5, name="slow", arguments={"seconds": 20, "label": "gone"})
-        ),
+    reader = await support.post_mcp(
+        base_url,
+        KEY,
+        rpc("tools/call", 5, name="slow", arguments={"seconds": 20, "label": "gone"}),
+        accept="application/json",
         wait=False,
     )  # a JSON reply: no headers until the call ends
     for _ in range(100):
