@@ -27,6 +27,7 @@ from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
 from .server import serve_until, start_server, stop_on_signals
 from .settings import ConfigError, Settings
+from .state.store import StateStore, StateUnavailable
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
 from .tools.resources import RepositoryFiles
@@ -173,6 +174,33 @@ def gitea_tools(
     return client, build_registry(env)
 
 
+def build_oauth_store(settings: Settings):
+    """Where OAuth state lives (the one place that decides): Redis with ``STATE_URL``, shared
+    by every replica; otherwise the SQLite file ``OAUTH_STATE_PATH`` of this process. The demo
+    keeps its own: its Gitea is in the process and forgets everything at exit."""
+    if settings.state_url is not None and not settings.demo_mode:
+        from .oauth.redis_store import RedisOAuthStore
+
+        return RedisOAuthStore(settings.state_url, refresh_ttl=settings.oauth_refresh_token_ttl)
+    from .oauth.store import OAuthStore
+
+    return OAuthStore(settings.oauth_state_path)
+
+
+def oauth_vault_key(settings: Settings) -> bytes:
+    """The Fernet key sealing users' Gitea tokens: ``OAUTH_ENCRYPTION_KEY`` (required with
+    ``STATE_URL``: replicas must share it), else a 0600 key file beside the SQLite store."""
+    from cryptography.fernet import Fernet
+
+    from .oauth.vault import load_or_create_key
+
+    if settings.oauth_encryption_key:
+        return settings.oauth_encryption_key.encode()
+    if settings.oauth_state_path == ":memory:":
+        return Fernet.generate_key()
+    return load_or_create_key(None, settings.oauth_state_path + ".key")
+
+
 def build_oauth(
     settings: Settings,
     gitea_url: str,
@@ -180,8 +208,10 @@ def build_oauth(
     client_id: str,
     client_secret: str,
     gitea_browser_url: str | None = None,
+    state: StateStore | None = None,
 ):
-    """The OAuth service (authorization server, and token check of the resource server)."""
+    """The OAuth service (authorization server, and token check of the resource server);
+    ``state``: the shared store's connection, for the per-IP OAuth rates (``STATE_URL``)."""
     from .oauth import OAuthService
 
     return OAuthService(
@@ -191,15 +221,32 @@ def build_oauth(
         client_id=client_id,
         client_secret=client_secret,
         scopes=settings.gitea_oauth_scopes,
-        state_path=settings.oauth_state_path,
-        encryption_key=settings.oauth_encryption_key,
+        store=build_oauth_store(settings),
+        vault_key=oauth_vault_key(settings),
         access_ttl=settings.oauth_access_token_ttl,
         refresh_ttl=settings.oauth_refresh_token_ttl,
         redirect_prefixes=settings.oauth_redirect_prefixes,
         registrations_per_minute=settings.oauth_registrations_per_minute,
         cimd_hosts=settings.oauth_cimd_hosts,
         gitea_timeout=settings.gitea_timeout,
+        state=state,
+        token_cache_ttl=settings.oauth_token_cache_ttl,
     )
+
+
+async def check_vault_key(oauth) -> None:
+    """Replicas sharing OAuth state must seal with one key: a replica with another refuses to
+    start (StartupError: one line, exit 2). Redis down: checked by every seal and unseal."""
+    try:
+        same = await oauth.claim_vault_key()
+    except StateUnavailable:
+        log.warning("oauth_vault_key_unchecked", reason="state_store_unavailable")
+        return
+    if not same:
+        raise StartupError(
+            "OAUTH_ENCRYPTION_KEY: not the key of the other replicas on STATE_URL (Redis "
+            "holds its fingerprint, never the key): give every replica the same key"
+        )
 
 
 async def run(
@@ -271,8 +318,13 @@ async def run(
         if double_app is not None and settings.oauth_state_path == Settings.oauth_state_path:
             # The demo Gitea forgets everything at exit; so does the demo's OAuth store.
             settings = dataclasses.replace(settings, oauth_state_path=":memory:")
-        ctx.oauth = build_oauth(settings, gitea_url, public_url, client_id, secret)
+        ctx.oauth = build_oauth(settings, gitea_url, public_url, client_id, secret, state=ctx.state)
         running.cleanups.insert(0, ctx.oauth.close)
+        try:
+            await check_vault_key(ctx.oauth)
+        except StartupError:
+            await running.shutdown()
+            raise
         log.info("oauth_enabled", issuer=public_url, resource=ctx.oauth.resource)
     log.info(
         "listening",

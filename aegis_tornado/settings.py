@@ -708,13 +708,15 @@ class Settings:
         "OAUTH_STATE_PATH",
         _as_str,
         "data/oauth.sqlite3",
-        "SQLite file holding OAuth clients, grants, hashed tokens and encrypted Gitea tokens.",
+        "SQLite file holding OAuth clients, grants, hashed tokens and encrypted Gitea tokens "
+        "(not used with STATE_URL: OAuth state is then in Redis).",
     )
     oauth_encryption_key: str | None = setting(
         "OAUTH_ENCRYPTION_KEY",
         _as_optional_str,
         None,
-        "Fernet key encrypting Gitea tokens at rest (default: a 0600 key file beside the store).",
+        "Fernet key encrypting Gitea tokens at rest (default: a 0600 key file beside the store; "
+        "required with STATE_URL, the same on every replica).",
         secret=True,
     )
     oauth_redirect_prefixes: tuple[str, ...] = setting(
@@ -734,6 +736,13 @@ class Settings:
         _int_between(1, 100_000),
         10,
         "Dynamic client registrations accepted per client IP per minute.",
+    )
+    oauth_token_cache_ttl: float = setting(
+        "OAUTH_TOKEN_CACHE_TTL",
+        _seconds(0),
+        5.0,
+        "Seconds a verified OAuth access token is trusted without a store lookup (0: every "
+        "request looks it up); a revocation on another replica is seen at most this late.",
     )
     oauth_scopes: dict[str, Any] | None = setting(
         "OAUTH_SCOPES",
@@ -865,6 +874,18 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("GITEA_ANONYMOUS: true, but GITEA_TOKEN is set: unset one of them")
     if settings.gitea_anonymous and not settings.gitea_url:
         raise ConfigError("GITEA_ANONYMOUS: set GITEA_URL too (the demo Gitea has its own token)")
+    if (
+        settings.oauth_enabled
+        and settings.state_url is not None
+        and not settings.demo_mode
+        and not settings.oauth_encryption_key
+    ):
+        # Each replica would otherwise create its own key file, and none could read what the
+        # others sealed.
+        raise ConfigError(
+            "OAUTH_ENCRYPTION_KEY: required with STATE_URL when OAUTH_ENABLED is true: every "
+            "replica must seal users' Gitea tokens with the same Fernet key"
+        )
     if settings.oauth_enabled and not settings.demo_mode:
         # The demo derives these from the address it listens on and its own Gitea double.
         if not settings.public_url:

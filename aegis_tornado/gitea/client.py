@@ -447,6 +447,8 @@ class GiteaClient:
             # The caller's own Gitea rights, never the server's token (header only, never ?token=).
             try:
                 user_token = await source.token()
+            except GiteaUnavailable:
+                raise  # the token could not be read just now (its store is down): retryable
             except Exception:
                 raise GiteaAuthError(
                     f"Your Gitea authorization is gone (revoked or expired) for {path}; "

@@ -3,6 +3,8 @@ and delegates only the sign-in to Gitea (reference oauth.md §0.1).
 
 * :mod:`.tokens` — opaque token formats and their hashes;
 * :mod:`.store` — the SQLite store, used from one worker thread (never the event loop);
+* :mod:`.redis_store` — the same interface in Redis (``STATE_URL``), shared by replicas;
+* :mod:`.limits` — per-IP rates of registration and sign-in (in Redis with ``STATE_URL``);
 * :mod:`.validator` — oauthlib's ``RequestValidator`` over the store (oauthlib owns the protocol);
 * :mod:`.redirects` — redirect-URI rules and the registration trust policy;
 * :mod:`.gitea_login` — the Gitea leg: authorize URL, code exchange, refresh, who signed in;

@@ -1,4 +1,5 @@
-"""Operator commands on the OAuth store (the server may be running: SQLite in WAL mode).
+"""Operator commands on the OAuth store (the server may be running: SQLite in WAL mode, or
+Redis when ``STATE_URL`` is set, where every replica sees the change).
 
     python -m aegis_tornado.oauth.admin add-client --name ChatGPT --redirect-uri https://…
     python -m aegis_tornado.oauth.admin list-clients
@@ -15,16 +16,23 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from redis.exceptions import RedisError
+
 from ..settings import ConfigError, load_settings
-from .store import OAuthStore
 from .tokens import digest
+
+if TYPE_CHECKING:
+    from .store import OAuthStateStore
 
 STATIC_PREFIX = "static_"
 
 
-def add_static_client(store: OAuthStore, name: str, redirect_uris: list[str]) -> tuple[str, str]:
+def add_static_client(
+    store: OAuthStateStore, name: str, redirect_uris: list[str]
+) -> tuple[str, str]:
     """Create a confidential client; returns ``(client_id, client_secret)``."""
     for uri in redirect_uris:
         parts = urlsplit(uri)
@@ -45,7 +53,7 @@ def add_static_client(store: OAuthStore, name: str, redirect_uris: list[str]) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aegis_tornado.oauth.admin")
-    parser.add_argument("--config", help="YAML settings file (for OAUTH_STATE_PATH)")
+    parser.add_argument("--config", help="YAML settings file (for OAUTH_STATE_PATH, or STATE_URL)")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add-client", help="create a static confidential client")
     add.add_argument("--name", required=True)
@@ -61,26 +69,37 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    store = OAuthStore(settings.oauth_state_path)
+    from ..assembly import build_oauth_store
+
+    store = build_oauth_store(settings)
     try:
-        if args.command == "add-client":
-            try:
-                client_id, secret = add_static_client(store, args.name, args.redirect_uri)
-            except ValueError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-            print(f"client_id:     {client_id}\nclient_secret: {secret}\n(shown once)")
-        elif args.command == "list-clients":
-            for row in store.call_sync(store.list_clients):
-                print(f"{row['client_id']}\t{row['kind']}\t{row['client_name']}")
-        elif args.command == "delete-client":
-            store.call_sync(store.delete_client, args.client_id)
-            print("deleted")
-        else:
-            count = store.call_sync(store.revoke_login, args.login)
-            print(f"revoked {count} token(s)")
+        return _run(store, args)
+    except (RedisError, OSError):
+        print(
+            "error: STATE_URL: the Redis holding the OAuth state cannot be reached", file=sys.stderr
+        )
+        return 2
     finally:
         store.close()
+
+
+def _run(store: OAuthStateStore, args: argparse.Namespace) -> int:
+    if args.command == "add-client":
+        try:
+            client_id, secret = add_static_client(store, args.name, args.redirect_uri)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"client_id:     {client_id}\nclient_secret: {secret}\n(shown once)")
+    elif args.command == "list-clients":
+        for row in store.call_sync(store.list_clients):
+            print(f"{row['client_id']}\t{row['kind']}\t{row['client_name']}")
+    elif args.command == "delete-client":
+        store.call_sync(store.delete_client, args.client_id)
+        print("deleted")
+    else:
+        count = store.call_sync(store.revoke_login, args.login)
+        print(f"revoked {count} token(s)")
     return 0
 
 

@@ -8,20 +8,23 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oauthlib.oauth2 import WebApplicationServer
 from oauthlib.oauth2.rfc6749.grant_types import RefreshTokenGrant
 from oauthlib.oauth2.rfc6749.tokens import BearerToken
 
-from ..auth.limiter import FailedAuthLimiter
 from . import redirects
 from .cimd import CimdClients, is_cimd_client_id
 from .gitea_login import GiteaLogin
-from .store import OAuthStore
+from .limits import AttemptRate
 from .tokens import ACCESS_PREFIX, CLIENT_PREFIX, REFRESH_PREFIX, digest, new_token
 from .validator import SCOPE, AegisRequestValidator, S256OnlyCodeGrant, canonical
-from .vault import GiteaTokenVault, UserGiteaCredentials, load_or_create_key
+from .vault import GiteaTokenVault, UserGiteaCredentials
+
+if TYPE_CHECKING:
+    from ..state.store import StateStore
+    from .store import OAuthStateStore
 
 
 def _silence_oauthlib() -> None:
@@ -34,6 +37,10 @@ _PARSE_BASE = "https://aegis.invalid"
 MAX_REDIRECT_URIS = 10
 MAX_DCR_CLIENTS = 10_000
 AUTHORIZATIONS_PER_MINUTE = 30
+#: Verified access tokens remembered at once (the oldest is forgotten first).
+TOKEN_CACHE_SIZE = 10_000
+#: Audit events after which cached verifications may be stale: the cache is emptied.
+_REVOKING_EVENTS = frozenset({"token_revoked", "refresh_token_reused"})
 
 
 @dataclass(frozen=True)
@@ -91,14 +98,16 @@ class OAuthService:
         client_id: str,
         client_secret: str,
         scopes: str,
-        state_path: str,
-        encryption_key: str | None,
+        store: OAuthStateStore,
+        vault_key: bytes,
         access_ttl: int,
         refresh_ttl: int,
         redirect_prefixes: tuple[str, ...],
         registrations_per_minute: int,
         cimd_hosts: tuple[str, ...] = (),
         gitea_timeout: float = 10.0,
+        state: StateStore | None = None,
+        token_cache_ttl: float = 0.0,
     ) -> None:
         _silence_oauthlib()
         self.issuer = public_url.rstrip("/")
@@ -106,13 +115,13 @@ class OAuthService:
         self.secure_cookies = self.issuer.startswith("https://")
         self.redirect_prefixes = redirect_prefixes
         self.cimd = CimdClients(cimd_hosts)
-        self.store = OAuthStore(state_path)
-        key_path = state_path + ".key" if state_path != ":memory:" else ""
-        key = load_or_create_key(encryption_key, key_path) if key_path else None
-        if key is None:
-            from cryptography.fernet import Fernet
-
-            key = encryption_key.encode() if encryption_key else Fernet.generate_key()
+        self.store = store
+        #: digest -> (monotonic time it may be used until, the token's record): a verified
+        #: access token is not looked up again for ``token_cache_ttl`` seconds. Emptied when
+        #: this process revokes anything; a revocation on another replica (or by the admin
+        #: command) is seen here at most ``token_cache_ttl`` seconds later.
+        self.token_cache_ttl = token_cache_ttl
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
         self.gitea = GiteaLogin(
             gitea_api_url,
             gitea_browser_url,
@@ -122,15 +131,20 @@ class OAuthService:
             scopes,
             timeout=gitea_timeout,
         )
-        self.vault = GiteaTokenVault(self.store, self.gitea, key)
+        self.vault = GiteaTokenVault(self.store, self.gitea, vault_key, self.forget_verified)
         self.validator = AegisRequestValidator(self.store, self.resource, access_ttl, refresh_ttl)
         self.server = OAuthServer(self.validator, access_ttl)
-        self.registrations = FailedAuthLimiter(registrations_per_minute, 60.0, 20_000)
+        self.registrations = AttemptRate("register", registrations_per_minute, state)
         #: Consent pages per client IP: each holds a stored transaction for 10 minutes.
-        self.authorizations = FailedAuthLimiter(AUTHORIZATIONS_PER_MINUTE, 60.0, 20_000)
+        self.authorizations = AttemptRate("authorize", AUTHORIZATIONS_PER_MINUTE, state)
 
     def close(self) -> None:
         self.store.close()
+
+    async def claim_vault_key(self) -> bool:
+        """False when the replicas sharing this store seal with another key (Redis keeps the
+        key's fingerprint, never the key); ``StateUnavailable`` when that cannot be checked."""
+        return await self.store.call(self.store.claim_vault_key, self.vault.fingerprint)
 
     # --- metadata --------------------------------------------------------------------------
 
@@ -223,15 +237,22 @@ class OAuthService:
             "response_types": ["code"],
             "token_endpoint_auth_method": "none",
         }
-        if await self.store.call(self.store.count_clients, "dcr") >= MAX_DCR_CLIENTS:
+        added = await self.store.call(
+            self.store.add_client, client_id, metadata, "dcr", None, MAX_DCR_CLIENTS
+        )
+        if not added:
             raise RegistrationError("temporarily_unavailable", "Too many registered clients")
-        await self.store.call(self.store.add_client, client_id, metadata, "dcr", None)
         return {
             "client_id": client_id,
             "client_id_issued_at": int(time.time()),
             **metadata,
             **({"scope": SCOPE} if body.get("scope") else {}),
         }
+
+    async def delete_client(self, client_id: str) -> None:
+        """Delete a client and revoke its tokens (here at once; elsewhere within the cache TTL)."""
+        await self.store.call(self.store.delete_client, client_id)
+        self.forget_verified()
 
     async def client(self, client_id: str) -> dict[str, Any] | None:
         """A registered client, or a CIMD client whose document is fetched (and kept, so the
@@ -271,7 +292,7 @@ class OAuthService:
 
         return await self.store.call(run)
 
-    def _collecting(self, fn):
+    async def _collecting(self, fn):
         """Run an oauthlib call on the store's thread, with the validator's audit events."""
 
         def run():
@@ -281,7 +302,10 @@ class OAuthService:
             finally:
                 self.validator.events = []
 
-        return self.store.call(run)
+        result, events = await self.store.call(run)
+        if any(name in _REVOKING_EVENTS for name, _ in events):
+            self.forget_verified()
+        return result, events
 
     async def token_response(
         self, body: str, headers: dict[str, str]
@@ -326,8 +350,25 @@ class OAuthService:
 
     # --- resource server --------------------------------------------------------------------
 
+    def forget_verified(self) -> None:
+        self._verified.clear()
+
+    async def _token_record(self, key: str) -> dict[str, Any] | None:
+        cached = self._verified.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        row = await self.store.call(self.store.get_token, key)
+        if self.token_cache_ttl > 0 and row is not None and row["state"] == "active":
+            if cached is None and len(self._verified) >= TOKEN_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]  # the oldest entry
+            self._verified[key] = (now + self.token_cache_ttl, row)
+        return row
+
     async def authenticate(self, token: str) -> OAuthCaller | None:
-        row = await self.store.call(self.store.get_token, digest(token))
+        """The grant of a live access token, or None; ``StateUnavailable`` when the store
+        cannot be reached (the gate answers 503: never a token let through unchecked)."""
+        row = await self._token_record(digest(token))
         if (
             row is None
             or row["kind"] != "access"

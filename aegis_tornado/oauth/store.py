@@ -18,7 +18,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .redis_store import RedisOAuthStore
 
 T = TypeVar("T")
 
@@ -113,12 +118,21 @@ class OAuthStore:
     # --- clients ---------------------------------------------------------------------------
 
     def add_client(
-        self, client_id: str, metadata: dict[str, Any], kind: str, secret_digest: str | None
-    ) -> None:
+        self,
+        client_id: str,
+        metadata: dict[str, Any],
+        kind: str,
+        secret_digest: str | None,
+        limit: int | None = None,
+    ) -> bool:
+        """False (nothing added) when ``limit`` clients of this kind exist already."""
+        if limit is not None and self.count_clients(kind) >= limit:
+            return False
         self.db.execute(
             "INSERT OR REPLACE INTO clients VALUES (?, ?, ?, ?, ?)",
             (client_id, secret_digest, json.dumps(metadata), kind, time.time()),
         )
+        return True
 
     def get_client(self, client_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
@@ -182,6 +196,13 @@ class OAuthStore:
             return None
         return json.loads(row["data"])
 
+    def take_code(self, code: str) -> dict[str, Any] | None:
+        """The code's grant, deleted: a code is redeemed at most once, even when the exchange
+        then fails (a wrong verifier burns it)."""
+        data = self.get_code(code)
+        self.delete_code(code)
+        return data
+
     def delete_code(self, code: str) -> None:
         self.db.execute("DELETE FROM codes WHERE code = ?", (code,))
 
@@ -225,6 +246,16 @@ class OAuthStore:
     def set_token_state(self, token: str, state: str) -> None:
         self.db.execute("UPDATE tokens SET state = ? WHERE token = ?", (state, token))
 
+    def rotate_refresh_token(self, token: str) -> bool:
+        """``active`` -> ``rotated``; False when it was no longer active (used already)."""
+        return (
+            self.db.execute(
+                "UPDATE tokens SET state = 'rotated' WHERE token = ? AND state = 'active'",
+                (token,),
+            ).rowcount
+            == 1
+        )
+
     def revoke_family(self, family: str) -> int:
         return self.db.execute(
             "UPDATE tokens SET state = 'revoked' WHERE family = ? AND state != 'revoked'", (family,)
@@ -248,6 +279,10 @@ class OAuthStore:
 
     # --- users' Gitea tokens (sealed by the vault) -------------------------------------------
 
+    def claim_vault_key(self, fingerprint: str) -> bool:
+        """One process, one key (its setting or key file): nothing to agree on."""
+        return True
+
     def put_gitea_tokens(self, gitea_user_id: int, login: str, sealed: str, expires: float) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO gitea_tokens VALUES (?, ?, ?, ?)",
@@ -262,3 +297,9 @@ class OAuthStore:
 
     def delete_gitea_tokens(self, gitea_user_id: int) -> None:
         self.db.execute("DELETE FROM gitea_tokens WHERE gitea_user_id = ?", (gitea_user_id,))
+
+
+if TYPE_CHECKING:
+    #: The store the OAuth service uses: this file, or Redis with ``STATE_URL`` (chosen once,
+    #: in ``aegis_tornado.assembly.build_oauth_store``).
+    OAuthStateStore: TypeAlias = OAuthStore | RedisOAuthStore

@@ -13,7 +13,7 @@ import binascii
 import hmac
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator
@@ -21,8 +21,10 @@ from oauthlib.oauth2.rfc6749.grant_types import AuthorizationCodeGrant
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from . import redirects
-from .store import OAuthStore
 from .tokens import digest, new_token
+
+if TYPE_CHECKING:
+    from .store import OAuthStateStore
 
 SCOPE = "gitea:read"
 SUPPORTED_SCOPES = (SCOPE,)
@@ -72,7 +74,7 @@ def canonical(resource: str) -> str:
 class AegisRequestValidator(RequestValidator):
     def __init__(
         self,
-        store: OAuthStore,
+        store: OAuthStateStore,
         resource: str,
         access_ttl: int,
         refresh_ttl: int,
@@ -184,7 +186,9 @@ class AegisRequestValidator(RequestValidator):
         )
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
-        data = self.store.get_code(digest(code))
+        # Taken, not read: with several replicas on one store, two exchanges of one code at
+        # the same instant must not both find it.
+        data = self.store.take_code(digest(code))
         if data is None or data["client_id"] != client_id:
             self._emit("invalid_code", client_id=client_id)
             return False
@@ -218,10 +222,8 @@ class AegisRequestValidator(RequestValidator):
 
     def save_bearer_token(self, token, request, *args, **kwargs) -> None:
         user = request.aegis_user
-        presented = getattr(request, "aegis_refresh_digest", None)
+        presented = getattr(request, "aegis_refresh_digest", None)  # rotated already
         family = getattr(request, "aegis_family", None) or secrets.token_hex(16)
-        if presented:
-            self.store.set_token_state(presented, "rotated")
         common = dict(
             client_id=request.client.client_id,
             gitea_user_id=int(user["id"]),
@@ -252,15 +254,7 @@ class AegisRequestValidator(RequestValidator):
             self._emit("invalid_refresh_token", client_id=client.client_id)
             return False
         if row["state"] == "rotated":
-            # A refresh token used twice: one of the two users is a thief. End the family.
-            self.store.revoke_family(row["family"])
-            self._emit(
-                "refresh_token_reused",
-                client_id=client.client_id,
-                gitea_user=row["gitea_login"],
-                family=row["family"][:8],
-            )
-            return False
+            return self._reused(row, client.client_id)
         if row["state"] != "active" or row["expires"] < time.time():
             self._emit("invalid_refresh_token", client_id=client.client_id)
             return False
@@ -268,6 +262,10 @@ class AegisRequestValidator(RequestValidator):
         if asked and canonical(asked) != row["resource"]:
             self._emit("resource_mismatch", client_id=client.client_id)
             return False
+        if not self.store.rotate_refresh_token(key):
+            # Used between the read above and now: by a concurrent request, maybe on another
+            # replica. Only one of the two may win the rotation; the other is a reuse.
+            return self._reused(row, client.client_id)
         request.aegis_refresh_digest = key
         request.aegis_family = row["family"]
         request.aegis_resource = row["resource"]
@@ -275,6 +273,17 @@ class AegisRequestValidator(RequestValidator):
         request.user = row["gitea_login"]
         request.aegis_original_scopes = row["scopes"].split()
         return True
+
+    def _reused(self, row: dict[str, Any], client_id: str) -> bool:
+        """A refresh token used twice: one of the two users is a thief. End the family."""
+        self.store.revoke_family(row["family"])
+        self._emit(
+            "refresh_token_reused",
+            client_id=client_id,
+            gitea_user=row["gitea_login"],
+            family=row["family"][:8],
+        )
+        return False
 
     def get_original_scopes(self, refresh_token, request, *args, **kwargs) -> list[str]:
         return getattr(request, "aegis_original_scopes", None) or [SCOPE]

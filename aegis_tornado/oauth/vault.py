@@ -10,15 +10,22 @@ it is used.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..gitea.errors import GiteaUnavailable
+from ..state.store import StateUnavailable
 from .gitea_login import GiteaLogin, GiteaLoginError, GiteaTokens
-from .store import OAuthStore
+
+if TYPE_CHECKING:
+    from .store import OAuthStateStore
 
 log = structlog.get_logger("aegis.oauth")
 
@@ -43,11 +50,25 @@ def load_or_create_key(configured: str | None, key_path: str) -> bytes:
     return key
 
 
+def key_fingerprint(key: bytes) -> str:
+    """What replicas compare to agree on the key (in Redis): a digest, never the key."""
+    return hashlib.sha256(b"aegis-vault-key-v1:" + key.strip()).hexdigest()[:32]
+
+
 class GiteaTokenVault:
-    def __init__(self, store: OAuthStore, login: GiteaLogin, key: bytes) -> None:
+    def __init__(
+        self,
+        store: OAuthStateStore,
+        login: GiteaLogin,
+        key: bytes,
+        on_revoke: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._login = login
         self._fernet = Fernet(key)
+        self.fingerprint = key_fingerprint(key)
+        #: Called when the vault revokes a user's tokens (the service's token cache forgets).
+        self._on_revoke = on_revoke
         self._locks: dict[int, asyncio.Lock] = {}
         #: Gitea refreshes performed (tests assert single-flight with it).
         self.refreshes = 0
@@ -109,6 +130,8 @@ class GiteaTokenVault:
             self._store.revoke_user(user_id)
 
         await self._store.call(drop)
+        if self._on_revoke is not None:
+            self._on_revoke()
 
 
 @dataclass
@@ -124,7 +147,14 @@ class UserGiteaCredentials:
         return f"gitea-user:{self.user_id}"
 
     async def token(self) -> str:
-        token = await self.vault.access_token(self.user_id, self.login)
+        try:
+            token = await self.vault.access_token(self.user_id, self.login)
+        except StateUnavailable:
+            # Not "your grant is gone, sign in again": the store will be back.
+            raise GiteaUnavailable(
+                "Your Gitea sign-in cannot be read right now (the OAuth state store is "
+                "unavailable); try again shortly."
+            ) from None
         if token is None:
             raise GiteaGrantGone()
         return token

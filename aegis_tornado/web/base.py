@@ -431,7 +431,10 @@ class BaseHandler(web.RequestHandler):
         self._refuse_misplaced_query_key()
         if ctx.shared_limiter is None:  # shared: checked in prepare(), which may await
             self._refuse_if_rate_limited(ctx.limiter.retry_after(ip))
-        grant = await ctx.oauth.authenticate(token)
+        try:
+            grant = await ctx.oauth.authenticate(token)
+        except StateUnavailable:
+            raise self._state_unavailable("oauth_token_check") from None
         if grant is None:
             # Counted like a bad key: guessing tokens is guessing keys.
             outcome = self._count_failure(ip)

@@ -30,6 +30,8 @@ TRANSACTION_TTL = 600
 
 class OAuthHandler(BaseHandler):
     public = True
+    #: Answers a person's browser (HTML pages), not a client's code (JSON).
+    browser_page = False
 
     def check_request(self) -> None:
         # After the gate's own checks, so a misplaced query key is still refused as such.
@@ -93,6 +95,32 @@ class OAuthHandler(BaseHandler):
             max_age=TRANSACTION_TTL,
         )
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if not isinstance(exc, StateUnavailable):
+            super().write_error(status_code, **kwargs)
+            return
+        # The OAuth state (or the per-IP rates) is in Redis and Redis cannot be reached: a
+        # clear, retryable OAuth error, never a traceback and never a guess. The store logs
+        # the outage once when it begins, not once per request.
+        self.set_status(503)
+        self.set_header("Retry-After", str(StateUnavailable.retry_after))
+        if self.browser_page:
+            self.error_page(503, "Sign-in is temporarily unavailable; try again in a moment.")
+            return
+        self.json_reply(
+            503,
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "The authorization server is temporarily unavailable",
+            },
+            {"Retry-After": str(StateUnavailable.retry_after)},
+        )
+
+    def log_exception(self, typ, value, tb) -> None:
+        if not isinstance(value, StateUnavailable):
+            super().log_exception(typ, value, tb)
+
     def json_reply(self, status: int, body: str | dict, headers: dict[str, str] | None = None):
         self.set_status(status)
         for name, value in (headers or {}).items():
@@ -120,7 +148,7 @@ class _CorsMixin(BaseHandler):
 class RegisterHandler(_CorsMixin, OAuthHandler):
     async def post(self) -> None:
         oauth, ip = self.oauth, self.client_ip
-        retry_after = oauth.registrations.retry_after(ip)
+        retry_after = await oauth.registrations.take(ip)  # every registration counts
         if retry_after is not None:
             self.audit("registration_rate_limited", failure=True)
             raise ApiError(
@@ -128,7 +156,6 @@ class RegisterHandler(_CorsMixin, OAuthHandler):
                 "Too many client registrations; try again later",
                 headers={"Retry-After": str(retry_after)},
             )
-        oauth.registrations.record_failure(ip)  # every registration counts against the IP
         try:
             registered = await oauth.register(self.json_body())
         except RegistrationError as error:
@@ -151,6 +178,8 @@ def _host(uri: str) -> str:
 
 
 class AuthorizeHandler(OAuthHandler):
+    browser_page = True
+
     async def get(self) -> None:
         oauth = self.oauth
         client_id = self.get_query_argument("client_id", "")
@@ -205,13 +234,12 @@ class AuthorizeHandler(OAuthHandler):
                 {"error": error.error, "error_description": error.description, "state": state},
             )
             return
-        retry_after = oauth.authorizations.retry_after(self.client_ip)
+        retry_after = await oauth.authorizations.take(self.client_ip)
         if retry_after is not None:
             self.audit("authorize_rate_limited", failure=True, client_id=client_id)
             self.set_header("Retry-After", str(retry_after))
             self.error_page(429, "Too many sign-in attempts from your address; try again later.")
             return
-        oauth.authorizations.record_failure(self.client_ip)
         started = await oauth.begin(
             "consent",
             {
@@ -253,6 +281,8 @@ class AuthorizeHandler(OAuthHandler):
 
 
 class ConsentHandler(OAuthHandler):
+    browser_page = True
+
     async def post(self) -> None:
         oauth = self.oauth
         form = self.form()
@@ -294,6 +324,8 @@ class ConsentHandler(OAuthHandler):
 
 
 class CallbackHandler(OAuthHandler):
+    browser_page = True
+
     async def get(self) -> None:
         oauth = self.oauth
         state = self.get_query_argument("state", "")
@@ -354,7 +386,8 @@ class TokenHandler(_CorsMixin, OAuthHandler):
                 limiter.retry_after(ip) if shared is None else await shared.retry_after(ip)
             )
         except StateUnavailable:
-            raise self._state_unavailable("limiter_check") from None
+            self._state_unavailable("limiter_check")  # audited; answered by write_error
+            raise
         if retry_after is not None:
             # Guessing codes or refresh tokens is guessing keys: the same per-IP limit.
             self.audit("token_rate_limited", failure=True)
@@ -391,7 +424,8 @@ class TokenHandler(_CorsMixin, OAuthHandler):
                     else await shared.record_failure(ip)
                 )
             except StateUnavailable:
-                raise self._state_unavailable("limiter_record") from None
+                self._state_unavailable("limiter_record")
+                raise
             if outcome.blocked:
                 self.ctx.audit.rate_limit_exceeded(
                     client_ip=ip,

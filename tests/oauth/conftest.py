@@ -5,6 +5,7 @@ submits the consent, Gitea sign-in and Gitea grant forms, as a person would."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -47,8 +48,25 @@ def mcp_base(http_port) -> str:
     return f"http://127.0.0.1:{http_port}"
 
 
+#: A Fernet key the Redis-backed runs share (STATE_URL needs one configured).
+VAULT_KEY = "q0kXW1sQ2cC0mJ3b8k1lHcV7o9oR2yJ7Jx3m6l2mYbE="
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """A module with ``BOTH_STORES = True`` runs each test using the OAuth state on both."""
+    if getattr(metafunc.module, "BOTH_STORES", False) and "oauth_backend" in metafunc.fixturenames:
+        metafunc.parametrize("oauth_backend", ["sqlite", "redis"], indirect=True)
+
+
 @pytest.fixture
-def aegis_settings(tmp_path, settings_overrides, gitea, mcp_base) -> Settings:
+def oauth_backend(request) -> str:
+    """Where the OAuth state lives: ``sqlite`` (the default) or ``redis`` (``BOTH_STORES``
+    above; ``AEGIS_TEST_OAUTH_BACKEND=redis`` runs the whole suite against Redis)."""
+    return getattr(request, "param", os.environ.get("AEGIS_TEST_OAUTH_BACKEND", "sqlite"))
+
+
+@pytest.fixture
+def aegis_settings(tmp_path, settings_overrides, gitea, mcp_base, oauth_backend, request):
     gitea.oauth.register_app(
         OAuthApp(
             GITEA_CLIENT_ID,
@@ -71,6 +89,10 @@ def aegis_settings(tmp_path, settings_overrides, gitea, mcp_base) -> Settings:
         gitea_oauth_client_secret=GITEA_CLIENT_SECRET,
         oauth_state_path=str(tmp_path / "oauth.sqlite3"),
     )
+    if oauth_backend == "redis":
+        base = dataclasses.replace(
+            base, state_url=request.getfixturevalue("redis_url"), oauth_encryption_key=VAULT_KEY
+        )
     return dataclasses.replace(base, **settings_overrides)
 
 
@@ -82,13 +104,23 @@ def registry(aegis_settings, gitea):
 
 
 @pytest.fixture
-def ctx(aegis_settings, logs, registry, gitea, mcp_base):
+def ctx(aegis_settings, logs, registry, gitea, mcp_base, io_loop):
     context = build_context(aegis_settings, KeyRing(aegis_settings.api_keys), registry)
     context.oauth = build_oauth(
-        aegis_settings, gitea.url, mcp_base, GITEA_CLIENT_ID, GITEA_CLIENT_SECRET
+        aegis_settings,
+        gitea.url,
+        mcp_base,
+        GITEA_CLIENT_ID,
+        GITEA_CLIENT_SECRET,
+        state=context.state,
     )
     yield context
     context.oauth.close()
+    if context.state is not None:
+        io_loop.run_sync(context.shared_calls.close)
+        io_loop.run_sync(context.shared_streams.close)
+        io_loop.run_sync(context.sse_relay.close)
+        io_loop.run_sync(context.state.close)
 
 
 # --- the headless browser -------------------------------------------------------------------

@@ -17,6 +17,9 @@ from ..conftest import KEY
 from ..support import initialize_request
 from .conftest import REDIRECT, Browser
 
+# The same flows on both stores: the SQLite file (one replica) and Redis (STATE_URL).
+BOTH_STORES = True
+
 INIT = initialize_request()
 
 
@@ -538,7 +541,7 @@ async def test_no_resource_binds_to_the_canonical_uri_and_callbacks_are_single_u
         assert await mcp_status(mcp_base, tokens["access_token"]) == 200
         # A deleted client: its tokens die, and the token endpoint says invalid_client (401),
         # which makes Claude register again.
-        await ctx.oauth.store.call(ctx.oauth.store.delete_client, client_id)
+        await ctx.oauth.delete_client(client_id)
         gone = await refresh(http, mcp_base, tokens["refresh_token"], client_id)
         assert gone.status_code == 401 and gone.json()["error"] == "invalid_client"
     assert await mcp_status(mcp_base, tokens["access_token"]) == 401

@@ -16,6 +16,9 @@ from mcp.client.streamable_http import streamable_http_client
 from ..conftest import with_settings
 from .conftest import BOT_TOKEN, Browser, MemoryStorage, sdk_provider
 
+# The same flows on both stores: the SQLite file (one replica) and Redis (STATE_URL).
+BOTH_STORES = True
+
 
 @contextlib.asynccontextmanager
 async def oauth_session(mcp_base: str, browser: Browser, storage: MemoryStorage | None = None):
