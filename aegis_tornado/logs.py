@@ -96,25 +96,52 @@ class SecretScrubber:
         return run
 
 
-def _timestamp_and_event_first(_, __, event_dict: dict) -> dict:
-    """``timestamp`` then ``event`` lead every line, so grep patterns like
-    ``api_authentication.*success`` match the event before any free-text field."""
-    ordered = {
-        "timestamp": event_dict.pop("timestamp", None),
-        "event": event_dict.pop("event", None),
-    }
-    ordered.update(event_dict)
-    return ordered
+_TIME_PREFIX: tuple[int, str] = (-1, "")
+
+
+def _add_timestamp(_, __, event_dict: MutableMapping) -> MutableMapping:
+    """``timestamp``: UTC, ISO 8601 with microseconds and a ``Z``, exactly as structlog's
+    ``TimeStamper(fmt="iso", utc=True)`` writes it, but with the date and time formatted once
+    per second rather than through a ``datetime`` per line (a sixth of a line's cost)."""
+    global _TIME_PREFIX
+    now = time.time()
+    second = int(now)
+    micro = int((now - second) * 1_000_000)
+    cached = _TIME_PREFIX
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _TIME_PREFIX = cached  # one reference swap: safe between threads
+    event_dict["timestamp"] = f"{cached[1]}.{micro:06d}Z" if micro else f"{cached[1]}Z"
+    return event_dict
+
+
+def _json_fallback(value: Any) -> Any:
+    """What structlog's JSONRenderer does with a value JSON has no type for."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
 
 
 class _ScrubbingJSONRenderer:
+    """The last step of every line: exception text, ``timestamp`` then ``event`` first (so grep
+    patterns like ``api_authentication.*success`` match the event before any free-text field),
+    JSON exactly as ``json.dumps`` writes it, then the scrubber. One step instead of three,
+    with one encoder built once instead of one per line."""
+
     def __init__(self, scrubber: SecretScrubber):
-        self._render = structlog.processors.JSONRenderer()
         self.scrubber = scrubber
+        self._encode = json.JSONEncoder(default=_json_fallback).encode
 
     def __call__(self, logger, name, event_dict) -> str:
-        rendered = self._render(logger, name, event_dict)
-        return self.scrubber(rendered if isinstance(rendered, str) else rendered.decode())
+        if "exc_info" in event_dict or "exception" in event_dict:
+            event_dict = structlog.processors.format_exc_info(logger, name, event_dict)
+        ordered = {
+            "timestamp": event_dict.pop("timestamp", None),
+            "event": event_dict.pop("event", None),
+        }
+        ordered.update(event_dict)
+        return self.scrubber(self._encode(ordered))
 
 
 _QUOTED = re.compile("b?'(?:[^'\\\\]|\\\\.)*'|b?\"(?:[^\"\\\\]|\\\\.)*\"")
@@ -529,13 +556,9 @@ def configure_logging(
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_timestamp,
     ]
-    rendering: list[Any] = [
-        structlog.processors.format_exc_info,
-        _timestamp_and_event_first,
-        _ScrubbingJSONRenderer(scrubber),  # rendered in the caller's thread
-    ]
+    rendering: list[Any] = [_ScrubbingJSONRenderer(scrubber)]  # in the caller's thread
     writer = _Writer(stream, _AuditFile(audit_path, alarm_stream=stream) if audit_path else None)
     threshold = logging.getLevelName(level.upper())
     structlog.configure(

@@ -44,6 +44,8 @@ _OUTCOME = re.compile(r"[a-z0-9_]{1,40}")
 _REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)")
 #: Seconds a scrape waits for the levels kept in Redis (STATE_URL) before leaving them out.
 SHARED_READ_TIMEOUT = 1.0
+#: Labelled children the hooks remember (far more than the label sets the code can produce).
+_MAX_CACHED = 4096
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # The log pipeline is process-wide (configured once by the command line): its queue is read at
@@ -132,6 +134,9 @@ class Metrics:
         )
         self._tools: frozenset[str] = frozenset()
         self._routes: dict[type, str] = {}
+        #: Labelled children by the hooks' own arguments: ``.labels()`` (label checks, a lock,
+        #: a dict of tuples) and ``_constant``'s regex ran several times per call.
+        self._children: dict[tuple, Any] = {}
         self._ctx: AppContext | None = None
         #: With STATE_URL, what the last ``read_shared_state`` found: whether Redis answered,
         #: and the limiter's (tracked, blocked) clients across every replica.
@@ -145,11 +150,13 @@ class Metrics:
         """Read levels from ``ctx`` at scrape time; only ``tool_names`` become tool labels."""
         self._ctx = ctx
         self._tools = frozenset(tool_names)
+        self._children.clear()  # tool labels depend on the names
 
     def set_routes(self, handlers: Iterable[tuple[str, type]]) -> None:
         """Handler class → route template, from the application's route table."""
         for pattern, handler_class in handlers:
             self._routes.setdefault(handler_class, pattern.rstrip("?").rstrip("/$") or "/")
+        self._children.clear()  # route labels depend on the table
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -168,30 +175,68 @@ class Metrics:
 
     # --- hooks -----------------------------------------------------------------------------
 
+    def _cached(self, key: tuple, make: Any) -> Any:
+        """The children (counter, histogram...) ``make()`` returns for ``key``, made once.
+
+        Keys are the hooks' arguments, which are code constants (routes, tools, statuses,
+        reasons, endpoints); past ``_MAX_CACHED`` of them the children are looked up every
+        time, so an unexpected value can never grow this cache without bound.
+        """
+        children = self._children.get(key)
+        if children is None:
+            children = make()
+            if len(self._children) < _MAX_CACHED:
+                self._children[key] = children
+        return children
+
     def observe_request(self, handler: Any) -> None:
         """Called from the application's log function once per answered request."""
-        route = self._routes.get(type(handler), "unmatched")
-        method = handler.request.method if handler.request.method in _METHODS else "other"
-        self.http_requests.labels(route, method, str(handler.get_status())).inc()
-        self.http_duration.labels(route).observe(handler.request.request_time())
+        handler_class, method, status = type(handler), handler.request.method, handler.get_status()
+
+        def make() -> tuple:
+            route = self._routes.get(handler_class, "unmatched")
+            label = method if method in _METHODS else "other"
+            return (
+                self.http_requests.labels(route, label, str(status)),
+                self.http_duration.labels(route),
+            )
+
+        count, duration = self._cached(("http", handler_class, method, status), make)
+        count.inc()
+        duration.observe(handler.request.request_time())
 
     def observe_tool_call(
         self, *, tool: str, status: str, duration_ms: float, reason: str | None = None
     ) -> None:
-        name = tool if tool in self._tools else "unknown"
-        self.tool_calls.labels(name, _constant(status), _constant(reason, "none")).inc()
-        self.tool_duration.labels(name).observe(duration_ms / 1000.0)
+        def make() -> tuple:
+            name = tool if tool in self._tools else "unknown"
+            return (
+                self.tool_calls.labels(name, _constant(status), _constant(reason, "none")),
+                self.tool_duration.labels(name),
+            )
+
+        count, duration = self._cached(("tool", tool, status, reason), make)
+        count.inc()
+        duration.observe(duration_ms / 1000.0)
 
     def observe_auth(self, outcome: str) -> None:
-        self.auth.labels(_constant(outcome)).inc()
+        self._cached(("auth", outcome), lambda: self.auth.labels(_constant(outcome))).inc()
 
     def observe_gitea(
         self, endpoint: str, seconds: float, error_type: str | None, path: str = ""
     ) -> None:
         """Called by the Gitea client once per call; ``endpoint`` is its template name."""
-        endpoint = _constant(endpoint)
-        self.gitea_requests.labels(endpoint, _gitea_outcome(error_type)).inc()
-        self.gitea_duration.labels(endpoint).observe(seconds)
+
+        def make() -> tuple:
+            name = _constant(endpoint)
+            return (
+                self.gitea_requests.labels(name, _gitea_outcome(error_type)),
+                self.gitea_duration.labels(name),
+            )
+
+        count, duration = self._cached(("gitea", endpoint, error_type), make)
+        count.inc()
+        duration.observe(seconds)
         if self.gitea_repo_requests is not None and error_type is None:
             match = _REPO_PATH.match(path)
             if match and match.group(1) != "issues":

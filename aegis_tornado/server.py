@@ -25,6 +25,7 @@ from tornado.netutil import bind_sockets
 from . import reload
 from .context import AppContext
 from .settings import Settings
+from .tools.secrets import warm_up as secrets_warm_up
 from .web.connections import GuardedHTTPServer, connection_limit, raise_open_files_limit
 
 log = structlog.get_logger("aegis.server")
@@ -93,6 +94,9 @@ async def start_server(
     sockets: list[socket.socket] | None = None,
 ) -> RunningServer:
     open_files = raise_open_files_limit()
+    # The secret scanner's keyword engine is built before the first connection is accepted,
+    # in a thread (the loop stays free for signals), not on the loop at the first tool call.
+    await asyncio.get_running_loop().run_in_executor(None, secrets_warm_up)
     http_server = make_http_server(build_app(ctx), settings, open_files)
     if sockets is None:
         sockets = bind_sockets(settings.port, settings.host)

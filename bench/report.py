@@ -19,6 +19,10 @@ LABELS = {
     "Pnoaudit": "product, audit events stubbed",
     "Pflood": "product behind trusted proxy",
     "At": "ref: bare Tornado + Tornado's HTTP client",
+    "Po": "product with OAuth on, OAuth token",
+    "Pk": "product with OAuth on, API key",
+    "W1": "product, --workers 1 (STATE_URL)",
+    "W2": "product, --workers 2 (STATE_URL)",
 }
 SCENARIO_TITLES = {
     "call_json": "get_file_contents, Streamable HTTP, JSON reply",
@@ -27,6 +31,8 @@ SCENARIO_TITLES = {
     "call_legacy_sse": "get_file_contents, legacy HTTP+SSE (Python loader)",
     "tools_list": "tools/list, Streamable HTTP",
     "audit": "get_file_contents JSON, audit variants",
+    "call_oauth": "get_file_contents JSON, one product with OAuth on: OAuth bearer vs API key",
+    "workers": "get_file_contents JSON, --workers 1 vs 2 on a shared STATE_URL (unpinned)",
 }
 B_FOR = {"call_json": "B", "call_sse": "Bs", "tools_list": "B"}
 A_FOR = {
@@ -108,6 +114,12 @@ def summarise(runs: list[dict]) -> list[dict]:
         ):
             row[key] = med(r.get(key) for r in rs)
         mine = per_rep(runs, scenario, server, c)
+        other = {("call_oauth", "Po"): "Pk", ("workers", "W2"): "W1"}.get((scenario, server))
+        if other is not None:
+            ref = per_rep(runs, scenario, other, c)
+            row[f"rps_vs_{other}"] = ratio_median(mine, ref, "rps")
+            row[f"cpu_vs_{other}"] = ratio_median(mine, ref, "rps_per_cpu")
+            row[f"p99_vs_{other}"] = ratio_median(mine, ref, "p99_ms")
         if server in ("P", "Pnofile", "Pnoaudit", "At") or scenario == "call_legacy_sse":
             a_scen, a_srv = A_FOR.get(scenario, ("call_json", "A"))
             a = per_rep(runs, a_scen, a_srv, c)
@@ -232,6 +244,30 @@ def targets(runs: list[dict], smoke: bool) -> list[dict]:
     )
 
     for c in (10, 50):
+        o, k = per_rep(runs, "call_oauth", "Po", c), per_rep(runs, "call_oauth", "Pk", c)
+        r = ratio_median(o, k, "rps_per_cpu")
+        add(
+            f"an OAuth bearer costs no more than an API key: req/s per CPU-s >= "
+            f"{TARGETS['oauth_vs_key']}x the key's at c={c}",
+            r,
+            TARGETS["oauth_vs_key"],
+            r is not None and r >= TARGETS["oauth_vs_key"],
+            f"same process; wall req/s {fmt(ratio_median(o, k, 'rps'), 2)}x, "
+            f"p99 {fmt(ratio_median(o, k, 'p99_ms'), 2)}x",
+        )
+    for c in (10, 50):
+        w2, w1 = per_rep(runs, "workers", "W2", c), per_rep(runs, "workers", "W1", c)
+        r = ratio_median(w2, w1, "rps")
+        add(
+            f"--workers 2 req/s >= {TARGETS['workers']}x --workers 1 at c={c}",
+            r,
+            TARGETS["workers"],
+            r is not None and r >= TARGETS["workers"],
+            f"{os.cpu_count()} cores shared with the fake Gitea and wrk; "
+            f"CPU {fmt(med(x['server_cpu_pct'] for x in w2.values()), 0)}% vs "
+            f"{fmt(med(x['server_cpu_pct'] for x in w1.values()), 0)}%",
+        )
+    for c in (10, 50):
         p, nf = per_rep(runs, "call_json", "P", c), per_rep(runs, "audit", "Pnofile", c)
         r = ratio_median(p, nf, "rps")
         cost = None if r is None else 1 - r
@@ -264,6 +300,8 @@ TARGETS = {
     "idle_p99": 1.2,
     "flood_p99": 2.0,
     "audit": 0.15,
+    "oauth_vs_key": 0.9,
+    "workers": 1.6,
 }
 
 

@@ -15,6 +15,7 @@ See ``bench/README.md`` for what each scenario measures and how.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -126,6 +127,8 @@ class Server:
     stdout: Path
     proc: subprocess.Popen | None = None
     extra: dict = field(default_factory=dict)
+    #: The bearer its load presents (None: the bench's API key).
+    key: str | None = None
 
     def start(self, cwd: Path) -> None:
         self.proc = subprocess.Popen(
@@ -161,9 +164,17 @@ class Server:
         return sum(self.cpu_split())
 
     def cpu_split(self) -> tuple[float, float]:
-        """(user, system) CPU seconds of all the process's threads."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+        """(user, system) CPU seconds of all the process's threads, and of its live child
+        processes (``--workers``: the workers do the serving)."""
+        user = system = 0.0
+        for pid in [self.pid, *_children(self.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            user += int(fields[11]) / CLK_TCK
+            system += int(fields[12]) / CLK_TCK
+        return user, system
 
     def status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -186,6 +197,38 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str] | None:
+    """A redis-server of the bench's own (Debian's ``redis-server``, as the tests find it), for
+    the ``--workers`` point's STATE_URL; None when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+        + ["--save", "", "--appendonly", "no", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
 
 
 # --- the bench -----------------------------------------------------------------------------
@@ -220,6 +263,9 @@ def scenarios(smoke: bool) -> dict:
             False,
         ),
         "audit": ("/mcp", jsonrpc_call(), MARKER, ["Pnofile", "Pnoaudit"], False),
+        # One product with OAuth on, driven with an OAuth access token (Po) and with the API
+        # key (Pk, the same process): what an OAuth bearer costs against a key.
+        "call_oauth": ("/mcp", jsonrpc_call(), MARKER, ["Po", "Pk"], False),
     }
     if smoke:
         return {"call_json": ("/mcp", jsonrpc_call(), MARKER, ["P", "A"], True)}
@@ -249,6 +295,7 @@ class Bench:
         self.gitea: Server | None = None
         self.runs: list[dict] = []
         self.extra: dict = {}
+        self.redis: subprocess.Popen | None = None
         self.started = time.monotonic()
 
     # -- set-up -------------------------------------------------------------------------
@@ -271,8 +318,25 @@ class Bench:
         self.gitea.wait_ready()
         gitea_url = f"http://127.0.0.1:{gport}"
 
-        def product(name: str, label: str, audit: str | None, stdout: str, **env) -> Server:
+        def product(
+            name: str,
+            label: str,
+            audit: str | None,
+            stdout: str,
+            args: tuple[str, ...] = (),
+            pin: list[str] | None | bool = True,
+            **env,
+        ) -> Server:
             port = free_port()
+            if env.pop("OAUTH", None):
+                env.update(
+                    OAUTH_ENABLED="true",
+                    PUBLIC_URL=f"http://127.0.0.1:{port}",
+                    GITEA_OAUTH_CLIENT_ID="bench-gitea-app",
+                    GITEA_OAUTH_CLIENT_SECRET="bench-gitea-app-secret-" + secrets.token_hex(8),
+                    OAUTH_STATE_PATH=str(self.workdir / f"{name}.oauth.sqlite"),
+                    BENCH_OAUTH_TOKEN_FILE=str(self.workdir / f"{name}.oauth-token"),
+                )
             penv = {
                 **py_env,
                 "GITEA_URL": gitea_url,
@@ -291,7 +355,13 @@ class Bench:
             return Server(
                 name,
                 label,
-                self._py(str(BENCH / "run_product.py"), "--port", str(port), pin=self.pin_server),
+                self._py(
+                    str(BENCH / "run_product.py"),
+                    "--port",
+                    str(port),
+                    *args,
+                    pin=self.pin_server if pin is True else pin or None,
+                ),
                 penv,
                 port,
                 out,
@@ -377,10 +447,17 @@ class Bench:
                 TRUSTED_PROXIES="127.0.0.1",
                 AUTH_TRACKED_IPS=str(self.opts.limiter_cap),
             )
+            self.servers["Po"] = product(
+                "Po", "product with OAuth on", str(wd / "audit-Po.log"), "Po.stdout.log", OAUTH="1"
+            )
+            if "workers" in self.opts.extras:
+                self._workers_servers(product)
         for server in self.servers.values():
             server.start(self.workdir)
         for server in self.servers.values():
             server.wait_ready()
+        if "Po" in self.servers:
+            self._oauth_token_for(self.servers["Po"])
         self.extra["tool_source"] = self.product_stats("P").get("tool_source")
         log(
             f"servers up: {', '.join(s.label for s in self.servers.values())}; "
@@ -388,12 +465,51 @@ class Bench:
             f"load={self.pin_load} gitea={self.pin_gitea}"
         )
 
+    def _oauth_token_for(self, server: Server) -> None:
+        """The access token the product's bench hook seeded (run_product.py), for Po's load;
+        Pk is the same process driven with the API key."""
+        path = Path(server.env["BENCH_OAUTH_TOKEN_FILE"])
+        deadline = time.monotonic() + 30
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.label}: no OAuth token seeded ({path})")
+            time.sleep(0.05)
+        server.key = path.read_text().strip()
+        self.servers["Pk"] = dataclasses.replace(
+            server, name="Pk", label="product with OAuth on, API key", key=None
+        )
+
+    def _workers_servers(self, product) -> None:
+        """W1 / W2: ``--workers 1`` and ``--workers 2`` on a shared STATE_URL (a redis-server
+        of the bench's own), not pinned: the workers of W2 need both cores."""
+        started = start_redis(self.workdir)
+        if started is None:
+            log("workers: redis-server not installed; the 2-vs-1 worker point is skipped")
+            return
+        self.redis, url = started
+        for n in (1, 2):
+            self.servers[f"W{n}"] = product(
+                f"W{n}",
+                f"product, --workers {n}, STATE_URL",
+                "",
+                os.devnull,
+                args=("--workers", str(n)),
+                pin=False,
+                STATE_URL=url,
+            )
+
     def stop_all(self) -> None:
         for server in list(self.servers.values()) + ([self.gitea] if self.gitea else []):
             try:
                 server.stop()
             except Exception:  # noqa: BLE001
                 pass
+        if self.redis is not None:
+            self.redis.terminate()
+            try:
+                self.redis.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.redis.kill()
 
     def product_stats(self, name: str) -> dict:
         server = self.servers[name]
@@ -536,6 +652,7 @@ class Bench:
     ) -> dict:
         out = self.workdir / f"wrk-{len(self.runs)}-{server.name}.json"
         out.unlink(missing_ok=True)
+        kw.setdefault("key", server.key)
         cmd, env = self.wrk_cmd(server, path, body, marker, conns, duration, out, **kw)
 
         def launch():
@@ -594,6 +711,9 @@ class Bench:
         if not self.smoke:
             self.legacy_run(self.servers["P"], 10, secs)
             self.wrk_run(self.servers["Pflood"], "/mcp", jsonrpc_call(), MARKER, 10, secs)
+            for sname in ("W1", "W2"):
+                if sname in self.servers:
+                    self.wrk_run(self.servers[sname], "/mcp", jsonrpc_call(), MARKER, 10, secs)
 
     def matrix(self) -> None:
         conc = self.opts.concurrency
@@ -617,6 +737,18 @@ class Bench:
                     self.idle_streams(rep)
                 if "flood" in extras:
                     self.flood(rep)
+                if "workers" in extras and "W1" in self.servers:
+                    self.workers(rep)
+
+    def workers(self, rep: int) -> None:
+        """``call_json`` on 1 worker and on 2 (same STATE_URL), alternating who goes first."""
+        names = ["W1", "W2"] if rep % 2 else ["W2", "W1"]
+        for c in [c for c in self.opts.concurrency if c != 1]:
+            for sname in names:
+                run = self.wrk_run(
+                    self.servers[sname], "/mcp", jsonrpc_call(), MARKER, c, self.opts.duration
+                )
+                self.record(run, rep=rep, scenario="workers", server=sname, c=c)
 
     def idle_streams(self, rep: int) -> None:
         """1,000 idle event streams: RSS before/after, and c=10 tool calls meanwhile."""
@@ -918,13 +1050,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         type=lambda s: [x for x in s.split(",") if x],
-        help="only these matrix scenarios (call_json,call_sse,call_rest,tools_list,audit)",
+        help="only these matrix scenarios (call_json,call_sse,call_rest,tools_list,audit,"
+        "call_oauth)",
     )
     parser.add_argument(
         "--extras",
         type=lambda s: [x for x in s.split(",") if x],
-        default=["legacy", "idle", "flood", "profile", "strace"],
-        help="which of legacy,idle,flood,profile,strace to run (default all; '' for none)",
+        default=["legacy", "idle", "flood", "workers", "profile", "strace"],
+        help="which of legacy,idle,flood,workers,profile,strace to run (default all; '' for none)",
     )
     parser.add_argument("--results", help="results folder (default bench/results)")
     parser.add_argument("--workdir", help="scratch folder for logs (default /tmp/aegis-bench-*)")

@@ -9,6 +9,12 @@ Nothing here changes how the product serves a request, except where a hook is as
    lower bound for "audit off", used only by the audit scenario's third variant.
 3. **``BENCH_GC_STATS=1``** times every garbage collection (``gc.callbacks``) and adds counts,
    total and longest pause per generation to the SIGUSR1 stats (off in the runs: a manual probe).
+4. **``BENCH_OAUTH_TOKEN_FILE=<path>``** (with ``OAUTH_ENABLED``): once the OAuth service is
+   built, seeds its store with a client, a user's sealed Gitea tokens and an MCP access token,
+   through the store's and the vault's own methods (the bench's fake Gitea has no OAuth
+   provider to sign in through), then writes the access token to ``<path>``. Requests with
+   that token take the product's real OAuth path: token lookup, scopes, the user's Gitea token
+   from the vault on every Gitea call.
 
 Usage: the same environment and flags as ``python -m aegis_tornado``.
 """
@@ -96,6 +102,44 @@ def _gc_callback(phase, info):
     GC["max_ms"][gen] = max(GC["max_ms"][gen], took * 1000)
 
 
+#: The seeded OAuth user (bench only).
+OAUTH_USER_ID, OAUTH_LOGIN, OAUTH_CLIENT = 4242, "bench-user", "bench-client"
+
+
+async def _seed_oauth(service, path: str) -> None:
+    import functools
+    import time
+
+    from aegis_tornado.oauth.gitea_login import GiteaTokens
+    from aegis_tornado.oauth.tokens import ACCESS_PREFIX, digest, new_token
+
+    store = service.store
+    metadata = {"client_name": "bench", "redirect_uris": ["http://127.0.0.1/callback"]}
+    await store.call(store.add_client, OAUTH_CLIENT, metadata, "dcr", None)
+    year = time.time() + 365 * 86400
+    await service.vault.put(
+        OAUTH_USER_ID, OAUTH_LOGIN, GiteaTokens("bench-gitea-user-token", "bench-refresh", year)
+    )
+    token = new_token(ACCESS_PREFIX)
+    save = functools.partial(
+        store.save_token,
+        digest(token),
+        "access",
+        client_id=OAUTH_CLIENT,
+        gitea_user_id=OAUTH_USER_ID,
+        gitea_login=OAUTH_LOGIN,
+        resource=service.resource,
+        scopes="gitea:read",
+        family=new_token("bench_family_"),
+        ttl=86400.0,
+    )
+    await store.call(save)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(token)
+    os.replace(tmp, path)
+
+
 class _NullAudit:
     def __getattr__(self, name):
         return lambda *a, **k: None
@@ -115,6 +159,19 @@ def install_hooks() -> None:
         return ctx
 
     assembly.build_context = build_context
+    token_file = os.environ.get("BENCH_OAUTH_TOKEN_FILE")
+    if token_file:
+        import asyncio
+
+        original_oauth = assembly.build_oauth
+
+        def build_oauth(*args, **kwargs):
+            service = original_oauth(*args, **kwargs)
+            task = asyncio.get_running_loop().create_task(_seed_oauth(service, token_file))
+            STATE["oauth_seed"] = task  # keep a reference until it is done
+            return service
+
+        assembly.build_oauth = build_oauth
     signal.signal(signal.SIGUSR1, _dump_stats)
     if os.environ.get("BENCH_GC_STATS") == "1":
         import gc
