@@ -131,7 +131,14 @@ class OAuthService:
             scopes,
             timeout=gitea_timeout,
         )
-        self.vault = GiteaTokenVault(self.store, self.gitea, vault_key, self.forget_verified)
+        self.vault = GiteaTokenVault(
+            self.store,
+            self.gitea,
+            vault_key,
+            self.forget_verified,
+            cache_ttl=token_cache_ttl,
+            cache_size=TOKEN_CACHE_SIZE,
+        )
         self.validator = AegisRequestValidator(self.store, self.resource, access_ttl, refresh_ttl)
         self.server = OAuthServer(self.validator, access_ttl)
         self.registrations = AttemptRate("register", registrations_per_minute, state)

@@ -62,6 +62,8 @@ class GiteaTokenVault:
         login: GiteaLogin,
         key: bytes,
         on_revoke: Callable[[], None] | None = None,
+        cache_ttl: float = 0.0,
+        cache_size: int = 10_000,
     ) -> None:
         self._store = store
         self._login = login
@@ -70,6 +72,15 @@ class GiteaTokenVault:
         #: Called when the vault revokes a user's tokens (the service's token cache forgets).
         self._on_revoke = on_revoke
         self._locks: dict[int, asyncio.Lock] = {}
+        #: user id -> (monotonic time it may be used until, the opened tokens): a tool call's
+        #: Gitea request does not hop to the store's thread and decrypt again for ``cache_ttl``
+        #: seconds (the same bound as the service's verified-token cache, which is what makes an
+        #: OAuth bearer cost what an API key costs). Safe to serve stale across replicas: Gitea's
+        #: access tokens stay valid until they expire, and a token near its expiry is re-read
+        #: from the store before it is refreshed (another replica may have refreshed it).
+        self.cache_ttl = cache_ttl
+        self._cache_size = cache_size
+        self._opened: dict[int, tuple[float, GiteaTokens]] = {}
         #: Gitea refreshes performed (tests assert single-flight with it).
         self.refreshes = 0
 
@@ -83,16 +94,27 @@ class GiteaTokenVault:
         await self._store.call(
             self._store.put_gitea_tokens, user_id, login, self._seal(tokens), tokens.expires_at
         )
+        self._opened.pop(user_id, None)  # after the write: a read meanwhile may have cached
 
-    async def _get(self, user_id: int) -> GiteaTokens | None:
+    async def _get(self, user_id: int, *, cached: bool = True) -> GiteaTokens | None:
+        if cached:
+            entry = self._opened.get(user_id)
+            if entry is not None and entry[0] > time.monotonic():
+                return entry[1]
         row = await self._store.call(self._store.get_gitea_tokens, user_id)
         if row is None:
+            self._opened.pop(user_id, None)
             return None
         try:
-            return self._open(row[0])
+            tokens = self._open(row[0])
         except (InvalidToken, ValueError):
             log.error("oauth.gitea_tokens_unreadable", gitea_user_id=user_id)
             return None
+        if self.cache_ttl > 0:
+            if user_id not in self._opened and len(self._opened) >= self._cache_size:
+                del self._opened[next(iter(self._opened))]  # the oldest entry
+            self._opened[user_id] = (time.monotonic() + self.cache_ttl, tokens)
+        return tokens
 
     async def access_token(self, user_id: int, login: str) -> str | None:
         """The user's current Gitea access token, refreshed when close to expiry; None when the
@@ -104,7 +126,8 @@ class GiteaTokenVault:
             return tokens.access_token
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         async with lock:
-            tokens = await self._get(user_id)  # another call may have refreshed meanwhile
+            # From the store: another call (or replica) may have refreshed meanwhile.
+            tokens = await self._get(user_id, cached=False)
             if tokens is None:
                 return None
             if tokens.expires_at - REFRESH_MARGIN > time.time():
@@ -129,6 +152,7 @@ class GiteaTokenVault:
             self._store.delete_gitea_tokens(user_id)
             self._store.revoke_user(user_id)
 
+        self._opened.pop(user_id, None)
         await self._store.call(drop)
         if self._on_revoke is not None:
             self._on_revoke()
