@@ -741,8 +741,9 @@ class Settings:
         "OAUTH_TOKEN_CACHE_TTL",
         _seconds(0),
         5.0,
-        "Seconds a verified OAuth access token is trusted without a store lookup (0: every "
-        "request looks it up); a revocation on another replica is seen at most this late.",
+        "Seconds a verified OAuth access token (and its user's opened Gitea tokens) is "
+        "trusted without a store lookup (0: every request looks it up); a revocation on "
+        "another replica is seen at most this late.",
     )
     oauth_scopes: dict[str, Any] | None = setting(
         "OAUTH_SCOPES",
