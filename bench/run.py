@@ -349,6 +349,9 @@ class Bench:
                 # highest concurrency one bench key offers: the default (8) would answer a
                 # single-key c=10 load with 429s, which is the cap working, not throughput.
                 "MAX_CALLS_PER_KEY": "64",
+                # Likewise the per-address connection cap (64): every bench client is 127.0.0.1,
+                # and the legacy c=50 point alone holds 50 streams plus 50 POST connections.
+                "MAX_CONNECTIONS_PER_IP": "1024",
                 **env,
             }
             out = Path(stdout) if stdout == os.devnull else self.workdir / stdout

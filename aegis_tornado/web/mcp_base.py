@@ -114,13 +114,7 @@ class McpHandler(BaseHandler):
         try:
             lease = await shared.take_lease(key_id)
         except StateUnavailable as unavailable:
-            message = "Event streams are temporarily unavailable; retry shortly"
-            raise ApiError(
-                503,
-                message,
-                headers={"Retry-After": str(unavailable.retry_after)},
-                body=self._rpc_body(message),
-            ) from None
+            raise self._unavailable("Event streams", unavailable) from None
         if lease is None:
             lease = self.ctx.requests.streams.hand_over_oldest(key_id)
         if lease is None:
@@ -128,6 +122,29 @@ class McpHandler(BaseHandler):
         return lease
 
     # --- fair shares -----------------------------------------------------------------------
+
+    def _refuse_if_readers_lag(self) -> None:
+        """429 while too many reply bytes wait for slow clients to read them."""
+        if self.ctx.requests.queued_bytes >= self.ctx.settings.max_queued_bytes:
+            message = "The server is busy sending replies to clients that read slowly; retry"
+            raise ApiError(429, message, headers={"Retry-After": "1"}, body=self._rpc_body(message))
+
+    def _too_many_calls(self, per_key: int) -> ApiError:
+        message = (
+            f"Too many tool calls of this key in progress (at most {per_key} at once); "
+            "retry shortly"
+        )
+        return ApiError(429, message, headers={"Retry-After": "1"}, body=self._rpc_body(message))
+
+    def _unavailable(self, what: str, unavailable: StateUnavailable) -> ApiError:
+        """503 + ``Retry-After`` when the shared store cannot count ``what`` (fail closed)."""
+        message = f"{what} are temporarily unavailable; retry shortly"
+        return ApiError(
+            503,
+            message,
+            headers={"Retry-After": str(unavailable.retry_after)},
+            body=self._rpc_body(message),
+        )
 
     def admit_tool_calls(self, items: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
         """Take this key's tool-call slots for the calls among ``items``.
@@ -141,17 +158,10 @@ class McpHandler(BaseHandler):
         if not calls:
             return items, []
         ctx = self.ctx
-        retry = {"Retry-After": "1"}
-        if ctx.requests.queued_bytes >= ctx.settings.max_queued_bytes:
-            message = "The server is busy sending replies to clients that read slowly; retry"
-            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+        self._refuse_if_readers_lag()
         free = ctx.calls.free(self.caller.key_id)
         if free <= 0:
-            message = (
-                f"Too many tool calls of this key in progress (at most "
-                f"{ctx.calls.per_key} at once); retry shortly"
-            )
-            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+            raise self._too_many_calls(ctx.calls.per_key)
         over = {id(m) for m in calls[free:]}
         self._release_calls = ctx.calls.take(self.caller.key_id, len(calls) - len(over))
         if not over:
@@ -169,27 +179,13 @@ class McpHandler(BaseHandler):
         calls = tool_calls(items)
         if not calls:
             return items, []
-        ctx = self.ctx
-        retry = {"Retry-After": "1"}
-        if ctx.requests.queued_bytes >= ctx.settings.max_queued_bytes:
-            message = "The server is busy sending replies to clients that read slowly; retry"
-            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+        self._refuse_if_readers_lag()
         try:
             taken, release = await shared.take(self.caller.key_id, len(calls))
         except StateUnavailable as unavailable:
-            message = "Tool calls are temporarily unavailable; retry shortly"
-            raise ApiError(
-                503,
-                message,
-                headers={"Retry-After": str(unavailable.retry_after)},
-                body=self._rpc_body(message),
-            ) from None
+            raise self._unavailable("Tool calls", unavailable) from None
         if taken <= 0:
-            message = (
-                f"Too many tool calls of this key in progress (at most "
-                f"{shared.per_key} at once); retry shortly"
-            )
-            raise ApiError(429, message, headers=retry, body=self._rpc_body(message))
+            raise self._too_many_calls(shared.per_key)
         self._release_calls = release
         if self.client_gone():
             self._release_calls()  # the connection closed while the slots were being taken

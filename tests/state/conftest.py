@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tornado.httpserver import HTTPServer
@@ -13,6 +16,22 @@ from aegis_tornado.auth.keys import KeyRing
 from aegis_tornado.web.app import make_app
 
 from ..conftest import Api
+from ..hardening.process import ServerProcess
+
+
+@contextlib.contextmanager
+def two_replicas(tmp_path: Path, module: str, **env: str) -> Iterator[list[ServerProcess]]:
+    """Replicas A and B: two real product processes (``module``), each in its own directory
+    under ``tmp_path``, with the same environment (``STATE_URL`` among it); both killed after."""
+    started: list[ServerProcess] = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            started.append(ServerProcess(tmp_path / name, module=module, **env))
+        yield started
+    finally:
+        for server in started:
+            server.kill()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from ..conftest import KEY, UNKNOWN_KEY, Api
-from ..hardening.process import ServerProcess
 from ..web.test_legacy_sse import endpoint_of, open_stream, rpc
+from .conftest import two_replicas
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +29,14 @@ def get(base_url: str, path: str, key: str | None) -> tuple[int, dict[str, str],
 
 @pytest.fixture
 def replicas(tmp_path, redis_url):
-    started = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        started.append(
-            ServerProcess(
-                tmp_path / name,
-                module="aegis_tornado",
-                STATE_URL=redis_url,
-                MAX_AUTH_FAILURES="4",
-                AUTH_FAILURE_WINDOW="60",
-            )
-        )
-    yield started
-    for server in started:
-        server.kill()
+    with two_replicas(
+        tmp_path,
+        "aegis_tornado",
+        STATE_URL=redis_url,
+        MAX_AUTH_FAILURES="4",
+        AUTH_FAILURE_WINDOW="60",
+    ) as started:
+        yield started
 
 
 def test_failures_spread_over_two_processes_block_the_client_on_both(replicas):

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from ..conftest import KEY, OTHER_KEY, body_json, with_settings
-from ..hardening.process import ServerProcess
 from ..web.test_streamable import initialize
+from .conftest import two_replicas
 
 
 def call_slow(base_url: str, seconds: float, key: str = KEY) -> tuple[int, dict[str, str], bytes]:
@@ -53,21 +53,14 @@ def slot_keys(redis_url: str) -> list[bytes]:
 
 @pytest.fixture
 def replicas(tmp_path, redis_url):
-    started = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        started.append(
-            ServerProcess(
-                tmp_path / name,
-                module="tests.hardening.serve_test_tools",
-                STATE_URL=redis_url,
-                MAX_CALLS_PER_KEY="2",
-                CALL_SLOT_LEASE="3",
-            )
-        )
-    yield started
-    for server in started:
-        server.kill()
+    with two_replicas(
+        tmp_path,
+        "tests.hardening.serve_test_tools",
+        STATE_URL=redis_url,
+        MAX_CALLS_PER_KEY="2",
+        CALL_SLOT_LEASE="3",
+    ) as started:
+        yield started
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import redis
 from ..conftest import KEY, OTHER_KEY, UNKNOWN_KEY, Api
 from ..hardening.process import ServerProcess
 from ..web.test_metrics import Scrape
+from .conftest import two_replicas
 from .test_shared_call_slots import call_slow
 from .test_shared_streams import legacy, standalone
 
@@ -36,27 +37,20 @@ class Replica:
 
 @pytest.fixture
 def replicas(tmp_path, redis_url):
-    started = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        started.append(
-            ServerProcess(
-                tmp_path / name,
-                module="tests.hardening.serve_test_tools",
-                STATE_URL=redis_url,
-                MAX_SESSIONS_PER_KEY="2",
-                STREAM_LEASE="3",
-                SSE_KEEPALIVE="0.3",
-                METRICS_PORT="0",
-                MAX_AUTH_FAILURES="3",
-                AUTH_FAILURE_WINDOW="60",
-                TRUSTED_PROXIES="127.0.0.1",
-                CLIENT_IP_HEADER="X-Real-IP",
-            )
-        )
-    yield [Replica(server) for server in started]
-    for server in started:
-        server.kill()
+    with two_replicas(
+        tmp_path,
+        "tests.hardening.serve_test_tools",
+        STATE_URL=redis_url,
+        MAX_SESSIONS_PER_KEY="2",
+        STREAM_LEASE="3",
+        SSE_KEEPALIVE="0.3",
+        METRICS_PORT="0",
+        MAX_AUTH_FAILURES="3",
+        AUTH_FAILURE_WINDOW="60",
+        TRUSTED_PROXIES="127.0.0.1",
+        CLIENT_IP_HEADER="X-Real-IP",
+    ) as started:
+        yield [Replica(server) for server in started]
 
 
 def stream_leases(redis_url: str) -> list[int]:
