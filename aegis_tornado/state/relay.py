@@ -42,6 +42,9 @@ class SseRelay:
         self._held: dict[str, Deliver] = {}
         #: Channels followed for the relay's life (``listen``), and what to run on subscribing.
         self._followed: dict[str, tuple[Deliver, Subscribed]] = {}
+        #: Followed channels not known subscribed on a live connection since a gap (none yet,
+        #: a failed read, or redis-py reconnecting on its own): subscribe, then catch up.
+        self._behind = True
         self._reader: asyncio.Task | None = None
 
     def _channel(self, session_id: str) -> str:
@@ -89,27 +92,31 @@ class SseRelay:
         await asyncio.wait_for(
             self._pubsub.subscribe(*(channel for channel, _ in followed)), self.store.deadline
         )
+        self._behind = False  # a reconnection from now on (even during the catch-up) counts
+        connection = self._pubsub.connection
+        if connection is not None:  # kept weakly; registering again is a no-op
+            connection.register_connect_callback(self._reconnected)
         self.store.mark(True)
         for _, (_, subscribed) in followed:
             await subscribed()
 
+    def _reconnected(self, _connection: object) -> None:
+        """redis-py made the subscription's connection again (and resubscribed, after its own
+        callback): what was published while it was down is lost, so catch up."""
+        self._behind = True
+
     async def _read(self) -> None:
-        # Whether the followed channels are known subscribed on a live connection. A failed
-        # read means the connection was lost (redis-py resubscribes when it reconnects, but
-        # what was published in between is gone): subscribe again, and catch up.
-        following = False
         while self._held or self._followed:
             try:
-                if self._followed and not following:
+                if self._followed and self._behind:
                     await self._follow()
-                    following = True
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, asyncio.TimeoutError, StateUnavailable):
                 # Redis gone: retried, one log line per outage.
                 self.store.mark(False)
-                following = False
+                self._behind = True
                 await asyncio.sleep(1.0)
                 continue
             except Exception:  # never a dead reader: every relayed session depends on it
