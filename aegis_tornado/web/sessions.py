@@ -81,6 +81,8 @@ class SessionStore:
         #: cached sessions by the digest those messages name them by.
         self._shared = shared_ends
         self._by_digest: dict[str, str] = {}
+        #: Ids being checked against Redis before a rebuild (digest: id, requests checking).
+        self._checking: dict[str, tuple[str, int]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -134,7 +136,18 @@ class SessionStore:
         issued = self._verify(session_id, key_id)
         if issued is None or session_id in self._ended or self._clock() - issued > self.ttl:
             return None
-        if await self._shared.is_ended(session_id):
+        # An end published while the marker is read may arrive before the answer: it is
+        # noted as ended (``_ended_elsewhere``), and the resolve below refuses it.
+        session_digest = digest(session_id)
+        _, checking = self._checking.get(session_digest, (session_id, 0))
+        self._checking[session_digest] = (session_id, checking + 1)
+        try:
+            ended = await self._shared.is_ended(session_id)
+        finally:
+            _, checking = self._checking.pop(session_digest)
+            if checking > 1:
+                self._checking[session_digest] = (session_id, checking - 1)
+        if ended:
             self._note_ended(session_id)  # the next request with it needs no Redis read
             return None
         # Rebuilt by another request or ended here while Redis answered: resolve says which.
@@ -170,6 +183,8 @@ class SessionStore:
     def _ended_elsewhere(self, session_digest: str) -> None:
         """A replica (this one included) ended the session Redis names by ``session_digest``."""
         session_id = self._by_digest.get(session_digest)
+        if session_id is None:
+            session_id, _ = self._checking.get(session_digest, (None, 0))
         if session_id is not None:
             self._note_ended(session_id)
 
