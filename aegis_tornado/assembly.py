@@ -27,6 +27,7 @@ from .mcp.protocol import McpServer, ServerInfo
 from .mcp.registry import ToolRegistry
 from .server import serve_until, start_server, stop_on_signals
 from .settings import ConfigError, Settings
+from .state.session_ends import SharedSessionEnds
 from .state.store import StateStore, StateUnavailable
 from .tools import ToolEnv, build_registry
 from .tools.policy import PathPolicy, RepoPolicy
@@ -121,6 +122,12 @@ def build_context(settings: Settings, keyring: KeyRing, registry: ToolRegistry) 
         settings.session_ttl,
         settings.max_sessions,
         max_per_key=settings.max_sessions_per_key,
+        # STATE_URL: a DELETE ends the session on every replica (over the relay's subscription).
+        shared_ends=(
+            SharedSessionEnds(ctx.state, ctx.sse_relay)
+            if ctx.state is not None and ctx.sse_relay is not None
+            else None
+        ),
     )
     ctx.legacy_sessions = LegacySessionRegistry(
         settings.max_sessions, settings.max_sessions_per_key

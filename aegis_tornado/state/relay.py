@@ -6,6 +6,11 @@ opened it (so another replica refuses the same 404 to any other key) and subscri
 channel of the same name. A POST elsewhere checks the record, then publishes the body: no
 subscriber (the stream just ended, or its replica died) is a 404 like an unknown session.
 Records expire after ``RECORD_TTL`` even if a replica dies without deleting them.
+
+The same subscription (one connection, one reader) also carries channels a replica follows for
+its whole life (``listen``): the ended Streamable HTTP sessions (``state/session_ends.py``).
+Pub/sub drops what is published while a subscriber is disconnected, so each listener is told
+every time its subscription is (re)made, to catch up from what Redis keeps.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 from redis.exceptions import RedisError
 
-from .store import StateStore
+from .store import StateStore, StateUnavailable
 
 log = structlog.get_logger("aegis.state")
 
@@ -26,6 +31,8 @@ log = structlog.get_logger("aegis.state")
 RECORD_TTL = 24 * 3600
 
 Deliver = Callable[[bytes], None]
+#: Run when a followed channel's subscription is made or made again (after an outage).
+Subscribed = Callable[[], Awaitable[None]]
 
 
 class SseRelay:
@@ -33,6 +40,11 @@ class SseRelay:
         self.store = store
         self._pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
         self._held: dict[str, Deliver] = {}
+        #: Channels followed for the relay's life (``listen``), and what to run on subscribing.
+        self._followed: dict[str, tuple[Deliver, Subscribed]] = {}
+        #: Followed channels not known subscribed on a live connection since a gap (none yet,
+        #: a failed read, or redis-py reconnecting on its own): subscribe, then catch up.
+        self._behind = True
         self._reader: asyncio.Task | None = None
 
     def _channel(self, session_id: str) -> str:
@@ -44,6 +56,16 @@ class SseRelay:
         await self.store.call(self.store.redis.set(channel, key_id, ex=RECORD_TTL))
         await self.store.call(self._pubsub.subscribe(channel))
         self._held[channel] = deliver
+        self._start_reader()
+
+    def listen(self, channel: str, deliver: Deliver, subscribed: Subscribed) -> None:
+        """Follow ``channel`` from now on: each message goes to ``deliver``. Subscribing is
+        done (and, after Redis was away, done again) by the reader, which then awaits
+        ``subscribed`` so the listener can catch up on what was published meanwhile."""
+        self._followed[channel] = (deliver, subscribed)
+        self._start_reader()
+
+    def _start_reader(self) -> None:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.ensure_future(self._read())
 
@@ -64,14 +86,37 @@ class SseRelay:
             return False
         return bool(await self.store.call(self.store.redis.publish(channel, body)))
 
+    async def _follow(self) -> None:
+        """(Re)subscribe the followed channels, then let each listener catch up."""
+        followed = list(self._followed.items())
+        await asyncio.wait_for(
+            self._pubsub.subscribe(*(channel for channel, _ in followed)), self.store.deadline
+        )
+        self._behind = False  # a reconnection from now on (even during the catch-up) counts
+        connection = self._pubsub.connection
+        if connection is not None:  # kept weakly; registering again is a no-op
+            connection.register_connect_callback(self._reconnected)
+        self.store.mark(True)
+        for _, (_, subscribed) in followed:
+            await subscribed()
+
+    def _reconnected(self, _connection: object) -> None:
+        """redis-py made the subscription's connection again (and resubscribed, after its own
+        callback): what was published while it was down is lost, so catch up."""
+        self._behind = True
+
     async def _read(self) -> None:
-        while self._held:
+        while self._held or self._followed:
             try:
+                if self._followed and self._behind:
+                    await self._follow()
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError):  # Redis gone: retried, one log line per outage
+            except (RedisError, OSError, asyncio.TimeoutError, StateUnavailable):
+                # Redis gone: retried, one log line per outage.
                 self.store.mark(False)
+                self._behind = True
                 await asyncio.sleep(1.0)
                 continue
             except Exception:  # never a dead reader: every relayed session depends on it
@@ -81,7 +126,7 @@ class SseRelay:
             if message is None or message.get("type") != "message":
                 continue
             channel = message["channel"].decode()
-            deliver = self._held.get(channel)
+            deliver = self._held.get(channel) or self._followed.get(channel, (None,))[0]
             if deliver is not None:
                 try:
                     deliver(message["data"])

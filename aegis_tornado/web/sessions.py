@@ -16,8 +16,9 @@ used). Sessions are not counted in Redis: eviction never refuses (an evicted id 
 its next request), so a shared count could refuse nothing a hosted client would survive, and
 keeping it would cost a Redis round trip per request. What a session holds open, its
 ``GET /mcp`` stream, is counted across replicas with every other event stream of its key
-(``McpHandler.take_stream_share``). An ended id (DELETE) is remembered by the replica that
-ended it only (docs/SCALING.md).
+(``McpHandler.take_stream_share``). An ended id (DELETE) is ended on every replica
+(``state/session_ends.py``): a marker in Redis, read before any rebuild (``find``), and a message
+that makes every replica caching the session drop it at once (``end_everywhere``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 
 from ..mcp import versions
 from ..mcp.protocol import ProtocolSession
+from ..state.session_ends import SharedSessionEnds, digest
 
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
@@ -62,6 +64,7 @@ class SessionStore:
         max_sessions: int,
         clock: Callable[[], float] = time.time,
         max_per_key: int | None = None,
+        shared_ends: SharedSessionEnds | None = None,
     ):
         self._secret = secret
         self.ttl = ttl
@@ -74,6 +77,12 @@ class SessionStore:
         # Ended ids, remembered until they would have expired anyway (bounded like sessions).
         self._ended: OrderedDict[str, float] = OrderedDict()
         self._stateless: dict[str, dict] = {}
+        #: With ``STATE_URL``: ends recorded in Redis and heard from other replicas, and the
+        #: cached sessions by the digest those messages name them by.
+        self._shared = shared_ends
+        self._by_digest: dict[str, str] = {}
+        #: Ids being checked against Redis before a rebuild (digest: id, requests checking).
+        self._checking: dict[str, tuple[str, int]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -116,6 +125,76 @@ class SessionStore:
         )
         return self._remember(Session(session_id, key_id, version))
 
+    async def find(
+        self, session_id: str, key_id: str, version_hint: str | None = None
+    ) -> Session | None:
+        """``resolve``, and with ``STATE_URL`` an id that is not cached here is rebuilt only if
+        no replica ended it (one Redis read per rebuild; a cached session costs none: its end
+        reaches this replica as a message). ``StateUnavailable`` when that cannot be checked."""
+        if self._shared is None or session_id in self._sessions:
+            return self.resolve(session_id, key_id, version_hint)
+        issued = self._verify(session_id, key_id)
+        if issued is None or session_id in self._ended or self._clock() - issued > self.ttl:
+            return None
+        # An end published while the marker is read may arrive before the answer: it is
+        # noted as ended (``_ended_elsewhere``), and the resolve below refuses it.
+        session_digest = digest(session_id)
+        _, checking = self._checking.get(session_digest, (session_id, 0))
+        self._checking[session_digest] = (session_id, checking + 1)
+        try:
+            ended = await self._shared.is_ended(session_id)
+        finally:
+            _, checking = self._checking.pop(session_digest)
+            if checking > 1:
+                self._checking[session_digest] = (session_id, checking - 1)
+        if ended:
+            self._note_ended(session_id)  # the next request with it needs no Redis read
+            return None
+        # Rebuilt by another request or ended here while Redis answered: resolve says which.
+        return self.resolve(session_id, key_id, version_hint)
+
+    async def end_everywhere(self, session_id: str, key_id: str) -> bool:
+        """``end``, on every replica with ``STATE_URL``: False (404) also when another replica
+        ended it first. ``StateUnavailable`` when Redis cannot record it: nothing is ended."""
+        if self._shared is None:
+            return self.end(session_id, key_id)
+        session = self._sessions.get(session_id)
+        if session is not None and session.key_id != key_id:
+            return False
+        issued = self._verify(session_id, key_id)
+        if issued is None or session_id in self._ended:
+            return False
+        # The marker lives as long as the id could still be rebuilt anywhere.
+        if not await self._shared.end(session_id, issued + self.ttl - self._clock()):
+            self._note_ended(session_id)
+            return False
+        self._note_ended(session_id)
+        return True
+
+    def _note_ended(self, session_id: str) -> None:
+        """Forget ``session_id`` here (its stream ends, its calls are cancelled) and remember it
+        as ended, until it would have expired anyway (bounded like sessions)."""
+        if session_id in self._sessions:
+            self._drop(session_id)
+        self._ended[session_id] = self._clock()
+        while len(self._ended) > self.max_sessions * 4:
+            self._ended.popitem(last=False)
+
+    def _ended_elsewhere(self, session_digest: str) -> None:
+        """A replica (this one included) ended the session Redis names by ``session_digest``."""
+        session_id = self._by_digest.get(session_digest)
+        if session_id is None:
+            session_id, _ = self._checking.get(session_digest, (None, 0))
+        if session_id is not None:
+            self._note_ended(session_id)
+
+    async def _catch_up(self) -> None:
+        """The subscription was (re)made: ends published meanwhile were missed, so read the
+        markers of the sessions cached here."""
+        assert self._shared is not None
+        for session_id in await self._shared.ended_among(list(self._sessions)):
+            self._note_ended(session_id)
+
     def stateless_calls(self, key_id: str) -> dict:
         """In-flight calls of sessionless requests, per key (there are only a few keys)."""
         return self._stateless.setdefault(key_id, {})
@@ -129,11 +208,7 @@ class SessionStore:
             self._verify(session_id, key_id) is None or session_id in self._ended
         ):
             return False
-        if session is not None:
-            self._drop(session_id)
-        self._ended[session_id] = self._clock()
-        while len(self._ended) > self.max_sessions * 4:
-            self._ended.popitem(last=False)
+        self._note_ended(session_id)
         return True
 
     def _verify(self, session_id: str, key_id: str) -> float | None:
@@ -174,6 +249,10 @@ class SessionStore:
                 return session
         self._sessions[session.id] = session
         self._by_key.setdefault(session.key_id, own)[session.id] = None
+        if self._shared is not None:
+            # Before anything is cached, hear of ends (and catch up once subscribed).
+            self._shared.follow(self._ended_elsewhere, self._catch_up)
+            self._by_digest[digest(session.id)] = session.id
         return session
 
     def _drop(self, session_id: str) -> None:
@@ -182,6 +261,8 @@ class SessionStore:
         del own[session_id]
         if not own:
             del self._by_key[session.key_id]
+        if self._shared is not None:
+            self._by_digest.pop(digest(session_id), None)
         session.cancel_all()
         if session.stream is not None:
             session.stream.end()

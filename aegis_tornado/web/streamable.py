@@ -18,7 +18,9 @@ from typing import Any
 from ..mcp import stateless, versions
 from ..mcp.jsonrpc import JsonRpcError, Message, ParsedBody, error_response, parse_body
 from ..mcp.protocol import Admitted, Discard, ProtocolSession
+from ..state.store import StateUnavailable
 from .base import ApiError
+from .fairness import BUSY
 from .mcp_base import McpHandler
 from .sessions import Session
 
@@ -56,15 +58,31 @@ class StreamableHttpHandler(McpHandler):
             refusal.headers["Allow"] = "POST"
             raise refusal
 
-    def _session(self, version_header: str | None, request_id: Any = None) -> Session | None:
+    async def _session(self, version_header: str | None, request_id: Any = None) -> Session | None:
         session_id = self.request.headers.get(SESSION_HEADER)
         if session_id is None:
             return None
-        session = self.ctx.sessions.resolve(session_id.strip(), self.caller.key_id, version_header)
+        try:
+            session = await self.ctx.sessions.find(
+                session_id.strip(), self.caller.key_id, version_header
+            )
+        except StateUnavailable as unavailable:
+            raise self._sessions_unavailable(unavailable, request_id) from None
         if session is None:
             message = "Session not found: it ended or expired; initialize a new one"
             raise ApiError(404, message, body=error_response(request_id, -32001, message))
         return session
+
+    def _sessions_unavailable(self, unavailable: StateUnavailable, request_id: Any) -> ApiError:
+        """Fail closed (``STATE_URL``): whether another replica ended the session cannot be
+        checked, or its end cannot be recorded for every replica; the client retries."""
+        message = "Sessions are temporarily unavailable; retry shortly"
+        return ApiError(
+            503,
+            message,
+            headers={"Retry-After": str(unavailable.retry_after)},
+            body=error_response(request_id, BUSY, message),
+        )
 
     def _stateless_session(self, version_header: str | None) -> ProtocolSession:
         # One in-flight table per key, so notifications/cancelled from a sessionless client
@@ -92,7 +110,7 @@ class StreamableHttpHandler(McpHandler):
         ):
             await self._post_stateless(parsed)
             return
-        session = self._session(version_header, request_id)
+        session = await self._session(version_header, request_id)
 
         items = parsed.items
         first = items[0]
@@ -202,7 +220,7 @@ class StreamableHttpHandler(McpHandler):
         self._refuse_stateless_stream()
         if not self.accepts_event_stream():
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
-        session = self._session(self._version_header())
+        session = await self._session(self._version_header())
         share = await self.take_stream_share()  # across replicas (STATE_URL), else None
         stream = self.open_event_stream()
         if not self.ctx.requests.streams.add(stream, self.caller.key_id, share):
@@ -230,7 +248,11 @@ class StreamableHttpHandler(McpHandler):
         session_id = self.request.headers.get(SESSION_HEADER)
         if not session_id:
             raise self.bad_request("DELETE /mcp needs the Mcp-Session-Id header")
-        if not self.ctx.sessions.end(session_id.strip(), self.caller.key_id):
+        try:
+            ended = await self.ctx.sessions.end_everywhere(session_id.strip(), self.caller.key_id)
+        except StateUnavailable as unavailable:
+            raise self._sessions_unavailable(unavailable, None) from None
+        if not ended:
             message = "Session not found"
             raise ApiError(404, message, body=error_response(None, -32001, message))
         self.set_status(204)
