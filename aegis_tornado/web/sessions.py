@@ -153,6 +153,10 @@ class SessionStore:
         # Rebuilt by another request or ended here while Redis answered: resolve says which.
         return self.resolve(session_id, key_id, version_hint)
 
+    def has_ended(self, session_id: str) -> bool:
+        """Whether this replica knows ``session_id`` ended (here, or heard from another)."""
+        return session_id in self._ended
+
     async def end_everywhere(self, session_id: str, key_id: str) -> bool:
         """``end``, on every replica with ``STATE_URL``: False (404) also when another replica
         ended it first. ``StateUnavailable`` when Redis cannot record it: nothing is ended."""

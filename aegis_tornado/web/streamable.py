@@ -69,9 +69,12 @@ class StreamableHttpHandler(McpHandler):
         except StateUnavailable as unavailable:
             raise self._sessions_unavailable(unavailable, request_id) from None
         if session is None:
-            message = "Session not found: it ended or expired; initialize a new one"
-            raise ApiError(404, message, body=error_response(request_id, -32001, message))
+            raise self._session_not_found(request_id)
         return session
+
+    def _session_not_found(self, request_id: Any = None) -> ApiError:
+        message = "Session not found: it ended or expired; initialize a new one"
+        return ApiError(404, message, body=error_response(request_id, -32001, message))
 
     def _sessions_unavailable(self, unavailable: StateUnavailable, request_id: Any) -> ApiError:
         """Fail closed (``STATE_URL``): whether another replica ended the session cannot be
@@ -222,6 +225,11 @@ class StreamableHttpHandler(McpHandler):
             raise ApiError(406, "GET /mcp needs 'Accept: text/event-stream'")
         session = await self._session(self._version_header())
         share = await self.take_stream_share()  # across replicas (STATE_URL), else None
+        if session is not None and self.ctx.sessions.has_ended(session.id):
+            # Ended (DELETE here or on another replica) while the share was being taken.
+            if share is not None:
+                share.release()
+            raise self._session_not_found()
         stream = self.open_event_stream()
         if not self.ctx.requests.streams.add(stream, self.caller.key_id, share):
             raise self.no_room_for_stream()
