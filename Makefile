@@ -43,7 +43,7 @@ lint: $(VENV)/.lint-installed ## static checks: ruff lint, ruff format check, my
 conformance: setup-test ## run the official MCP conformance suite against the server
 	scripts/run_conformance.sh
 
-bench: setup-test ## the benchmark against a bare Tornado proxy and the MCP SDK (about 8 minutes)
+bench: setup-test ## the benchmark against a bare Tornado proxy and the MCP SDK (about 9 minutes)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-smoke: setup-test ## the 20-second performance guard CI runs
