@@ -19,7 +19,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
-from tornado.netutil import bind_sockets
 
 from . import __version__, reload
 from .assembly import StartupError, build_keyring, build_oauth_scopes, build_policies
@@ -28,7 +27,7 @@ from .auth.keys import KeyRing, generate_key, parse_key
 from .logs import AuditFileError, SecretScrubber, check_audit_path, configure_logging
 from .metrics import observe_log_pipeline
 from .settings import ConfigError, Settings, load_settings
-from .workers import run_workers, worker_audit_path
+from .workers import bind_worker_sockets, keep_only, run_workers, worker_audit_path
 
 EXIT_CONFIG = 2
 DEFAULT_ENV_FILE = ".env"
@@ -213,8 +212,8 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
     if args.workers == 1:
         return serve(args, settings, keyring, generated_key, run)
     try:
-        # Bound before forking: every worker accepts on the same socket.
-        sockets = bind_sockets(settings.port, settings.host)
+        # Bound before forking, one socket per worker on the one port (SO_REUSEPORT).
+        worker_sockets = bind_worker_sockets(args.workers, settings.port, settings.host)
     except OSError as error:
         reason = error.strerror or str(error)
         return fail(
@@ -222,6 +221,8 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
         )
 
     def serve_worker(index: int) -> int:
+        sockets = worker_sockets[index]
+        keep_only(sockets, worker_sockets)
         worker_settings = dataclasses.replace(
             settings, audit_log_path=worker_audit_path(settings.audit_log_path, index)
         )
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None, run: Run | None = None) -> int:
             args, worker_settings, keyring, generated_key, run, sockets, announce=index == 0
         )
 
-    return run_workers(args.workers, serve_worker)
+    return run_workers(args.workers, serve_worker, after_fork=lambda: keep_only([], worker_sockets))
 
 
 def serve(

@@ -1,7 +1,12 @@
-"""``aegis-mcp --workers N``: N processes serving one listening socket, one per core.
+"""``aegis-mcp --workers N``: N processes serving one port, one per core.
 
-The socket is bound once, before forking, and every worker accepts on it (the kernel spreads
-connections). Workers share their state through ``STATE_URL`` only: each has its own memory,
+Each worker has its own listening socket on the port (``SO_REUSEPORT``), all bound by the
+parent before forking (so a port in use is one line from the parent, not N from the workers).
+Why not one socket that every worker accepts on: a burst of connections wakes every worker and
+the first to run accepts them all, so 10 keep-alive clients measured 1.04x one worker's req/s
+with two workers (``make bench``, 20261204-183432). With ``SO_REUSEPORT`` the kernel gives each
+new connection to one socket by a hash of its addresses, so connections spread over the
+workers; a worker that dies takes its socket with it (the others close their copies). Workers share their state through ``STATE_URL`` only: each has its own memory,
 so without a shared store each would keep its own limiter (N x MAX_AUTH_FAILURES guesses) and
 the CLI refuses. Each worker writes its own audit file (``<AUDIT_LOG_PATH>.worker<i>``): the
 audit chain is one sequence per file, which N writers to one file would break.
@@ -18,15 +23,50 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Callable
+
+from tornado.netutil import bind_sockets
 
 
 def worker_audit_path(path: str | None, worker: int) -> str | None:
     return None if path is None else f"{path}.worker{worker}"
 
 
-def run_workers(count: int, serve: Callable[[int], int]) -> int:
-    """Fork ``count`` workers, each running ``serve(worker_index)`` to its exit status."""
+def bind_worker_sockets(count: int, port: int, host: str | None) -> list[list[socket.socket]]:
+    """``count`` sets of listening sockets on one port (``SO_REUSEPORT``), one set per worker
+    (a set: IPv4 and IPv6 when ``host`` names both). Port 0: the port the first set got.
+
+    ``SO_REUSEPORT`` would let these join another process's listeners on the port (another
+    ``aegis-mcp --workers`` started by mistake: the two would silently split the traffic), so
+    the port is first bound without it, which fails while anything listens there."""
+    if port:
+        for probe in bind_sockets(port, host):
+            probe.close()
+    first = bind_sockets(port, host, reuse_port=True)
+    port = first[0].getsockname()[1]
+    try:
+        return [first] + [bind_sockets(port, host, reuse_port=True) for _ in range(count - 1)]
+    except OSError:
+        for sock in first:
+            sock.close()
+        raise
+
+
+def keep_only(mine: list[socket.socket], every: list[list[socket.socket]]) -> None:
+    """Close the sockets that are not ``mine`` (inherited from the parent): a socket nobody
+    accepts on would still be handed connections by the kernel, which would hang."""
+    for sockets in every:
+        if sockets is not mine:
+            for sock in sockets:
+                sock.close()
+
+
+def run_workers(
+    count: int, serve: Callable[[int], int], after_fork: Callable[[], None] | None = None
+) -> int:
+    """Fork ``count`` workers, each running ``serve(worker_index)`` to its exit status;
+    ``after_fork`` runs in the parent once every worker is forked."""
     workers: dict[int, int] = {}
     stopping = False
 
@@ -56,6 +96,8 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
             finally:
                 os._exit(status)
         workers[pid] = index
+    if after_fork is not None:
+        after_fork()
     status = 0
     while workers:
         try:

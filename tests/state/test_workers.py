@@ -72,6 +72,11 @@ def test_two_workers_share_the_port_and_the_limiter_and_stop_together(tmp_path, 
         for index in (0, 1):
             assert os.path.exists(f"{server.audit_path}.worker{index}")
         assert get(server.base_url, "/mcp/tools", KEY)[0] == 200
+        # Each worker has its own socket on the port (SO_REUSEPORT): new connections reach both.
+        for _ in range(30):
+            assert get(server.base_url, "/mcp/tools", KEY)[0] == 200
+        served = authentications([f"{server.audit_path}.worker{i}" for i in (0, 1)], 31)
+        assert sum(served) == 31 and min(served) > 0, served
         # Whichever worker each connection lands on, the fourth failure blocks on all.
         for _ in range(4):
             assert get(server.base_url, "/mcp/tools", UNKNOWN_KEY)[0] == 401
@@ -80,6 +85,47 @@ def test_two_workers_share_the_port_and_the_limiter_and_stop_together(tmp_path, 
         server.signal(signal.SIGTERM)  # what docker stop sends: to the parent only
         assert server.wait(20) == 0
         assert not any(alive(pid) for pid in workers)
+    finally:
+        server.kill()
+
+
+def authentications(audit_paths: list[str], expected: int) -> list[int]:
+    """``api_authentication`` lines per audit file, once they add up to ``expected`` (each
+    worker's audit writer is a thread: give them a moment) or after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        counts = []
+        for path in audit_paths:
+            with open(path, encoding="utf-8") as handle:
+                counts.append(sum('"api_authentication"' in line for line in handle))
+        if sum(counts) >= expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.05)
+
+
+def test_workers_do_not_join_another_servers_port(tmp_path, redis_url):
+    """SO_REUSEPORT would let a second `--workers` set share a port already served (and split
+    its traffic): the port is probed first, and the second set refused in one line."""
+    server = ServerProcess(
+        tmp_path, module="aegis_tornado", args=("--workers", "2"), STATE_URL=redis_url
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while sum('"listening"' in line for line in server.lines) < 2:
+            assert time.monotonic() < deadline, server.stderr_so_far()
+            time.sleep(0.05)
+        result = run_cli(
+            "--workers",
+            "2",
+            "--port",
+            str(server.port),
+            MCP_API_KEYS=KEY,
+            GITEA_URL="https://g.example",
+            GITEA_TOKEN="t",
+            STATE_URL=redis_url,
+        )
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and "cannot listen" in result.stderr
     finally:
         server.kill()
 
