@@ -170,6 +170,11 @@ class ApiHandler(web.RequestHandler):
         return Ctx(self.root, self.ds, self.viewer)
 
     def on_connection_close(self) -> None:
+        # The request ends for in-flight counting when its client hangs up, not when the handler
+        # next runs: a client whose worker thread sends its next request on a new connection at
+        # once would otherwise be counted with one request too many (max_in_flight).
+        if self.record is not None:
+            self.double.end(self.record, 0)
         self._closed.set()
 
     def on_finish(self) -> None:
